@@ -1,0 +1,80 @@
+//! Tab identifiers.
+//!
+//! Every stream (one per browser tab) gets a [`ClientId`]: 128 bits of OS randomness, written as
+//! 32 lowercase hex digits. It is bound to the identity that opened the stream; the server refuses
+//! it from anyone else.
+//!
+//! ```
+//! use notif::ClientId;
+//!
+//! let id: ClientId = "0123456789abcdef0123456789abcdef".parse().unwrap();
+//! assert_eq!(id.to_string(), "0123456789abcdef0123456789abcdef");
+//! assert!("not-an-id".parse::<ClientId>().is_err());
+//! ```
+use std::{fmt, str::FromStr};
+
+/// A tab's stream identifier: 128 random bits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(u128);
+
+impl ClientId {
+    /// A fresh id from the operating system's random source.
+    #[cfg(feature = "ssr")]
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        // The OS source failing is not recoverable: no id can be trusted without it.
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        ClientId(u128::from_le_bytes(bytes))
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only a prefix: ids are credentials and logs are not secret.
+        write!(f, "ClientId({:08x}…)", (self.0 >> 96) as u32)
+    }
+}
+
+/// A string that is not a client id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a client id is 32 lowercase hex digits, as sent in the stream's hello frame")]
+pub struct BadClientId;
+
+impl FromStr for ClientId {
+    type Err = BadClientId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(BadClientId);
+        }
+        u128::from_str_radix(s, 16).map(ClientId).map_err(|_| BadClientId)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rejects_everything_but_32_lowercase_hex() {
+        for bad in ["", "0", "+123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcdef0", "0123456789abcdef0123456789abcde\u{e9}"] {
+            assert_eq!(bad.parse::<ClientId>(), Err(BadClientId), "{bad:?}");
+        }
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn random_ids_round_trip_and_differ() {
+        let a = ClientId::random();
+        let b = ClientId::random();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string().parse::<ClientId>(), Ok(a));
+    }
+}

@@ -1,0 +1,47 @@
+//! Why a listen or unlisten was refused.
+
+/// A refused listen or unlisten. Each variant maps to an HTTP status ([`ListenError::status`]),
+/// which the server function helpers set on the response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListenError {
+    /// No `Hub` in Leptos context.
+    #[error("no notif::Hub in the server function's context: provide it with leptos_routes_with_context(.., move || provide_context(hub.clone()), ..)")]
+    NoHub,
+    /// The call carries no tab id.
+    #[error("this call names no tab: declare the server function with `client = notif::TabClient` and call it from the browser")]
+    NoTab,
+    /// The tab id header is not a client id.
+    #[error("the x-notif-client header is not a client id (32 lowercase hex digits)")]
+    BadClientId,
+    /// The tab is not known (its stream ended and its window passed, or the server restarted).
+    #[error("this tab's stream is gone; it listens again by itself once its stream reopens")]
+    UnknownClient,
+    /// The tab belongs to another identity.
+    #[error("this tab belongs to another session; a tab can only be used by the session that opened it")]
+    ForeignClient,
+    /// `Topic::authorize` refused.
+    #[error("not allowed to listen on this key")]
+    Unauthorized,
+    /// The tab already listens on as many keys as allowed.
+    #[error("this tab already listens on {cap} keys, the most allowed; unlisten keys it no longer shows")]
+    TooManyListens {
+        /// The configured cap.
+        cap: usize,
+    },
+    /// The key cannot be serialised.
+    #[error("the key cannot be serialised to JSON: {0}")]
+    BadKey(String),
+}
+
+impl ListenError {
+    /// The HTTP status this refusal is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ListenError::NoHub => 500,
+            ListenError::NoTab | ListenError::BadClientId | ListenError::BadKey(_) => 400,
+            ListenError::UnknownClient => 410,
+            ListenError::ForeignClient | ListenError::Unauthorized => 403,
+            ListenError::TooManyListens { .. } => 429,
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The server half: a [`Hub`] holds every tab, its identity, its queue and its listens.
+//!
+//! A `Hub` is a cheap, cloneable handle. Mount its stream route once, put it in Leptos context
+//! for server functions, and keep a clone wherever else the server notifies from (a background
+//! task, a timer, a database listener).
+//!
+//! ```
+//! use notif::{Config, Exclude, Hub, SimpleTopic};
+//!
+//! struct Counter;
+//! impl SimpleTopic for Counter {
+//!     const NAME: &'static str = "counter";
+//!     type Key = String;
+//!     type Message = u64;
+//!     type Identity = Option<String>;
+//! }
+//!
+//! # async fn run() -> Result<(), notif::NotifyError> {
+//! // Identity comes from the request; here everyone is anonymous.
+//! let hub: Hub<Option<String>> = Hub::new(Config::default(), |_parts| async { None });
+//! let router: axum::Router = hub.routes();
+//! // ... serve `router` merged into the app's; then, from anywhere:
+//! let reached = hub.notify::<Counter>(&"visits".to_string(), &42, Exclude::Nobody).await?;
+//! assert_eq!(reached, 0); // nobody listens yet
+//! # Ok(()) }
+//! ```
+mod config;
+mod metrics;
+mod notify;
+mod state;
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+pub use config::{Config, ConfigError};
+pub use metrics::Metrics;
+pub use notify::{Exclude, NotifyError};
+use metrics::Counters;
+pub(crate) use state::Outgoing;
+use state::{KeyId, State};
+
+use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
+
+type IdentifyFn<I> =
+    dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
+
+/// The registry of tabs and listens; see the [module docs](self).
+pub struct Hub<I: Identity> {
+    inner: Arc<Inner<I>>,
+}
+
+impl<I: Identity> Clone for Hub<I> {
+    fn clone(&self) -> Self {
+        Hub { inner: self.inner.clone() }
+    }
+}
+
+struct Inner<I: Identity> {
+    config: Config,
+    identify: Box<IdentifyFn<I>>,
+    // A std mutex: never held across an `.await`, only for short table updates.
+    state: std::sync::Mutex<State<I>>,
+    counters: Counters,
+}
+
+impl<I: Identity> Hub<I> {
+    /// A hub with `config`, resolving a request's identity with `identify` (for instance from a
+    /// session cookie). `identify` runs when a tab opens its stream and on every listen.
+    pub fn new<F, Fut>(config: Config, identify: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = I> + Send + 'static,
+    {
+        Hub {
+            inner: Arc::new(Inner {
+                config,
+                identify: Box::new(move |parts| Box::pin(identify(parts))),
+                state: std::sync::Mutex::new(State::default()),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The configuration this hub runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The identity of a request, as the `identify` function given to [`Hub::new`] sees it.
+    pub async fn identify(&self, parts: &http::request::Parts) -> I {
+        (self.inner.identify)(parts).await
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State<I>> {
+        // A panic while holding the lock leaves tables that are still consistent enough to serve.
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Listens `client` on `key`, if `identity` owns the tab and `T::authorize` allows it. The
+    /// listen is registered when this returns: a later `notify` reaches the tab.
+    pub async fn listen<T: Topic<Identity = I>>(
+        &self,
+        client: ClientId,
+        identity: &I,
+        key: &T::Key,
+    ) -> Result<(), ListenError> {
+        let key_id = KeyId::new::<T>(key)?;
+        if !T::authorize(identity, key).await {
+            return Err(ListenError::Unauthorized);
+        }
+        let cap = self.inner.config.max_listens_per_tab;
+        self.state().listen(client, identity, key_id, cap)
+    }
+
+    /// Stops `client` listening on `key`. Unlistening a key not listened to is not an error.
+    pub fn unlisten<T: Topic<Identity = I>>(
+        &self,
+        client: ClientId,
+        identity: &I,
+        key: &T::Key,
+    ) -> Result<(), ListenError> {
+        let key_id = KeyId::new::<T>(key)?;
+        self.state().unlisten(client, identity, &key_id).map(|_| ())
+    }
+
+    /// Stops every tab of `identity` listening on `key` (Eliom's `unlisten_user`). Returns how
+    /// many tabs were listening.
+    pub fn unlisten_identity<T: Topic<Identity = I>>(
+        &self,
+        identity: &I,
+        key: &T::Key,
+    ) -> Result<usize, ListenError> {
+        let key_id = KeyId::new::<T>(key)?;
+        let mut state = self.state();
+        let clients = state.clients_of(identity);
+        Ok(clients.into_iter().filter(|&c| state.unlisten(c, identity, &key_id).unwrap_or(false)).count())
+    }
+
+    /// Ends every tab of `identity` at once (sign-out): each gets a `bye` frame, its stream
+    /// closes and its listens are gone. Returns how many tabs were ended.
+    pub fn disconnect_identity(&self, identity: &I) -> usize {
+        let mut state = self.state();
+        let clients = state.clients_of(identity);
+        for &client in &clients {
+            state.end(client, Some(ByeReason::Disconnected));
+        }
+        clients.len()
+    }
+
+    /// Ends every stream with a `bye` (`shutdown`) frame; browsers reconnect to whichever server
+    /// answers next. Call on SIGTERM before the server stops.
+    pub fn shutdown(&self) {
+        let mut state = self.state();
+        let clients: Vec<ClientId> = state.client_ids();
+        for client in clients {
+            state.end(client, Some(ByeReason::Shutdown));
+        }
+    }
+
+    /// Current state and counters.
+    pub fn metrics(&self) -> Metrics {
+        self.state().metrics().read_counters(&self.inner.counters)
+    }
+
+    /// Registers a new tab for `identity` and returns its id and frame queue.
+    pub(crate) fn open(&self, identity: I) -> (ClientId, tokio::sync::mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(self.inner.config.queue_capacity);
+        let client = self.state().open(identity, tx);
+        Counters::add(&self.inner.counters.streams_opened, 1);
+        (client, rx)
+    }
+
+    /// The stream of `client` ended: forget the tab once its resume window has passed.
+    pub(crate) fn closed(&self, client: ClientId) {
+        let window = self.inner.config.resume_window;
+        let Some(epoch) = self.state().detach(client) else { return };
+        if window.is_zero() {
+            self.state().expire(client, epoch);
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime left (process exit): nothing will read the tables again.
+            return;
+        };
+        let hub = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(window).await;
+            hub.state().expire(client, epoch);
+        });
+    }
+}

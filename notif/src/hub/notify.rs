@@ -1,0 +1,115 @@
+//! Sending: `notify` a key (with `prepare` per identity), or send straight to an identity.
+use std::sync::Arc;
+
+use super::{
+    metrics::Counters,
+    state::{Delivered, KeyId},
+    Hub,
+};
+use crate::{wire::encode_notification, ClientId, Identity, Topic};
+
+/// Tabs a `notify` leaves out (Eliom's `?notfor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exclude<I> {
+    /// Every listener gets it.
+    Nobody,
+    /// Every listener but this tab (typically the caller: see [`caller`](crate::caller)).
+    Client(ClientId),
+    /// Every listener but the tabs of this identity.
+    Identity(I),
+}
+
+/// A key or message that cannot be serialised to JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("notif could not serialise a key or message to JSON ({0}); check its Serialize impl")]
+pub struct NotifyError(#[from] serde_json::Error);
+
+/// Most distinct messages remembered per notify for sharing encodings; beyond it (per-user
+/// payloads), each identity's message is encoded on its own rather than compared linearly.
+const SHARED_ENCODINGS: usize = 32;
+
+impl<I: Identity> Hub<I> {
+    /// Sends `event` to every tab listening on `key` now, minus `exclude`. Each recipient
+    /// identity gets `T::prepare(identity, event)`, computed once per identity; equal messages
+    /// are encoded once. Returns how many tabs a frame was queued for.
+    pub async fn notify<T: Topic<Identity = I>>(
+        &self,
+        key: &T::Key,
+        event: &T::Event,
+        exclude: Exclude<I>,
+    ) -> Result<usize, NotifyError> {
+        Counters::add(&self.inner.counters.notifies, 1);
+        let key_json = serde_json::to_string(key)?;
+        let key_id = KeyId::from_json(T::NAME, &key_json);
+        let groups = self.state().listeners(&key_id, |client, identity| match &exclude {
+            Exclude::Nobody => false,
+            Exclude::Client(c) => *c == client,
+            Exclude::Identity(i) => i == identity,
+        });
+        if groups.is_empty() {
+            return Ok(0);
+        }
+        let messages =
+            futures::future::join_all(groups.iter().map(|(identity, _)| T::prepare(identity, event))).await;
+
+        let mut shared: Vec<(T::Message, Arc<str>)> = Vec::new();
+        let mut batches: Vec<(Arc<str>, &[ClientId])> = Vec::with_capacity(groups.len());
+        for ((_, clients), message) in groups.iter().zip(messages) {
+            let Some(message) = message else { continue };
+            let data = match shared.iter().find(|(m, _)| *m == message) {
+                Some((_, data)) => data.clone(),
+                None => {
+                    let data: Arc<str> =
+                        encode_notification(T::NAME, &key_json, &serde_json::to_string(&message)?).into();
+                    if shared.len() < SHARED_ENCODINGS {
+                        shared.push((message, data.clone()));
+                    }
+                    data
+                }
+            };
+            batches.push((data, clients));
+        }
+        Ok(self.enqueue(Some(&key_id), batches))
+    }
+
+    /// Sends `message` to every connected tab of `identity`, listening or not, with `key` in the
+    /// frame if given (Ocsigen's manual way: "you have a new message" to one user). No `prepare`.
+    pub fn send_to_identity<T: Topic<Identity = I>>(
+        &self,
+        identity: &I,
+        key: Option<&T::Key>,
+        message: &T::Message,
+    ) -> Result<usize, NotifyError> {
+        let key_json = match key {
+            Some(key) => serde_json::to_string(key)?,
+            None => "null".to_owned(),
+        };
+        let data: Arc<str> = encode_notification(T::NAME, &key_json, &serde_json::to_string(message)?).into();
+        let clients = self.state().clients_of(identity);
+        Ok(self.enqueue(None, vec![(data, &clients[..])]))
+    }
+
+    fn enqueue(&self, key: Option<&KeyId>, batches: Vec<(Arc<str>, &[ClientId])>) -> usize {
+        let (mut queued, mut lagged) = (0u64, 0u64);
+        {
+            let mut state = self.state();
+            for (data, clients) in &batches {
+                for &client in *clients {
+                    match state.deliver(client, key, data) {
+                        Delivered::Queued => queued += 1,
+                        Delivered::Lagged => lagged += 1,
+                        Delivered::Skipped => {}
+                    }
+                }
+            }
+        }
+        let counters = &self.inner.counters;
+        Counters::add(&counters.deliveries, queued);
+        Counters::add(&counters.drops, lagged);
+        Counters::add(&counters.lagged, lagged);
+        if lagged > 0 {
+            tracing::warn!(lagged, "notif: cut off tabs whose queue was full");
+        }
+        queued as usize
+    }
+}

@@ -1,0 +1,211 @@
+//! The hub's tables: tabs by id, listeners by key, tabs by identity. Plain data behind one
+//! mutex; every method is synchronous so the lock is never held across an `.await`.
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use tokio::sync::mpsc;
+
+use super::Metrics;
+use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
+
+/// A frame queued for one tab.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A notification: its sequence number in this tab and the shared data line.
+    Notif { seq: u64, data: Arc<str> },
+    /// The server ends the stream.
+    Bye(ByeReason),
+}
+
+/// A topic and a serialised key: what tabs listen on. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct KeyId(Arc<str>);
+
+impl KeyId {
+    pub fn new<T: Topic>(key: &T::Key) -> Result<Self, ListenError> {
+        let json = serde_json::to_string(key).map_err(|e| ListenError::BadKey(e.to_string()))?;
+        Ok(Self::from_json(T::NAME, &json))
+    }
+
+    pub fn from_json(topic: &str, key_json: &str) -> Self {
+        // A NUL cannot occur in a topic name written in Rust source nor unescaped in JSON.
+        KeyId(format!("{topic}\0{key_json}").into())
+    }
+}
+
+struct Tab<I> {
+    identity: I,
+    /// `None` once the stream ended: the tab waits out its resume window.
+    tx: Option<mpsc::Sender<Outgoing>>,
+    listens: HashSet<KeyId>,
+    seq: u64,
+    /// Bumped on every detach so a stale expiry timer does nothing.
+    epoch: u64,
+}
+
+pub(crate) struct State<I> {
+    tabs: HashMap<ClientId, Tab<I>>,
+    keys: HashMap<KeyId, HashSet<ClientId>>,
+    identities: HashMap<I, HashSet<ClientId>>,
+    listens: usize,
+}
+
+impl<I> Default for State<I> {
+    fn default() -> Self {
+        State { tabs: HashMap::new(), keys: HashMap::new(), identities: HashMap::new(), listens: 0 }
+    }
+}
+
+/// What happened to one attempted delivery.
+pub(crate) enum Delivered {
+    Queued,
+    /// The tab's queue is full: it has been cut off.
+    Lagged,
+    /// Not listening, gone, or disconnected.
+    Skipped,
+}
+
+impl<I: Identity> State<I> {
+    pub fn open(&mut self, identity: I, tx: mpsc::Sender<Outgoing>) -> ClientId {
+        let mut client = ClientId::random();
+        while self.tabs.contains_key(&client) {
+            client = ClientId::random();
+        }
+        self.identities.entry(identity.clone()).or_default().insert(client);
+        self.tabs.insert(client, Tab { identity, tx: Some(tx), listens: HashSet::new(), seq: 0, epoch: 0 });
+        client
+    }
+
+    /// Marks the tab's stream as ended; returns the epoch an expiry must match.
+    pub fn detach(&mut self, client: ClientId) -> Option<u64> {
+        let tab = self.tabs.get_mut(&client)?;
+        tab.tx = None;
+        tab.epoch += 1;
+        Some(tab.epoch)
+    }
+
+    /// Forgets a detached tab whose window passed, unless it was reattached since.
+    pub fn expire(&mut self, client: ClientId, epoch: u64) {
+        if self.tabs.get(&client).is_some_and(|t| t.tx.is_none() && t.epoch == epoch) {
+            self.remove(client);
+        }
+    }
+
+    /// Ends a tab now, sending `bye` first if there is room for it.
+    pub fn end(&mut self, client: ClientId, bye: Option<ByeReason>) {
+        if let (Some(reason), Some(tx)) = (bye, self.tabs.get(&client).and_then(|t| t.tx.as_ref())) {
+            let _ = tx.try_send(Outgoing::Bye(reason));
+        }
+        self.remove(client);
+    }
+
+    fn remove(&mut self, client: ClientId) {
+        let Some(tab) = self.tabs.remove(&client) else { return };
+        self.listens -= tab.listens.len();
+        for key in &tab.listens {
+            self.drop_listener(key, client);
+        }
+        if let Some(set) = self.identities.get_mut(&tab.identity) {
+            set.remove(&client);
+            if set.is_empty() {
+                self.identities.remove(&tab.identity);
+            }
+        }
+    }
+
+    fn drop_listener(&mut self, key: &KeyId, client: ClientId) {
+        if let Some(set) = self.keys.get_mut(key) {
+            set.remove(&client);
+            if set.is_empty() {
+                self.keys.remove(key);
+            }
+        }
+    }
+
+    fn owned_tab(&mut self, client: ClientId, identity: &I) -> Result<&mut Tab<I>, ListenError> {
+        let tab = self.tabs.get_mut(&client).ok_or(ListenError::UnknownClient)?;
+        if &tab.identity != identity {
+            return Err(ListenError::ForeignClient);
+        }
+        Ok(tab)
+    }
+
+    pub fn listen(&mut self, client: ClientId, identity: &I, key: KeyId, cap: usize) -> Result<(), ListenError> {
+        let tab = self.owned_tab(client, identity)?;
+        if tab.listens.contains(&key) {
+            return Ok(());
+        }
+        if tab.listens.len() >= cap {
+            return Err(ListenError::TooManyListens { cap });
+        }
+        tab.listens.insert(key.clone());
+        self.keys.entry(key).or_default().insert(client);
+        self.listens += 1;
+        Ok(())
+    }
+
+    /// Returns whether the tab was listening.
+    pub fn unlisten(&mut self, client: ClientId, identity: &I, key: &KeyId) -> Result<bool, ListenError> {
+        let tab = self.owned_tab(client, identity)?;
+        if !tab.listens.remove(key) {
+            return Ok(false);
+        }
+        self.listens -= 1;
+        self.drop_listener(key, client);
+        Ok(true)
+    }
+
+    pub fn clients_of(&self, identity: &I) -> Vec<ClientId> {
+        self.identities.get(identity).map(|s| s.iter().copied().collect()).unwrap_or_default()
+    }
+
+    pub fn client_ids(&self) -> Vec<ClientId> {
+        self.tabs.keys().copied().collect()
+    }
+
+    /// Listeners of `key`, grouped by identity, leaving out `excluded`.
+    pub fn listeners(&self, key: &KeyId, excluded: impl Fn(ClientId, &I) -> bool) -> Vec<(I, Vec<ClientId>)> {
+        let Some(clients) = self.keys.get(key) else { return Vec::new() };
+        let mut groups: HashMap<&I, Vec<ClientId>> = HashMap::new();
+        for &client in clients {
+            if let Some(tab) = self.tabs.get(&client) {
+                if !excluded(client, &tab.identity) {
+                    groups.entry(&tab.identity).or_default().push(client);
+                }
+            }
+        }
+        groups.into_iter().map(|(i, c)| (i.clone(), c)).collect()
+    }
+
+    /// Queues `data` for `client` if it still listens on `key` (`None`: no key, always).
+    pub fn deliver(&mut self, client: ClientId, key: Option<&KeyId>, data: &Arc<str>) -> Delivered {
+        let Some(tab) = self.tabs.get_mut(&client) else { return Delivered::Skipped };
+        if key.is_some_and(|k| !tab.listens.contains(k)) {
+            return Delivered::Skipped;
+        }
+        let Some(tx) = &tab.tx else { return Delivered::Skipped };
+        tab.seq += 1;
+        match tx.try_send(Outgoing::Notif { seq: tab.seq, data: data.clone() }) {
+            Ok(()) => Delivered::Queued,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Skipped,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Memory stays bounded: a tab that cannot keep up is cut, not buffered forever.
+                self.remove(client);
+                Delivered::Lagged
+            }
+        }
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            tabs: self.tabs.len() as u64,
+            connected: self.tabs.values().filter(|t| t.tx.is_some()).count() as u64,
+            listens: self.listens as u64,
+            keys: self.keys.len() as u64,
+            identities: self.identities.len() as u64,
+            ..Metrics::default()
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! # notif
+//!
+//! Server-to-client notifications for [Leptos](https://leptos.dev), after Ocsigen's
+//! `Os_notif`: a browser tab *listens* on keys through the app's own `#[server]` functions;
+//! server code *notifies* a key; every tab listening receives it through a reactive signal,
+//! customised per user by [`Topic::prepare`]; nothing stays behind when tabs go away.
+//!
+//! One Server-Sent Events stream per tab carries every topic (wire format: `docs/PROTOCOL.md`).
+//!
+//! | feature   | side    | what it adds |
+//! |-----------|---------|--------------|
+//! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`] |
+//! | `hydrate` | browser | the tab's stream behind [`connection_state`], [`notifications`], [`on_notification`], [`use_listen`]; [`TabClient`] sends the tab's id |
+//!
+//! Without either feature only the shared types compile: [`Topic`], [`SimpleTopic`],
+//! [`ClientId`] and the wire types.
+//!
+//! ```
+//! use notif::SimpleTopic;
+//!
+//! /// A chat room's new messages, the same for every listener.
+//! pub struct Chat;
+//! impl SimpleTopic for Chat {
+//!     const NAME: &'static str = "chat";
+//!     type Key = u32;         // room id
+//!     type Message = String;  // the text
+//!     type Identity = Option<String>;
+//! }
+//! ```
+#![warn(missing_docs)]
+
+mod client;
+mod client_id;
+mod error;
+mod tab_client;
+mod topic;
+mod wire;
+
+#[cfg(feature = "hydrate")]
+mod browser;
+#[cfg(feature = "ssr")]
+mod hub;
+#[cfg(feature = "ssr")]
+mod request;
+#[cfg(feature = "ssr")]
+mod stream;
+
+pub use client::{
+    client_id, connection_state, notifications, on_notification, resets, use_listen, ConnectionState, Notification,
+};
+pub use client_id::{BadClientId, ClientId};
+pub use error::ListenError;
+pub use tab_client::TabClient;
+pub use topic::{Data, Identity, SimpleTopic, Topic};
+pub use wire::{
+    Bye, ByeReason, Hello, RawNotification, CLIENT_HEADER, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, STREAM_PATH,
+};
+
+#[cfg(feature = "ssr")]
+pub use hub::{Config, ConfigError, Exclude, Hub, Metrics, NotifyError};
+#[cfg(feature = "ssr")]
+pub use request::{caller, listen, unlisten};

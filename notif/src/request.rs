@@ -1,0 +1,65 @@
+//! Listening from inside the app's own server functions: the calling tab is found from the
+//! request, its identity checked, and refusals answered with the right HTTP status.
+//!
+//! ```ignore
+//! #[server(endpoint = "rooms/open", client = notif::TabClient)]
+//! pub async fn open_room(room: i64) -> Result<Vec<Message>, ServerFnError> {
+//!     notif::listen::<RoomTopic>(&room).await?; // first listen, then read: nothing falls between
+//!     Ok(load_history(room).await?)
+//! }
+//! ```
+use http::request::Parts;
+use leptos::prelude::use_context;
+
+use crate::{ClientId, Hub, ListenError, Topic, CLIENT_HEADER};
+
+/// The calling tab, from the request of the current server function; `None` if the call named
+/// no tab (or a malformed one). Use it to leave the caller out of a notify.
+pub fn caller() -> Option<ClientId> {
+    caller_from(&use_context::<Parts>()?).ok()
+}
+
+fn caller_from(parts: &Parts) -> Result<ClientId, ListenError> {
+    let value = parts.headers.get(CLIENT_HEADER).ok_or(ListenError::NoTab)?;
+    value.to_str().ok().and_then(|v| v.parse().ok()).ok_or(ListenError::BadClientId)
+}
+
+/// Listens the calling tab on `key`. Returns once the listen is registered.
+pub async fn listen<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
+    answer(async {
+        let (hub, parts, client) = context::<T>()?;
+        let identity = hub.identify(&parts).await;
+        hub.listen::<T>(client, &identity, key).await
+    })
+    .await
+}
+
+/// Stops the calling tab listening on `key`.
+pub async fn unlisten<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
+    answer(async {
+        let (hub, parts, client) = context::<T>()?;
+        let identity = hub.identify(&parts).await;
+        hub.unlisten::<T>(client, &identity, key)
+    })
+    .await
+}
+
+fn context<T: Topic>() -> Result<(Hub<T::Identity>, Parts, ClientId), ListenError> {
+    let hub = use_context::<Hub<T::Identity>>().ok_or(ListenError::NoHub)?;
+    let parts = use_context::<Parts>().ok_or(ListenError::NoTab)?;
+    let client = caller_from(&parts)?;
+    Ok((hub, parts, client))
+}
+
+/// Sets the refusal's status on the server function's response.
+async fn answer(work: impl std::future::Future<Output = Result<(), ListenError>>) -> Result<(), ListenError> {
+    let result = work.await;
+    if let Err(error) = &result {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(status) = http::StatusCode::from_u16(error.status()) {
+                response.set_status(status);
+            }
+        }
+    }
+    result
+}

@@ -1,0 +1,118 @@
+//! Topics: what a tab listens to, and what it receives.
+//!
+//! A [`Topic`] is implemented by a unit type in the application. It names the key type (what a
+//! tab listens on), the event the server notifies with, and the message each recipient gets.
+//! `prepare` turns one event into a message per recipient identity (or nothing); `authorize`
+//! decides who may listen on a key. Topics whose event is the message itself implement
+//! [`SimpleTopic`] instead and get `Topic` for free.
+//!
+//! ```
+//! use notif::SimpleTopic;
+//!
+//! /// Anyone may listen on a counter; every listener gets the new value as is.
+//! pub struct Counter;
+//!
+//! impl SimpleTopic for Counter {
+//!     const NAME: &'static str = "counter";
+//!     type Key = String;
+//!     type Message = u64;
+//!     type Identity = Option<String>;
+//! }
+//! ```
+#[cfg(feature = "ssr")]
+use std::future::Future;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Bounds shared by keys, events and messages: they cross threads, the wire and (for keys and
+/// events) nodes.
+pub trait Data: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Data for T {}
+
+/// Who a tab belongs to, as the application sees it (a user id, `Option<UserId>`, ...).
+///
+/// Resolved from the request when a tab opens its stream; `prepare` and `authorize` get it.
+pub trait Identity: Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static {}
+impl<T: Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static> Identity for T {}
+
+/// A family of notifications, keyed by [`Topic::Key`].
+///
+/// `prepare` and `authorize` exist only with the `ssr` feature: implement them inside the
+/// application's `#[cfg(feature = "ssr")]` block.
+pub trait Topic: Send + Sync + 'static {
+    /// Name on the wire; unique within an application.
+    const NAME: &'static str;
+    /// What a tab listens on (a room id, a user id, ...).
+    type Key: Data + Eq + std::hash::Hash;
+    /// What server code notifies with. Serialisable so it can cross nodes.
+    type Event: Data;
+    /// What a recipient's browser receives. Equal messages are encoded once per notify.
+    type Message: Data + PartialEq;
+    /// The application's identity type, shared by all its topics.
+    type Identity: Identity;
+
+    /// The message `identity` receives for `event`, or `None` for nothing. Runs at most once per
+    /// distinct identity per notify, whatever the number of its tabs.
+    #[cfg(feature = "ssr")]
+    fn prepare(
+        identity: &Self::Identity,
+        event: &Self::Event,
+    ) -> impl Future<Output = Option<Self::Message>> + Send;
+
+    /// Whether `identity` may listen on `key`. Checked on every listen. Allows everyone by default.
+    #[cfg(feature = "ssr")]
+    fn authorize(
+        identity: &Self::Identity,
+        key: &Self::Key,
+    ) -> impl Future<Output = bool> + Send {
+        let _ = (identity, key);
+        async { true }
+    }
+}
+
+/// A topic whose listeners all receive the notified value unchanged (Eliom's `Make_Simple`).
+pub trait SimpleTopic: Send + Sync + 'static {
+    /// Name on the wire; unique within an application.
+    const NAME: &'static str;
+    /// What a tab listens on.
+    type Key: Data + Eq + std::hash::Hash;
+    /// What is notified and received.
+    type Message: Data + PartialEq;
+    /// The application's identity type.
+    type Identity: Identity;
+
+    /// Whether `identity` may listen on `key`. Allows everyone by default.
+    #[cfg(feature = "ssr")]
+    fn authorize(
+        identity: &Self::Identity,
+        key: &Self::Key,
+    ) -> impl Future<Output = bool> + Send {
+        let _ = (identity, key);
+        async { true }
+    }
+}
+
+impl<T: SimpleTopic> Topic for T {
+    const NAME: &'static str = T::NAME;
+    type Key = T::Key;
+    type Event = T::Message;
+    type Message = T::Message;
+    type Identity = T::Identity;
+
+    #[cfg(feature = "ssr")]
+    fn prepare(
+        _identity: &Self::Identity,
+        event: &Self::Event,
+    ) -> impl Future<Output = Option<Self::Message>> + Send {
+        let message = event.clone();
+        async move { Some(message) }
+    }
+
+    #[cfg(feature = "ssr")]
+    fn authorize(
+        identity: &Self::Identity,
+        key: &Self::Key,
+    ) -> impl Future<Output = bool> + Send {
+        <T as SimpleTopic>::authorize(identity, key)
+    }
+}

@@ -1,0 +1,93 @@
+//! The wire format shared by the server and the browser client (see docs/PROTOCOL.md).
+//!
+//! One Server-Sent Events stream per tab at [`STREAM_PATH`]. The first event is `hello`
+//! ([`Hello`]); notifications are `notif` events whose data is
+//! `{"topic": .., "key": .. | null, "message": ..}` and whose `id:` is `<client>.<seq>`; a `bye`
+//! event ([`Bye`]) says why the server ended the stream. Server functions that listen carry the
+//! tab's id in the [`CLIENT_HEADER`] header.
+//!
+//! ```
+//! let hello: notif::Hello =
+//!     serde_json::from_str(r#"{"client":"0123456789abcdef0123456789abcdef","recovered":false}"#).unwrap();
+//! assert!(!hello.recovered);
+//! ```
+use serde::{Deserialize, Serialize};
+
+/// Path of the stream endpoint.
+pub const STREAM_PATH: &str = "/notif/stream";
+/// Request header naming the calling tab's client id in server function calls.
+pub const CLIENT_HEADER: &str = "x-notif-client";
+/// SSE event name of the first frame.
+pub const EVENT_HELLO: &str = "hello";
+/// SSE event name of notifications.
+pub const EVENT_NOTIF: &str = "notif";
+/// SSE event name of the last frame the server sends before it ends a stream.
+pub const EVENT_BYE: &str = "bye";
+
+/// First frame of every stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The tab's client id, to send in [`CLIENT_HEADER`].
+    pub client: String,
+    /// Whether this connection resumed an earlier one. `false`: the server knows no earlier
+    /// listens of this tab, so the tab must listen again.
+    pub recovered: bool,
+}
+
+/// Why the server ended a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ByeReason {
+    /// Every tab of this identity was disconnected (sign-out).
+    Disconnected,
+    /// The tab did not read fast enough and its queue filled up.
+    Lagged,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Last frame of a stream the server ends on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bye {
+    /// Why.
+    pub reason: ByeReason,
+}
+
+/// A notification frame as the browser decodes it before it knows the topic's types.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawNotification {
+    /// Topic name.
+    pub topic: String,
+    /// The key as JSON, `null` for a notification sent to an identity without a key.
+    pub key: serde_json::Value,
+    /// The message as JSON.
+    pub message: serde_json::Value,
+}
+
+/// Encodes a notification's data line once; the result is shared by every recipient.
+#[cfg(feature = "ssr")]
+pub(crate) fn encode_notification(topic: &str, key_json: &str, message_json: &str) -> String {
+    let mut out = String::with_capacity(32 + topic.len() + key_json.len() + message_json.len());
+    out.push_str("{\"topic\":");
+    out.push_str(&serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".into()));
+    out.push_str(",\"key\":");
+    out.push_str(key_json);
+    out.push_str(",\"message\":");
+    out.push_str(message_json);
+    out.push('}');
+    out
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_notification_decodes() {
+        let data = encode_notification("room", "7", r#"{"text":"hi \"you\""}"#);
+        let raw: RawNotification = serde_json::from_str(&data).unwrap();
+        assert_eq!(raw.topic, "room");
+        assert_eq!(raw.key, serde_json::json!(7));
+        assert_eq!(raw.message["text"], "hi \"you\"");
+    }
+}
