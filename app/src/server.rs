@@ -1,0 +1,115 @@
+//! Server-only parts of the app: the database, sessions, and what `prepare` looks up.
+use std::{str::FromStr, sync::OnceLock};
+
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions},
+    SqlitePool,
+};
+
+use crate::model::{mentions, ChatMessage, RoomMessage, Viewer};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "notif_demo_session";
+
+static POOL: OnceLock<SqlitePool> = OnceLock::new();
+
+/// Opens (creating if needed) the SQLite database at `path`, runs the migrations and makes it the
+/// app's database. `path` is `:memory:` for a throwaway one.
+pub async fn open_database(path: &str) -> Result<SqlitePool, sqlx::Error> {
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() && path != ":memory:" {
+            let _ = std::fs::create_dir_all(parent);
+        }
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))?
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .busy_timeout(std::time::Duration::from_secs(5));
+    // An in-memory database lives in one connection.
+    let max = if path == ":memory:" { 1 } else { 8 };
+    let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    let _ = POOL.set(pool.clone());
+    Ok(pool)
+}
+
+/// The app's database. Panics if [`open_database`] was never called: the server calls it first.
+pub fn db() -> &'static SqlitePool {
+    POOL.get().expect("open_database must run before the app serves requests")
+}
+
+/// The signed-in user of a request, from its session cookie.
+pub async fn viewer_of(parts: &http::request::Parts) -> Viewer {
+    let token = session_token(parts)?;
+    sqlx::query_scalar::<_, String>("SELECT user_name FROM sessions WHERE token = ?")
+        .bind(token)
+        .fetch_optional(db())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The session token in a request's cookies, if it is well-formed.
+pub fn session_token(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A fresh session token: 128 bits of OS randomness in hex.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hub the app runs with: identity is the signed-in user.
+pub fn hub(config: notif::Config) -> notif::Hub<Viewer> {
+    notif::Hub::new(config, |parts| {
+        let parts = parts.clone();
+        async move { viewer_of(&parts).await }
+    })
+}
+
+pub(crate) async fn room_exists(room: i64) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT 1 FROM rooms WHERE id = ?")
+        .bind(room)
+        .fetch_optional(db())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+pub(crate) async fn is_muted(user: &str, room: i64) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT 1 FROM mutes WHERE user_name = ? AND room_id = ?")
+        .bind(user)
+        .bind(room)
+        .fetch_optional(db())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+/// `RoomTopic::prepare`: nothing for a viewer who muted the room, a highlight for a mention.
+pub(crate) async fn prepare_room_message(viewer: &Viewer, message: &ChatMessage) -> Option<RoomMessage> {
+    if let Some(name) = viewer {
+        if is_muted(name, message.room).await {
+            return None;
+        }
+    }
+    Some(view_message(viewer, message.clone()))
+}
+
+pub(crate) fn view_message(viewer: &Viewer, message: ChatMessage) -> RoomMessage {
+    let mentions_me = viewer.as_deref().is_some_and(|name| mentions(&message.body, name));
+    RoomMessage { message, mentions_me }
+}

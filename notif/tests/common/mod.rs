@@ -1,0 +1,276 @@
+//! Shared fixture: a real axum server on port 0 with a hub, test topics and server functions
+//! that listen, plus a real SSE client over HTTP.
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Mutex, OnceLock},
+    time::Duration,
+};
+
+use axum::{routing::post, Router};
+use futures::StreamExt;
+use leptos::prelude::*;
+use notif::{Config, Hub, SimpleTopic, Topic};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+pub type Viewer = Option<String>;
+
+/// Everyone gets the text as is; the key "secret" is for "admin" only.
+pub struct Chat;
+impl SimpleTopic for Chat {
+    const NAME: &'static str = "chat";
+    type Key = String;
+    type Message = String;
+    type Identity = Viewer;
+
+    async fn authorize(viewer: &Viewer, key: &String) -> bool {
+        key != "secret" || viewer.as_deref() == Some("admin")
+    }
+}
+
+/// A greeting made per identity: alice and bob get different texts, carol nothing.
+pub struct Greeting;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GreetingEvent {
+    /// Unique per test, to count `prepare` calls of that test alone.
+    pub nonce: String,
+}
+
+impl Topic for Greeting {
+    const NAME: &'static str = "greeting";
+    type Key = String;
+    type Event = GreetingEvent;
+    type Message = String;
+    type Identity = Viewer;
+
+    async fn prepare(viewer: &Viewer, event: &GreetingEvent) -> Option<String> {
+        *prepare_calls().lock().unwrap().entry(event.nonce.clone()).or_default() += 1;
+        match viewer.as_deref() {
+            Some("alice") => Some("hi alice".into()),
+            Some("bob") => Some("hello bob".into()),
+            Some("dave") => Some("hi alice".into()),
+            _ => None,
+        }
+    }
+}
+
+pub fn prepare_calls() -> &'static Mutex<HashMap<String, usize>> {
+    static CALLS: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    CALLS.get_or_init(Default::default)
+}
+
+#[server(endpoint = "t/listen_chat")]
+pub async fn listen_chat(key: String) -> Result<(), ServerFnError> {
+    notif::listen::<Chat>(&key).await?;
+    Ok(())
+}
+
+#[server(endpoint = "t/unlisten_chat")]
+pub async fn unlisten_chat(key: String) -> Result<(), ServerFnError> {
+    notif::unlisten::<Chat>(&key).await?;
+    Ok(())
+}
+
+#[server(endpoint = "t/listen_greeting")]
+pub async fn listen_greeting(key: String) -> Result<(), ServerFnError> {
+    notif::listen::<Greeting>(&key).await?;
+    Ok(())
+}
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub hub: Hub<Viewer>,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with_config(Config { resume_window: Duration::ZERO, ..Config::default() }).await
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        // Identity from a header: tests play several users without a login.
+        let hub: Hub<Viewer> = Hub::new(config, |parts| {
+            let user = parts.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            async move { user }
+        });
+        let context_hub = hub.clone();
+        let metrics_hub = hub.clone();
+        let router = Router::new()
+            .merge(hub.routes())
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let hub = metrics_hub.clone();
+                    async move { hub.metrics().to_prometheus() }
+                }),
+            )
+            .route(
+                "/api/{*name}",
+                post(move |request: axum::extract::Request| {
+                    let hub = context_hub.clone();
+                    leptos_axum::handle_server_fns_with_context(move || provide_context(hub.clone()), request)
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        TestServer { addr, hub, http: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Opens a tab's stream as `user` and reads its hello.
+    pub async fn tab(&self, user: Option<&str>) -> Tab {
+        let mut request = self.http.get(self.url(notif::STREAM_PATH));
+        if let Some(user) = user {
+            request = request.header("x-user", user);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_events(response, tx));
+        let mut tab = Tab { user: user.map(str::to_owned), client: String::new(), events: rx, reader };
+        let hello = tab.next().await;
+        assert_eq!(hello.event, "hello");
+        let hello: notif::Hello = serde_json::from_str(&hello.data).unwrap();
+        tab.client = hello.client;
+        tab
+    }
+
+    /// Calls a server function as `tab` (its user and its client id); returns status and body.
+    pub async fn call(&self, tab: &Tab, endpoint: &str, form: &[(&str, &str)]) -> (u16, String) {
+        self.call_as(tab.user.as_deref(), Some(&tab.client), endpoint, form).await
+    }
+
+    pub async fn call_as(
+        &self,
+        user: Option<&str>,
+        client: Option<&str>,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut request = self.http.post(self.url(&format!("/api/{endpoint}"))).form(form);
+        if let Some(user) = user {
+            request = request.header("x-user", user);
+        }
+        if let Some(client) = client {
+            request = request.header(notif::CLIENT_HEADER, client);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Listens `tab` on a chat key and asserts it worked.
+    pub async fn listen_chat(&self, tab: &Tab, key: &str) {
+        let (status, body) = self.call(tab, "t/listen_chat", &[("key", key)]).await;
+        assert_eq!(status, 200, "listen failed: {body}");
+    }
+
+    pub async fn notify_chat(&self, key: &str, text: &str) -> usize {
+        self.hub.notify::<Chat>(&key.to_string(), &text.to_string(), notif::Exclude::Nobody).await.unwrap()
+    }
+
+    /// Reads /metrics over HTTP.
+    pub async fn metrics(&self) -> HashMap<String, u64> {
+        let text = self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+            .collect()
+    }
+}
+
+/// One SSE event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Event {
+    pub event: String,
+    pub id: String,
+    pub data: String,
+}
+
+impl Event {
+    pub fn message(&self) -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&self.data).unwrap()["message"].clone()
+    }
+}
+
+/// A tab: its stream, read by a background task.
+pub struct Tab {
+    pub user: Option<String>,
+    pub client: String,
+    events: mpsc::UnboundedReceiver<Event>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Tab {
+    /// The next event; panics after 5 s without one (a failure guard, not a wait).
+    pub async fn next(&mut self) -> Event {
+        tokio::time::timeout(Duration::from_secs(5), self.events.recv())
+            .await
+            .expect("no event within 5 s")
+            .expect("stream ended")
+    }
+
+    /// The next notification's message text.
+    pub async fn next_text(&mut self) -> String {
+        let event = self.next().await;
+        assert_eq!(event.event, "notif", "{event:?}");
+        event.message().as_str().unwrap().to_owned()
+    }
+
+    /// Whether the stream has ended (after reading any events still queued).
+    pub async fn ended(&mut self) -> bool {
+        matches!(tokio::time::timeout(Duration::from_secs(5), self.events.recv()).await, Ok(None))
+    }
+
+    /// Drops the connection, as closing a browser tab does.
+    pub fn close(self) {
+        self.reader.abort();
+    }
+}
+
+async fn read_events(response: reqwest::Response, tx: mpsc::UnboundedSender<Event>) {
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut event = Event::default();
+    while let Some(Ok(chunk)) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find('\n') {
+            let line: String = buffer.drain(..=end).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !event.event.is_empty() || !event.data.is_empty() {
+                    if tx.send(std::mem::take(&mut event)).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue; // heartbeat comment
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => event.event = value.to_owned(),
+                "id" => event.id = value.to_owned(),
+                "data" => {
+                    if !event.data.is_empty() {
+                        event.data.push('\n');
+                    }
+                    event.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+    }
+}

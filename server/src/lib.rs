@@ -1,0 +1,58 @@
+//! The demo server: configuration, routes, the notif hub, graceful shutdown.
+//!
+//! | env var | default | meaning |
+//! |---|---|---|
+//! | `LEPTOS_SITE_ADDR` | `127.0.0.1:3000` | address to listen on (cargo-leptos sets it) |
+//! | `NOTIF_DB` | `data/notif-demo.db` | SQLite file, created with its tables on first run; `:memory:` for none |
+//! | `NOTIF_RESUME_WINDOW_MS`, `NOTIF_QUEUE_CAPACITY`, `NOTIF_MAX_LISTENS`, `NOTIF_HEARTBEAT_MS`, `NOTIF_RETRY_MS` | see `notif::Config` | hub limits |
+#![allow(missing_docs)]
+
+use app::{model::Viewer, shell, App};
+use axum::{routing::get, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+
+/// The whole app: notif's stream route, `/metrics`, server functions and pages.
+pub fn router(options: LeptosOptions, hub: notif::Hub<Viewer>) -> Router {
+    let routes = generate_route_list(App);
+    let metrics_hub = hub.clone();
+    Router::new()
+        .merge(hub.routes())
+        .route(
+            "/metrics",
+            get(move || {
+                let hub = metrics_hub.clone();
+                async move {
+                    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], hub.metrics().to_prometheus())
+                }
+            }),
+        )
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || provide_context(hub.clone()),
+            {
+                let options = options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(options)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then ends every stream with a `bye`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    hub: notif::Hub<Viewer>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing notification streams");
+            // Streams never end by themselves; ending them lets the graceful shutdown finish.
+            hub.shutdown();
+        })
+        .await
+}
