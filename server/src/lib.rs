@@ -8,7 +8,15 @@
 #![allow(missing_docs)]
 
 use app::{model::Viewer, shell, App};
-use axum::{routing::get, Router};
+use axum::{
+    body::Body,
+    extract::Request,
+    http::StatusCode,
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+    Router,
+};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 
@@ -37,7 +45,26 @@ pub fn router(options: LeptosOptions, hub: notif::Hub<Viewer>) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler(shell))
+        .layer(middleware::from_fn(bad_arguments_are_400))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
         .with_state(options)
+}
+
+/// Largest request body accepted (413 beyond): a message is at most 500 characters.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Server functions answer undecodable arguments with 500; it is the caller's mistake, so say 400.
+async fn bad_arguments_are_400(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.unwrap_or_default();
+    if bytes.starts_with(b"Args|") || bytes.starts_with(b"Deserialization|") {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then ends every stream with a `bye`.

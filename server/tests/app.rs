@@ -1,0 +1,209 @@
+//! The demo app over real HTTP: sign-in cookies, rooms, prepare per user, the author's tab
+//! excluded, bad input refused with 4xx, sign-out ending streams, counters back to zero.
+//!
+//! One test function: the app's database is process-wide and tied to one tokio runtime.
+use std::{collections::HashMap, time::Duration};
+
+use futures::StreamExt;
+use leptos::prelude::LeptosOptions;
+use tokio::sync::mpsc;
+
+struct Server {
+    base: String,
+}
+
+struct User {
+    http: reqwest::Client,
+    name: String,
+}
+
+struct Tab {
+    client: String,
+    events: mpsc::UnboundedReceiver<(String, String)>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let db = std::env::temp_dir().join(format!("notif-app-test-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&db);
+        app::server::open_database(db.to_str().unwrap()).await.unwrap();
+        let config = notif::Config {
+            resume_window: Duration::ZERO,
+            heartbeat: Duration::from_millis(10),
+            ..notif::Config::default()
+        };
+        let hub = app::server::hub(config);
+        let options = LeptosOptions::builder().output_name("notif-demo").build();
+        let router = server::router(options, hub);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Server { base }
+    }
+
+    async fn user(&self, name: &str) -> User {
+        let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let user = User { http, name: name.into() };
+        let (status, body) = self.call(&user, None, "sign_in", &[("name", name)]).await;
+        assert_eq!(status, 200, "{body}");
+        user
+    }
+
+    async fn call(&self, user: &User, tab: Option<&Tab>, endpoint: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let mut request = user.http.post(format!("{}/api/{endpoint}", self.base)).form(form);
+        if let Some(tab) = tab {
+            request = request.header(notif::CLIENT_HEADER, &tab.client);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn tab(&self, user: &User) -> Tab {
+        let response = user.http.get(format!("{}{}", self.base, notif::STREAM_PATH)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(async move {
+            let mut body = response.bytes_stream();
+            let mut buffer = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    let field = |name: &str| {
+                        block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start().to_owned())
+                    };
+                    if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                        let _ = tx.send((event, data));
+                    }
+                }
+            }
+        });
+        let (event, data) = events.recv().await.unwrap();
+        assert_eq!(event, "hello");
+        let hello: notif::Hello = serde_json::from_str(&data).unwrap();
+        Tab { client: hello.client, events, reader }
+    }
+
+    async fn metrics(&self) -> HashMap<String, u64> {
+        let text = reqwest::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+            .collect()
+    }
+}
+
+impl Tab {
+    /// The next room message as (body, mentions_me). Panics after 5 s (a guard, not a wait).
+    async fn next_message(&mut self) -> (String, bool) {
+        let (event, data) = tokio::time::timeout(Duration::from_secs(5), self.events.recv())
+            .await
+            .expect("no event within 5 s")
+            .expect("stream ended");
+        assert_eq!(event, "notif", "{data}");
+        let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+        let message = &data["message"];
+        (message["message"]["body"].as_str().unwrap().to_owned(), message["mentions_me"].as_bool().unwrap())
+    }
+
+    async fn next_event(&mut self) -> Option<(String, String)> {
+        tokio::time::timeout(Duration::from_secs(5), self.events.recv()).await.expect("nothing within 5 s")
+    }
+}
+
+#[tokio::test]
+async fn demo_app_end_to_end_over_http() {
+    let server = Server::start().await;
+    let (ann, bob, cat) = (server.user("ann").await, server.user("bob").await, server.user("cat").await);
+    let (status, body) = server.call(&ann, None, "whoami", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "\"ann\""));
+
+    let mut ann_tab = server.tab(&ann).await;
+    let mut bob_tab = server.tab(&bob).await;
+    let mut cat_tab = server.tab(&cat).await;
+    for (user, tab) in [(&ann, &ann_tab), (&bob, &bob_tab), (&cat, &cat_tab)] {
+        let (status, body) = server.call(user, Some(tab), "listen_room", &[("room", "1")]).await;
+        assert_eq!(status, 200, "{}: {body}", user.name);
+    }
+    // cat muted room 1: prepare gives her nothing from it.
+    let (status, _) = server.call(&cat, None, "mute", &[("room", "1"), ("on", "true")]).await;
+    assert_eq!(status, 200);
+    // cat also listens to room 2, as a sentinel that shows she missed room 1's message.
+    server.call(&cat, Some(&cat_tab), "listen_room", &[("room", "2")]).await;
+
+    let (status, body) = server.call(&ann, Some(&ann_tab), "post", &[("room", "1"), ("body", "hello @bob")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bob_tab.next_message().await, ("hello @bob".into(), true), "bob is mentioned");
+    server.call(&bob, Some(&bob_tab), "post", &[("room", "2"), ("body", "in two")]).await;
+    assert_eq!(cat_tab.next_message().await, ("in two".into(), false), "muted room 1 sent cat nothing");
+    // The author's own tab was excluded; the next thing it sees is bob's reply.
+    server.call(&bob, Some(&bob_tab), "post", &[("room", "1"), ("body", "hi ann")]).await;
+    assert_eq!(ann_tab.next_message().await, ("hi ann".into(), false));
+
+    // History holds both, highlighted per viewer.
+    let (status, body) = server.call(&bob, None, "room_history", &[("room", "1")]).await;
+    assert_eq!(status, 200);
+    let history: (String, Vec<app::model::RoomMessage>) = serde_json::from_str(&body).unwrap();
+    assert_eq!(history.0, "general");
+    assert_eq!(history.1.iter().map(|m| m.mentions_me).collect::<Vec<_>>(), [true, false]);
+
+    // Bad input: a clear 4xx with a reason, and nothing stored or sent.
+    let long = "x".repeat(501);
+    for (form, want, reason) in [
+        (vec![("room", "1"), ("body", "   ")], 400, "cannot be empty"),
+        (vec![("room", "1"), ("body", long.as_str())], 400, "at most 500"),
+        (vec![("room", "99"), ("body", "hi")], 404, "no room 99"),
+        (vec![("room", "one"), ("body", "hi")], 400, ""),
+        (vec![("body", "hi")], 400, ""),
+    ] {
+        let (status, body) = server.call(&ann, Some(&ann_tab), "post", &form).await;
+        assert_eq!(status, want, "{form:?}: {body}");
+        assert!(body.contains(reason), "{form:?}: {body}");
+    }
+    let huge = "x".repeat(server::MAX_REQUEST_BYTES + 1);
+    let (status, _) = server.call(&ann, Some(&ann_tab), "post", &[("room", "1"), ("body", &huge)]).await;
+    assert_eq!(status, 413);
+    let anonymous = User { http: reqwest::Client::new(), name: "nobody".into() };
+    let (status, body) = server.call(&anonymous, None, "post", &[("room", "1"), ("body", "hi")]).await;
+    assert_eq!((status, body.contains("Sign in")), (401, true));
+    let (status, body) = server.call(&ann, Some(&ann_tab), "listen_room", &[("room", "99")]).await;
+    assert_eq!(status, 403, "authorize refuses unknown rooms: {body}");
+    let (status, _) = server.call(&bob, Some(&ann_tab), "listen_room", &[("room", "2")]).await;
+    assert_eq!(status, 403, "bob cannot use ann's tab");
+    let (status, body) = server.call(&ann, None, "sign_in", &[("name", "two words")]).await;
+    assert_eq!((status, body.contains("letters, digits")), (400, true));
+    let (_, body) = server.call(&bob, None, "room_history", &[("room", "1")]).await;
+    let history: (String, Vec<app::model::RoomMessage>) = serde_json::from_str(&body).unwrap();
+    assert_eq!(history.1.len(), 2, "nothing was stored by the refused posts");
+
+    // Sign-out ends every tab of that user at once.
+    let mut ann_tab2 = server.tab(&ann).await;
+    let (status, _) = server.call(&ann, None, "sign_out", &[]).await;
+    assert_eq!(status, 200);
+    for tab in [&mut ann_tab, &mut ann_tab2] {
+        let (event, data) = tab.next_event().await.expect("a bye frame");
+        assert_eq!(event, "bye", "{data}");
+        assert!(tab.next_event().await.is_none(), "the stream ended");
+    }
+    let (_, body) = server.call(&ann, None, "whoami", &[]).await;
+    assert_eq!(body, "null");
+
+    // Everyone leaves: every gauge returns to zero.
+    for tab in [bob_tab, cat_tab] {
+        tab.reader.abort();
+    }
+    let mut metrics = server.metrics().await;
+    for _ in 0..500 {
+        if metrics["notif_tabs"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        metrics = server.metrics().await;
+    }
+    for gauge in ["notif_tabs", "notif_listens", "notif_keys", "notif_identities"] {
+        assert_eq!(metrics[gauge], 0, "{gauge}: {metrics:?}");
+    }
+    assert!(metrics["notif_deliveries_total"] >= 3);
+}
