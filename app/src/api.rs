@@ -33,12 +33,18 @@ pub async fn sign_out() -> Result<(), ServerFnError> {
     let parts = use_context::<http::request::Parts>();
     if let Some(token) = parts.as_ref().and_then(crate::server::session_token) {
         let user = ssr::viewer().await;
-        sqlx::query("DELETE FROM sessions WHERE token = ?").bind(token).execute(crate::server::db()).await?;
+        sqlx::query("DELETE FROM sessions WHERE token = ?")
+            .bind(token)
+            .execute(crate::server::db())
+            .await?;
         if user.is_some() {
             ssr::hub()?.disconnect_identity(&user);
         }
     }
-    ssr::set_cookie(&format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0", crate::server::SESSION_COOKIE));
+    ssr::set_cookie(&format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
+        crate::server::SESSION_COOKIE
+    ));
     Ok(())
 }
 
@@ -55,7 +61,15 @@ pub async fn list_rooms() -> Result<Vec<RoomSummary>, ServerFnError> {
     .bind(viewer)
     .fetch_all(crate::server::db())
     .await?;
-    Ok(rows.into_iter().map(|(id, name, followed, muted)| RoomSummary { id, name, followed, muted }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, followed, muted)| RoomSummary {
+            id,
+            name,
+            followed,
+            muted,
+        })
+        .collect())
 }
 
 /// A room's name and its last 100 messages, oldest first, as the viewer sees them.
@@ -74,7 +88,15 @@ pub async fn room_history(room: i64) -> Result<(String, Vec<RoomMessage>), Serve
     let messages = rows
         .into_iter()
         .map(|(id, room, author, body)| {
-            crate::server::view_message(&viewer, crate::model::ChatMessage { id, room, author, body })
+            crate::server::view_message(
+                &viewer,
+                crate::model::ChatMessage {
+                    id,
+                    room,
+                    author,
+                    body,
+                },
+            )
         })
         .collect();
     Ok((name, messages))
@@ -90,15 +112,24 @@ pub async fn post_message(room: i64, body: String) -> Result<RoomMessage, Server
     };
     let body = crate::model::check_body(&body).map_err(|m| ssr::fail(400, m))?;
     ssr::room_name(room).await?;
-    let id = sqlx::query_scalar::<_, i64>("INSERT INTO messages (room_id, author, body) VALUES (?, ?, ?) RETURNING id")
-        .bind(room)
-        .bind(&author)
-        .bind(&body)
-        .fetch_one(crate::server::db())
-        .await?;
-    let message = crate::model::ChatMessage { id, room, author, body };
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO messages (room_id, author, body) VALUES (?, ?, ?) RETURNING id",
+    )
+    .bind(room)
+    .bind(&author)
+    .bind(&body)
+    .fetch_one(crate::server::db())
+    .await?;
+    let message = crate::model::ChatMessage {
+        id,
+        room,
+        author,
+        body,
+    };
     let exclude = notif::caller().map_or(notif::Exclude::Nobody, notif::Exclude::Client);
-    ssr::hub()?.notify::<crate::topics::RoomTopic>(&room, &message, exclude).await?;
+    ssr::hub()?
+        .notify::<crate::topics::RoomTopic>(&room, &message, exclude)
+        .await?;
     Ok(crate::server::view_message(&viewer, message))
 }
 
@@ -131,11 +162,15 @@ pub async fn set_mute(room: i64, on: bool) -> Result<(), ServerFnError> {
 /// Rooms the viewer follows.
 #[server(endpoint = "followed")]
 pub async fn followed_rooms() -> Result<Vec<i64>, ServerFnError> {
-    let Some(user) = ssr::viewer().await else { return Ok(Vec::new()) };
-    Ok(sqlx::query_scalar::<_, i64>("SELECT room_id FROM follows WHERE user_name = ? ORDER BY room_id")
-        .bind(user)
-        .fetch_all(crate::server::db())
-        .await?)
+    let Some(user) = ssr::viewer().await else {
+        return Ok(Vec::new());
+    };
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT room_id FROM follows WHERE user_name = ? ORDER BY room_id")
+            .bind(user)
+            .fetch_all(crate::server::db())
+            .await?,
+    )
 }
 
 /// The text of a server function error, for showing on the page.
@@ -161,23 +196,26 @@ mod ssr {
     }
 
     pub fn hub() -> Result<notif::Hub<Viewer>, ServerFnError> {
-        use_context::<notif::Hub<Viewer>>().ok_or_else(|| ServerFnError::new("the notif hub is not in context"))
+        use_context::<notif::Hub<Viewer>>()
+            .ok_or_else(|| ServerFnError::new("the notif hub is not in context"))
     }
 
     /// A refusal with an HTTP status and a message for the page.
     pub fn fail(status: u16, message: impl Into<String>) -> ServerFnError {
-        if let (Some(response), Ok(status)) =
-            (use_context::<leptos_axum::ResponseOptions>(), http::StatusCode::from_u16(status))
-        {
+        if let (Some(response), Ok(status)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::StatusCode::from_u16(status),
+        ) {
             response.set_status(status);
         }
         ServerFnError::ServerError(message.into())
     }
 
     pub fn set_cookie(cookie: &str) {
-        if let (Some(response), Ok(value)) =
-            (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(cookie))
-        {
+        if let (Some(response), Ok(value)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::HeaderValue::from_str(cookie),
+        ) {
             response.append_header(http::header::SET_COOKIE, value);
         }
     }
@@ -191,7 +229,9 @@ mod ssr {
     }
 
     pub async fn toggle(table: &str, room: i64, on: bool) -> Result<(), ServerFnError> {
-        let Some(user) = viewer().await else { return Err(fail(401, "Sign in first.")) };
+        let Some(user) = viewer().await else {
+            return Err(fail(401, "Sign in first."));
+        };
         room_name(room).await?;
         // `table` is one of two literals from this module, never input.
         let sql = if on {
@@ -199,7 +239,11 @@ mod ssr {
         } else {
             format!("DELETE FROM {table} WHERE user_name = ? AND room_id = ?")
         };
-        sqlx::query(&sql).bind(user).bind(room).execute(crate::server::db()).await?;
+        sqlx::query(&sql)
+            .bind(user)
+            .bind(room)
+            .execute(crate::server::db())
+            .await?;
         Ok(())
     }
 }

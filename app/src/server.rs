@@ -27,7 +27,10 @@ pub async fn open_database(path: &str) -> Result<SqlitePool, sqlx::Error> {
         .busy_timeout(std::time::Duration::from_secs(5));
     // An in-memory database lives in one connection.
     let max = if path == ":memory:" { 1 } else { 8 };
-    let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(max)
+        .connect_with(options)
+        .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     let _ = POOL.set(pool.clone());
     Ok(pool)
@@ -35,7 +38,8 @@ pub async fn open_database(path: &str) -> Result<SqlitePool, sqlx::Error> {
 
 /// The app's database. Panics if [`open_database`] was never called: the server calls it first.
 pub fn db() -> &'static SqlitePool {
-    POOL.get().expect("open_database must run before the app serves requests")
+    POOL.get()
+        .expect("open_database must run before the app serves requests")
 }
 
 /// The signed-in user of a request, from its session cookie.
@@ -110,6 +114,8 @@ pub(crate) async fn prepare_room_message(viewer: &Viewer, message: &ChatMessage)
 }
 
 pub(crate) fn view_message(viewer: &Viewer, message: ChatMessage) -> RoomMessage {
-    let mentions_me = viewer.as_deref().is_some_and(|name| mentions(&message.body, name));
+    let mentions_me = viewer
+        .as_deref()
+        .is_some_and(|name| mentions(&message.body, name));
     RoomMessage { message, mentions_me }
 }

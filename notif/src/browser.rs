@@ -22,6 +22,11 @@ use crate::{
     Hello, RawNotification, Topic, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, STREAM_PATH,
 };
 
+/// A notification handler registered by a component, with its id for removal.
+type Handler<T> = (u64, Rc<dyn Fn(Notification<T>)>);
+/// Decodes a raw frame of one topic and hands it to that topic's slot.
+type Dispatch = Rc<dyn Fn(RawNotification)>;
+
 type Relisten = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = bool>>>>;
 
 /// A key held by one or more mounted components.
@@ -33,7 +38,7 @@ struct Held {
 
 struct TopicSlot<T: Topic> {
     latest: RwSignal<Option<Notification<T>>>,
-    handlers: RefCell<Vec<(u64, Rc<dyn Fn(Notification<T>)>)>>,
+    handlers: RefCell<Vec<Handler<T>>>,
 }
 
 struct Tab {
@@ -43,7 +48,7 @@ struct Tab {
     had_hello: Cell<bool>,
     id_waiters: RefCell<Vec<oneshot::Sender<()>>>,
     topics: RefCell<HashMap<&'static str, Rc<dyn Any>>>,
-    dispatch: RefCell<HashMap<&'static str, Rc<dyn Fn(RawNotification)>>>,
+    dispatch: RefCell<HashMap<&'static str, Dispatch>>,
     held: RefCell<HashMap<String, Held>>,
     source: RefCell<Option<web_sys::EventSource>>,
     failures: Cell<u32>,
@@ -107,7 +112,11 @@ fn open(tab: &Rc<Tab>) {
         let tab = tab.clone();
         move |_| {
             lost(&tab);
-            let closed = tab.source.borrow().as_ref().is_some_and(|s| s.ready_state() == web_sys::EventSource::CLOSED);
+            let closed = tab
+                .source
+                .borrow()
+                .as_ref()
+                .is_some_and(|s| s.ready_state() == web_sys::EventSource::CLOSED);
             if closed {
                 // The browser gave up (an HTTP error, not a dropped line): reopen with backoff.
                 reopen_later(&tab);
@@ -169,8 +178,12 @@ fn on_hello(tab: &Rc<Tab>, data: String) {
     }
     if !hello.recovered && !first {
         // The server forgot this tab: listen again on everything held, then tell the app.
-        let relistens: Vec<(Relisten, RwSignal<u64>)> =
-            tab.held.borrow().values().map(|h| (h.relisten.clone(), h.confirmed)).collect();
+        let relistens: Vec<(Relisten, RwSignal<u64>)> = tab
+            .held
+            .borrow()
+            .values()
+            .map(|h| (h.relisten.clone(), h.confirmed))
+            .collect();
         for (relisten, confirmed) in relistens {
             spawn_local(async move {
                 if relisten().await {
@@ -215,11 +228,18 @@ fn slot<T: Topic>() -> Rc<TopicSlot<T>> {
             return slot;
         }
     }
-    let slot = Rc::new(TopicSlot::<T> { latest: RwSignal::new(None), handlers: RefCell::new(Vec::new()) });
+    let slot = Rc::new(TopicSlot::<T> {
+        latest: RwSignal::new(None),
+        handlers: RefCell::new(Vec::new()),
+    });
     let dispatch = {
         let slot = slot.clone();
         move |raw: RawNotification| {
-            let key = if raw.key.is_null() { None } else { serde_json::from_value(raw.key).ok() };
+            let key = if raw.key.is_null() {
+                None
+            } else {
+                serde_json::from_value(raw.key).ok()
+            };
             let Ok(message) = serde_json::from_value::<T::Message>(raw.message) else {
                 leptos::logging::warn!("notif: a {} message does not match its type", T::NAME);
                 return;
@@ -320,7 +340,14 @@ where
                     }
                 })
             });
-            held.insert(id, Held { holders: 1, relisten: relisten.clone(), confirmed });
+            held.insert(
+                id,
+                Held {
+                    holders: 1,
+                    relisten: relisten.clone(),
+                    confirmed,
+                },
+            );
             drop(held);
             spawn_local(async move {
                 if relisten().await {

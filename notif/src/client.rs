@@ -50,7 +50,10 @@ pub struct Notification<T: Topic> {
 
 impl<T: Topic> Clone for Notification<T> {
     fn clone(&self) -> Self {
-        Notification { key: self.key.clone(), message: self.message.clone() }
+        Notification {
+            key: self.key.clone(),
+            message: self.message.clone(),
+        }
     }
 }
 
@@ -60,7 +63,10 @@ where
     T::Message: fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Notification").field("key", &self.key).field("message", &self.message).finish()
+        f.debug_struct("Notification")
+            .field("key", &self.key)
+            .field("message", &self.message)
+            .finish()
     }
 }
 
@@ -137,6 +143,10 @@ mod imp {
     pub fn use_listen<T, L, LF, U, UF, E>(_key: Signal<T::Key>, _listen: L, _unlisten: U) -> Signal<u64>
     where
         T: Topic,
+        L: Fn(T::Key) -> LF,
+        LF: Future<Output = Result<(), E>>,
+        U: Fn(T::Key) -> UF,
+        UF: Future<Output = Result<(), E>>,
     {
         Signal::stored(0)
     }

@@ -63,8 +63,14 @@ mod tests {
 
     #[test]
     fn parse_rejects_everything_but_32_lowercase_hex() {
-        for bad in ["", "0", "+123456789abcdef0123456789abcdef", "0123456789ABCDEF0123456789ABCDEF",
-            "0123456789abcdef0123456789abcdef0", "0123456789abcdef0123456789abcde\u{e9}"] {
+        for bad in [
+            "",
+            "0",
+            "+123456789abcdef0123456789abcdef",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789abcdef0123456789abcde\u{e9}",
+        ] {
             assert_eq!(bad.parse::<ClientId>(), Err(BadClientId), "{bad:?}");
         }
     }

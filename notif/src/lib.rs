@@ -46,7 +46,8 @@ mod request;
 mod stream;
 
 pub use client::{
-    client_id, connection_state, notifications, on_notification, resets, use_listen, ConnectionState, Notification,
+    client_id, connection_state, notifications, on_notification, resets, use_listen, ConnectionState,
+    Notification,
 };
 pub use client_id::{BadClientId, ClientId};
 pub use error::ListenError;

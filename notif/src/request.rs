@@ -21,7 +21,11 @@ pub fn caller() -> Option<ClientId> {
 
 fn caller_from(parts: &Parts) -> Result<ClientId, ListenError> {
     let value = parts.headers.get(CLIENT_HEADER).ok_or(ListenError::NoTab)?;
-    value.to_str().ok().and_then(|v| v.parse().ok()).ok_or(ListenError::BadClientId)
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or(ListenError::BadClientId)
 }
 
 /// Listens the calling tab on `key`. Returns once the listen is registered.

@@ -9,7 +9,9 @@ use axum::{
 use futures::{stream, Stream, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::{hub::Outgoing, Bye, ClientId, Hello, Hub, Identity, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, STREAM_PATH};
+use crate::{
+    hub::Outgoing, Bye, ClientId, Hello, Hub, Identity, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, STREAM_PATH,
+};
 
 impl<I: Identity> Hub<I> {
     /// The routes notif serves: `GET /notif/stream`. Merge them into the app's router.
@@ -39,16 +41,26 @@ impl<I: Identity> Hub<I> {
         let hello = Event::default()
             .event(EVENT_HELLO)
             .retry(self.config().retry)
-            .json_data(Hello { client: client.to_string(), recovered: false })
+            .json_data(Hello {
+                client: client.to_string(),
+                recovered: false,
+            })
             .unwrap_or_default();
-        let open = OpenTab { hub: self.clone(), client, rx: Some(rx) };
+        let open = OpenTab {
+            hub: self.clone(),
+            client,
+            rx: Some(rx),
+        };
         let frames = stream::unfold(open, |mut open| async move {
             let frame = open.rx.as_mut()?.recv().await?;
             let event = open.event(frame);
             Some((Ok(event), open))
         });
-        Sse::new(stream::once(async move { Ok(hello) }).chain(frames))
-            .keep_alive(KeepAlive::new().interval(heartbeat(self.config().heartbeat)).text("hb"))
+        Sse::new(stream::once(async move { Ok(hello) }).chain(frames)).keep_alive(
+            KeepAlive::new()
+                .interval(heartbeat(self.config().heartbeat))
+                .text("hb"),
+        )
     }
 }
 
@@ -66,13 +78,17 @@ struct OpenTab<I: Identity> {
 impl<I: Identity> OpenTab<I> {
     fn event(&mut self, frame: Outgoing) -> Event {
         match frame {
-            Outgoing::Notif { seq, data } => {
-                Event::default().event(EVENT_NOTIF).id(format!("{}.{seq}", self.client)).data(&*data)
-            }
+            Outgoing::Notif { seq, data } => Event::default()
+                .event(EVENT_NOTIF)
+                .id(format!("{}.{seq}", self.client))
+                .data(&*data),
             Outgoing::Bye(reason) => {
                 // Nothing follows a bye: the next poll ends the stream.
                 self.rx = None;
-                Event::default().event(EVENT_BYE).json_data(Bye { reason }).unwrap_or_default()
+                Event::default()
+                    .event(EVENT_BYE)
+                    .json_data(Bye { reason })
+                    .unwrap_or_default()
             }
         }
     }

@@ -61,10 +61,7 @@ pub trait Topic: Send + Sync + 'static {
 
     /// Whether `identity` may listen on `key`. Checked on every listen. Allows everyone by default.
     #[cfg(feature = "ssr")]
-    fn authorize(
-        identity: &Self::Identity,
-        key: &Self::Key,
-    ) -> impl Future<Output = bool> + Send {
+    fn authorize(identity: &Self::Identity, key: &Self::Key) -> impl Future<Output = bool> + Send {
         let _ = (identity, key);
         async { true }
     }
@@ -83,10 +80,7 @@ pub trait SimpleTopic: Send + Sync + 'static {
 
     /// Whether `identity` may listen on `key`. Allows everyone by default.
     #[cfg(feature = "ssr")]
-    fn authorize(
-        identity: &Self::Identity,
-        key: &Self::Key,
-    ) -> impl Future<Output = bool> + Send {
+    fn authorize(identity: &Self::Identity, key: &Self::Key) -> impl Future<Output = bool> + Send {
         let _ = (identity, key);
         async { true }
     }
@@ -109,10 +103,7 @@ impl<T: SimpleTopic> Topic for T {
     }
 
     #[cfg(feature = "ssr")]
-    fn authorize(
-        identity: &Self::Identity,
-        key: &Self::Key,
-    ) -> impl Future<Output = bool> + Send {
+    fn authorize(identity: &Self::Identity, key: &Self::Key) -> impl Future<Output = bool> + Send {
         <T as SimpleTopic>::authorize(identity, key)
     }
 }

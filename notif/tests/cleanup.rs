@@ -46,7 +46,13 @@ async fn every_counter_returns_to_zero_after_tabs_leave() {
         }
         metrics_until(&server, |m| m["notif_tabs"] == 0).await;
         let metrics = server.metrics().await;
-        for gauge in ["notif_tabs", "notif_connected_tabs", "notif_listens", "notif_keys", "notif_identities"] {
+        for gauge in [
+            "notif_tabs",
+            "notif_connected_tabs",
+            "notif_listens",
+            "notif_keys",
+            "notif_identities",
+        ] {
             assert_eq!(metrics[gauge], 0, "{gauge} after cycle {cycle}");
         }
     }

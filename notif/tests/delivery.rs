@@ -46,7 +46,17 @@ async fn one_stream_carries_several_topics_and_keys() {
     let (status, _) = server.call(&tab, "t/listen_greeting", &[("key", "a")]).await;
     assert_eq!(status, 200);
     server.notify_chat("a", "chat a").await;
-    server.hub.notify::<Greeting>(&"a".into(), &GreetingEvent { nonce: "multi".into() }, Exclude::Nobody).await.unwrap();
+    server
+        .hub
+        .notify::<Greeting>(
+            &"a".into(),
+            &GreetingEvent {
+                nonce: "multi".into(),
+            },
+            Exclude::Nobody,
+        )
+        .await
+        .unwrap();
     server.notify_chat("b", "chat b").await;
     let topics: Vec<(String, serde_json::Value)> = [tab.next().await, tab.next().await, tab.next().await]
         .iter()
@@ -57,7 +67,11 @@ async fn one_stream_carries_several_topics_and_keys() {
         .collect();
     assert_eq!(
         topics,
-        [("chat".into(), "a".into()), ("greeting".into(), "a".into()), ("chat".into(), "b".into())]
+        [
+            ("chat".into(), "a".into()),
+            ("greeting".into(), "a".into()),
+            ("chat".into(), "b".into())
+        ]
     );
 }
 
@@ -86,10 +100,19 @@ async fn prepare_runs_once_per_identity_and_may_send_nothing() {
         assert_eq!(status, 200, "{body}");
         server.listen_chat(tab, "sentinel-g").await;
     }
-    let event = GreetingEvent { nonce: "per-identity".into() };
-    let reached = server.hub.notify::<Greeting>(&"g".into(), &event, Exclude::Nobody).await;
+    let event = GreetingEvent {
+        nonce: "per-identity".into(),
+    };
+    let reached = server
+        .hub
+        .notify::<Greeting>(&"g".into(), &event, Exclude::Nobody)
+        .await;
     assert_eq!(reached.unwrap(), 3);
-    assert_eq!(prepare_calls().lock().unwrap()["per-identity"], 3, "alice's two tabs share one prepare");
+    assert_eq!(
+        prepare_calls().lock().unwrap()["per-identity"],
+        3,
+        "alice's two tabs share one prepare"
+    );
     server.notify_chat("sentinel-g", "end").await;
     assert_eq!(alice1.next_text().await, "hi alice");
     assert_eq!(alice2.next_text().await, "hi alice");
@@ -107,7 +130,17 @@ async fn equal_messages_share_one_encoding() {
     for tab in [&alice, &dave] {
         server.call(tab, "t/listen_greeting", &[("key", "s")]).await;
     }
-    server.hub.notify::<Greeting>(&"s".into(), &GreetingEvent { nonce: "shared".into() }, Exclude::Nobody).await.unwrap();
+    server
+        .hub
+        .notify::<Greeting>(
+            &"s".into(),
+            &GreetingEvent {
+                nonce: "shared".into(),
+            },
+            Exclude::Nobody,
+        )
+        .await
+        .unwrap();
     assert_eq!(alice.next_text().await, "hi alice");
     assert_eq!(dave.next_text().await, "hi alice");
 }
@@ -123,9 +156,19 @@ async fn exclusions_leave_out_a_tab_or_an_identity() {
     }
     let me: notif::ClientId = alice1.client.parse().unwrap();
     let hub = &server.hub;
-    assert_eq!(hub.notify::<Chat>(&"k".into(), &"not me".into(), Exclude::Client(me)).await.unwrap(), 2);
+    assert_eq!(
+        hub.notify::<Chat>(&"k".into(), &"not me".into(), Exclude::Client(me))
+            .await
+            .unwrap(),
+        2
+    );
     let not_alice = Exclude::Identity(Some("alice".into()));
-    assert_eq!(hub.notify::<Chat>(&"k".into(), &"not alice".into(), not_alice).await.unwrap(), 1);
+    assert_eq!(
+        hub.notify::<Chat>(&"k".into(), &"not alice".into(), not_alice)
+            .await
+            .unwrap(),
+        1
+    );
     server.notify_chat("k", "all").await;
     assert_eq!(alice1.next_text().await, "all");
     assert_eq!(alice2.next_text().await, "not me");
@@ -141,7 +184,9 @@ async fn send_to_identity_reaches_all_its_tabs_without_a_listen() {
     let mut alice2 = server.tab(Some("alice")).await;
     let mut bob = server.tab(Some("bob")).await;
     server.listen_chat(&bob, "k").await;
-    let sent = server.hub.send_to_identity::<Chat>(&Some("alice".into()), None, &"you have mail".into());
+    let sent = server
+        .hub
+        .send_to_identity::<Chat>(&Some("alice".into()), None, &"you have mail".into());
     assert_eq!(sent.unwrap(), 2);
     server.notify_chat("k", "bob's").await;
     for tab in [&mut alice1, &mut alice2] {
@@ -163,7 +208,13 @@ async fn unlisten_identity_and_disconnect_identity() {
         server.listen_chat(tab, "k").await;
         server.listen_chat(tab, "other").await;
     }
-    assert_eq!(server.hub.unlisten_identity::<Chat>(&Some("alice".into()), &"k".into()).unwrap(), 2);
+    assert_eq!(
+        server
+            .hub
+            .unlisten_identity::<Chat>(&Some("alice".into()), &"k".into())
+            .unwrap(),
+        2
+    );
     assert_eq!(server.notify_chat("k", "bob only").await, 1);
     assert_eq!(bob.next_text().await, "bob only");
 
@@ -174,6 +225,10 @@ async fn unlisten_identity_and_disconnect_identity() {
         assert!(bye.data.contains("disconnected"), "{}", bye.data);
         assert!(tab.ended().await);
     }
-    assert_eq!(server.notify_chat("other", "after").await, 1, "alice's tabs listen no more");
+    assert_eq!(
+        server.notify_chat("other", "after").await,
+        1,
+        "alice's tabs listen no more"
+    );
     assert_eq!(bob.next_text().await, "after");
 }

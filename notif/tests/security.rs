@@ -22,10 +22,19 @@ async fn authorize_refuses_with_403_and_a_reason() {
 async fn a_tab_of_another_session_is_refused() {
     let server = TestServer::start().await;
     let alice = server.tab(Some("alice")).await;
-    let (status, body) = server.call_as(Some("mallory"), Some(&alice.client), "t/listen_chat", &[("key", "k")]).await;
+    let (status, body) = server
+        .call_as(
+            Some("mallory"),
+            Some(&alice.client),
+            "t/listen_chat",
+            &[("key", "k")],
+        )
+        .await;
     assert_eq!(status, 403);
     assert!(body.contains("another session"), "{body}");
-    let (status, _) = server.call_as(None, Some(&alice.client), "t/listen_chat", &[("key", "k")]).await;
+    let (status, _) = server
+        .call_as(None, Some(&alice.client), "t/listen_chat", &[("key", "k")])
+        .await;
     assert_eq!(status, 403, "anonymous is another identity too");
     assert_eq!(server.hub.metrics().listens, 0);
 }
@@ -33,15 +42,26 @@ async fn a_tab_of_another_session_is_refused() {
 #[tokio::test]
 async fn missing_malformed_and_unknown_tab_ids_are_4xx() {
     let server = TestServer::start().await;
-    let (status, body) = server.call_as(Some("alice"), None, "t/listen_chat", &[("key", "k")]).await;
+    let (status, body) = server
+        .call_as(Some("alice"), None, "t/listen_chat", &[("key", "k")])
+        .await;
     assert_eq!(status, 400);
     assert!(body.contains("notif::TabClient"), "{body}");
-    for bad in ["xyz", "0123456789ABCDEF0123456789ABCDEF", "", "0123456789abcdef0123456789abcdef00"] {
-        let (status, body) = server.call_as(Some("alice"), Some(bad), "t/listen_chat", &[("key", "k")]).await;
+    for bad in [
+        "xyz",
+        "0123456789ABCDEF0123456789ABCDEF",
+        "",
+        "0123456789abcdef0123456789abcdef00",
+    ] {
+        let (status, body) = server
+            .call_as(Some("alice"), Some(bad), "t/listen_chat", &[("key", "k")])
+            .await;
         assert_eq!(status, 400, "{bad:?}: {body}");
     }
     let unknown = "0123456789abcdef0123456789abcdef";
-    let (status, body) = server.call_as(Some("alice"), Some(unknown), "t/listen_chat", &[("key", "k")]).await;
+    let (status, body) = server
+        .call_as(Some("alice"), Some(unknown), "t/listen_chat", &[("key", "k")])
+        .await;
     assert_eq!(status, 410, "{body}");
     assert_eq!(server.hub.metrics().listens, 0);
 }
@@ -58,7 +78,11 @@ async fn unknown_server_functions_are_4xx() {
 
 #[tokio::test]
 async fn listens_per_tab_are_capped() {
-    let server = TestServer::with_config(Config { max_listens_per_tab: 2, ..Config::default() }).await;
+    let server = TestServer::with_config(Config {
+        max_listens_per_tab: 2,
+        ..Config::default()
+    })
+    .await;
     let tab = server.tab(Some("alice")).await;
     server.listen_chat(&tab, "a").await;
     server.listen_chat(&tab, "b").await;

@@ -31,19 +31,17 @@ pub fn router(options: LeptosOptions, hub: notif::Hub<Viewer>) -> Router {
             get(move || {
                 let hub = metrics_hub.clone();
                 async move {
-                    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], hub.metrics().to_prometheus())
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        hub.metrics().to_prometheus(),
+                    )
                 }
             }),
         )
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || provide_context(hub.clone()),
-            {
-                let options = options.clone();
-                move || shell(options.clone())
-            },
-        )
+        .leptos_routes_with_context(&options, routes, move || provide_context(hub.clone()), {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .layer(middleware::from_fn(bad_arguments_are_400))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_REQUEST_BYTES))
@@ -60,7 +58,9 @@ async fn bad_arguments_are_400(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .unwrap_or_default();
     if bytes.starts_with(b"Args|") || bytes.starts_with(b"Deserialization|") {
         parts.status = StatusCode::BAD_REQUEST;
     }

@@ -5,7 +5,8 @@ use leptos::prelude::get_configuration;
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,notif=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,notif=info".into()),
         )
         .init();
     if let Err(error) = run().await {
@@ -18,10 +19,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let options = get_configuration(None)?.leptos_options;
     let addr = options.site_addr;
     let db_path = std::env::var("NOTIF_DB").unwrap_or_else(|_| "data/notif-demo.db".into());
-    app::server::open_database(&db_path).await.map_err(|e| format!("cannot open database {db_path}: {e}"))?;
+    app::server::open_database(&db_path)
+        .await
+        .map_err(|e| format!("cannot open database {db_path}: {e}"))?;
     let hub = app::server::hub(notif::Config::from_env()?);
     let router = server::router(options, hub.clone());
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!("listening on http://{addr}");
     server::serve(listener, router, hub, shutdown_signal()).await?;
     Ok(())

@@ -44,13 +44,22 @@ impl Server {
 
     async fn user(&self, name: &str) -> User {
         let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
-        let user = User { http, name: name.into() };
+        let user = User {
+            http,
+            name: name.into(),
+        };
         let (status, body) = self.call(&user, None, "sign_in", &[("name", name)]).await;
         assert_eq!(status, 200, "{body}");
         user
     }
 
-    async fn call(&self, user: &User, tab: Option<&Tab>, endpoint: &str, form: &[(&str, &str)]) -> (u16, String) {
+    async fn call(
+        &self,
+        user: &User,
+        tab: Option<&Tab>,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
         let mut request = user.http.post(format!("{}/api/{endpoint}", self.base)).form(form);
         if let Some(tab) = tab {
             request = request.header(notif::CLIENT_HEADER, &tab.client);
@@ -60,7 +69,12 @@ impl Server {
     }
 
     async fn tab(&self, user: &User) -> Tab {
-        let response = user.http.get(format!("{}{}", self.base, notif::STREAM_PATH)).send().await.unwrap();
+        let response = user
+            .http
+            .get(format!("{}{}", self.base, notif::STREAM_PATH))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let (tx, mut events) = mpsc::unbounded_channel();
         let reader = tokio::spawn(async move {
@@ -71,7 +85,10 @@ impl Server {
                 while let Some(end) = buffer.find("\n\n") {
                     let block: String = buffer.drain(..end + 2).collect();
                     let field = |name: &str| {
-                        block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start().to_owned())
+                        block
+                            .lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .map(|v| v.trim_start().to_owned())
                     };
                     if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
                         let _ = tx.send((event, data));
@@ -82,11 +99,20 @@ impl Server {
         let (event, data) = events.recv().await.unwrap();
         assert_eq!(event, "hello");
         let hello: notif::Hello = serde_json::from_str(&data).unwrap();
-        Tab { client: hello.client, events, reader }
+        Tab {
+            client: hello.client,
+            events,
+            reader,
+        }
     }
 
     async fn metrics(&self) -> HashMap<String, u64> {
-        let text = reqwest::get(format!("{}/metrics", self.base)).await.unwrap().text().await.unwrap();
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once(' '))
@@ -105,18 +131,27 @@ impl Tab {
         assert_eq!(event, "notif", "{data}");
         let data: serde_json::Value = serde_json::from_str(&data).unwrap();
         let message = &data["message"];
-        (message["message"]["body"].as_str().unwrap().to_owned(), message["mentions_me"].as_bool().unwrap())
+        (
+            message["message"]["body"].as_str().unwrap().to_owned(),
+            message["mentions_me"].as_bool().unwrap(),
+        )
     }
 
     async fn next_event(&mut self) -> Option<(String, String)> {
-        tokio::time::timeout(Duration::from_secs(5), self.events.recv()).await.expect("nothing within 5 s")
+        tokio::time::timeout(Duration::from_secs(5), self.events.recv())
+            .await
+            .expect("nothing within 5 s")
     }
 }
 
 #[tokio::test]
 async fn demo_app_end_to_end_over_http() {
     let server = Server::start().await;
-    let (ann, bob, cat) = (server.user("ann").await, server.user("bob").await, server.user("cat").await);
+    let (ann, bob, cat) = (
+        server.user("ann").await,
+        server.user("bob").await,
+        server.user("cat").await,
+    );
     let (status, body) = server.call(&ann, None, "whoami", &[]).await;
     assert_eq!((status, body.as_str()), (200, "\"ann\""));
 
@@ -124,22 +159,47 @@ async fn demo_app_end_to_end_over_http() {
     let mut bob_tab = server.tab(&bob).await;
     let mut cat_tab = server.tab(&cat).await;
     for (user, tab) in [(&ann, &ann_tab), (&bob, &bob_tab), (&cat, &cat_tab)] {
-        let (status, body) = server.call(user, Some(tab), "listen_room", &[("room", "1")]).await;
+        let (status, body) = server
+            .call(user, Some(tab), "listen_room", &[("room", "1")])
+            .await;
         assert_eq!(status, 200, "{}: {body}", user.name);
     }
     // cat muted room 1: prepare gives her nothing from it.
-    let (status, _) = server.call(&cat, None, "mute", &[("room", "1"), ("on", "true")]).await;
+    let (status, _) = server
+        .call(&cat, None, "mute", &[("room", "1"), ("on", "true")])
+        .await;
     assert_eq!(status, 200);
     // cat also listens to room 2, as a sentinel that shows she missed room 1's message.
-    server.call(&cat, Some(&cat_tab), "listen_room", &[("room", "2")]).await;
+    server
+        .call(&cat, Some(&cat_tab), "listen_room", &[("room", "2")])
+        .await;
 
-    let (status, body) = server.call(&ann, Some(&ann_tab), "post", &[("room", "1"), ("body", "hello @bob")]).await;
+    let (status, body) = server
+        .call(
+            &ann,
+            Some(&ann_tab),
+            "post",
+            &[("room", "1"), ("body", "hello @bob")],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(bob_tab.next_message().await, ("hello @bob".into(), true), "bob is mentioned");
-    server.call(&bob, Some(&bob_tab), "post", &[("room", "2"), ("body", "in two")]).await;
-    assert_eq!(cat_tab.next_message().await, ("in two".into(), false), "muted room 1 sent cat nothing");
+    assert_eq!(
+        bob_tab.next_message().await,
+        ("hello @bob".into(), true),
+        "bob is mentioned"
+    );
+    server
+        .call(&bob, Some(&bob_tab), "post", &[("room", "2"), ("body", "in two")])
+        .await;
+    assert_eq!(
+        cat_tab.next_message().await,
+        ("in two".into(), false),
+        "muted room 1 sent cat nothing"
+    );
     // The author's own tab was excluded; the next thing it sees is bob's reply.
-    server.call(&bob, Some(&bob_tab), "post", &[("room", "1"), ("body", "hi ann")]).await;
+    server
+        .call(&bob, Some(&bob_tab), "post", &[("room", "1"), ("body", "hi ann")])
+        .await;
     assert_eq!(ann_tab.next_message().await, ("hi ann".into(), false));
 
     // History holds both, highlighted per viewer.
@@ -147,7 +207,10 @@ async fn demo_app_end_to_end_over_http() {
     assert_eq!(status, 200);
     let history: (String, Vec<app::model::RoomMessage>) = serde_json::from_str(&body).unwrap();
     assert_eq!(history.0, "general");
-    assert_eq!(history.1.iter().map(|m| m.mentions_me).collect::<Vec<_>>(), [true, false]);
+    assert_eq!(
+        history.1.iter().map(|m| m.mentions_me).collect::<Vec<_>>(),
+        [true, false]
+    );
 
     // Bad input: a clear 4xx with a reason, and nothing stored or sent.
     let long = "x".repeat(501);
@@ -163,14 +226,25 @@ async fn demo_app_end_to_end_over_http() {
         assert!(body.contains(reason), "{form:?}: {body}");
     }
     let huge = "x".repeat(server::MAX_REQUEST_BYTES + 1);
-    let (status, _) = server.call(&ann, Some(&ann_tab), "post", &[("room", "1"), ("body", &huge)]).await;
+    let (status, _) = server
+        .call(&ann, Some(&ann_tab), "post", &[("room", "1"), ("body", &huge)])
+        .await;
     assert_eq!(status, 413);
-    let anonymous = User { http: reqwest::Client::new(), name: "nobody".into() };
-    let (status, body) = server.call(&anonymous, None, "post", &[("room", "1"), ("body", "hi")]).await;
+    let anonymous = User {
+        http: reqwest::Client::new(),
+        name: "nobody".into(),
+    };
+    let (status, body) = server
+        .call(&anonymous, None, "post", &[("room", "1"), ("body", "hi")])
+        .await;
     assert_eq!((status, body.contains("Sign in")), (401, true));
-    let (status, body) = server.call(&ann, Some(&ann_tab), "listen_room", &[("room", "99")]).await;
+    let (status, body) = server
+        .call(&ann, Some(&ann_tab), "listen_room", &[("room", "99")])
+        .await;
     assert_eq!(status, 403, "authorize refuses unknown rooms: {body}");
-    let (status, _) = server.call(&bob, Some(&ann_tab), "listen_room", &[("room", "2")]).await;
+    let (status, _) = server
+        .call(&bob, Some(&ann_tab), "listen_room", &[("room", "2")])
+        .await;
     assert_eq!(status, 403, "bob cannot use ann's tab");
     let (status, body) = server.call(&ann, None, "sign_in", &[("name", "two words")]).await;
     assert_eq!((status, body.contains("letters, digits")), (400, true));

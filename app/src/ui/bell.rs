@@ -14,7 +14,10 @@ pub fn Bell() -> impl IntoView {
     let count = RwSignal::new(0u32);
     notif::on_notification::<RoomTopic>(move |n| {
         let Some(room) = n.key else { return };
-        let follows = followed.get_untracked().and_then(|r| r.ok()).is_some_and(|rooms| rooms.contains(&room));
+        let follows = followed
+            .get_untracked()
+            .and_then(|r| r.ok())
+            .is_some_and(|rooms| rooms.contains(&room));
         if follows && shared.current_room.get_untracked() != Some(room) {
             count.update(|c| *c += 1);
         }

@@ -45,7 +45,10 @@ fn SignInForm() -> impl IntoView {
 fn RoomList() -> impl IntoView {
     let shared = shared();
     let (follow, mute) = (shared.follow, shared.mute);
-    let rooms = Resource::new(move || (follow.version().get(), mute.version().get()), |_| list_rooms());
+    let rooms = Resource::new(
+        move || (follow.version().get(), mute.version().get()),
+        |_| list_rooms(),
+    );
     view! {
         <h1>"Rooms"</h1>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>

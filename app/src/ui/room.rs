@@ -27,9 +27,13 @@ fn RoomView(room: i64) -> impl IntoView {
 
     // Listen first; every confirmed (re)listen and every reset refetches the history, so nothing
     // posted between the history read and the listen falls through.
-    let listened = notif::use_listen::<RoomTopic, _, _, _, _, _>(Signal::stored(room), listen_room, unlisten_room);
+    let listened =
+        notif::use_listen::<RoomTopic, _, _, _, _, _>(Signal::stored(room), listen_room, unlisten_room);
     let resets = notif::resets();
-    let history = Resource::new(move || (listened.get(), resets.get()), move |_| room_history(room));
+    let history = Resource::new(
+        move || (listened.get(), resets.get()),
+        move |_| room_history(room),
+    );
     let live = RwSignal::new(Vec::<RoomMessage>::new());
     notif::on_notification::<RoomTopic>(move |n| {
         if n.key == Some(room) {

@@ -56,7 +56,11 @@ impl Config {
                 _ => Err(ConfigError {
                     name,
                     value,
-                    expected: if min == 0 { "a whole number" } else { "a whole number of at least 1" },
+                    expected: if min == 0 {
+                        "a whole number"
+                    } else {
+                        "a whole number of at least 1"
+                    },
                 }),
             }
         };

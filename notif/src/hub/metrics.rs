@@ -58,16 +58,56 @@ impl Metrics {
     /// Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
         let rows: [(&str, &str, &str, u64); 10] = [
-            ("notif_tabs", "gauge", "Tabs known: connected or within their resume window.", self.tabs),
-            ("notif_connected_tabs", "gauge", "Tabs with an open stream.", self.connected),
+            (
+                "notif_tabs",
+                "gauge",
+                "Tabs known: connected or within their resume window.",
+                self.tabs,
+            ),
+            (
+                "notif_connected_tabs",
+                "gauge",
+                "Tabs with an open stream.",
+                self.connected,
+            ),
             ("notif_listens", "gauge", "Listen pairs (tab, key).", self.listens),
-            ("notif_keys", "gauge", "Keys with at least one listener.", self.keys),
-            ("notif_identities", "gauge", "Distinct identities among known tabs.", self.identities),
-            ("notif_deliveries_total", "counter", "Frames queued to tabs.", self.deliveries),
-            ("notif_drops_total", "counter", "Frames dropped on a full tab queue.", self.drops),
-            ("notif_lagged_total", "counter", "Tabs cut off for lagging.", self.lagged),
+            (
+                "notif_keys",
+                "gauge",
+                "Keys with at least one listener.",
+                self.keys,
+            ),
+            (
+                "notif_identities",
+                "gauge",
+                "Distinct identities among known tabs.",
+                self.identities,
+            ),
+            (
+                "notif_deliveries_total",
+                "counter",
+                "Frames queued to tabs.",
+                self.deliveries,
+            ),
+            (
+                "notif_drops_total",
+                "counter",
+                "Frames dropped on a full tab queue.",
+                self.drops,
+            ),
+            (
+                "notif_lagged_total",
+                "counter",
+                "Tabs cut off for lagging.",
+                self.lagged,
+            ),
             ("notif_notifies_total", "counter", "notify calls.", self.notifies),
-            ("notif_streams_opened_total", "counter", "Streams opened.", self.streams_opened),
+            (
+                "notif_streams_opened_total",
+                "counter",
+                "Streams opened.",
+                self.streams_opened,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, value) in rows {
@@ -83,7 +123,11 @@ mod tests {
 
     #[test]
     fn prometheus_text_has_every_metric_once() {
-        let text = Metrics { listens: 3, ..Default::default() }.to_prometheus();
+        let text = Metrics {
+            listens: 3,
+            ..Default::default()
+        }
+        .to_prometheus();
         assert!(text.lines().any(|l| l == "notif_listens 3"));
         assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 10);
     }

@@ -32,16 +32,15 @@ mod state;
 use std::{future::Future, pin::Pin, sync::Arc};
 
 pub use config::{Config, ConfigError};
+use metrics::Counters;
 pub use metrics::Metrics;
 pub use notify::{Exclude, NotifyError};
-use metrics::Counters;
 pub(crate) use state::Outgoing;
 use state::{KeyId, State};
 
 use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
 
-type IdentifyFn<I> =
-    dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
+type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
 
 /// The registry of tabs and listens; see the [module docs](self).
 pub struct Hub<I: Identity> {
@@ -50,7 +49,9 @@ pub struct Hub<I: Identity> {
 
 impl<I: Identity> Clone for Hub<I> {
     fn clone(&self) -> Self {
-        Hub { inner: self.inner.clone() }
+        Hub {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -92,7 +93,10 @@ impl<I: Identity> Hub<I> {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State<I>> {
         // A panic while holding the lock leaves tables that are still consistent enough to serve.
-        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Listens `client` on `key`, if `identity` owns the tab and `T::authorize` allows it. The
@@ -132,7 +136,10 @@ impl<I: Identity> Hub<I> {
         let key_id = KeyId::new::<T>(key)?;
         let mut state = self.state();
         let clients = state.clients_of(identity);
-        Ok(clients.into_iter().filter(|&c| state.unlisten(c, identity, &key_id).unwrap_or(false)).count())
+        Ok(clients
+            .into_iter()
+            .filter(|&c| state.unlisten(c, identity, &key_id).unwrap_or(false))
+            .count())
     }
 
     /// Ends every tab of `identity` at once (sign-out): each gets a `bye` frame, its stream
@@ -172,7 +179,9 @@ impl<I: Identity> Hub<I> {
     /// The stream of `client` ended: forget the tab once its resume window has passed.
     pub(crate) fn closed(&self, client: ClientId) {
         let window = self.inner.config.resume_window;
-        let Some(epoch) = self.state().detach(client) else { return };
+        let Some(epoch) = self.state().detach(client) else {
+            return;
+        };
         if window.is_zero() {
             self.state().expire(client, epoch);
             return;

@@ -41,11 +41,13 @@ impl<I: Identity> Hub<I> {
         Counters::add(&self.inner.counters.notifies, 1);
         let key_json = serde_json::to_string(key)?;
         let key_id = KeyId::from_json(T::NAME, &key_json);
-        let groups = self.state().listeners(&key_id, |client, identity| match &exclude {
-            Exclude::Nobody => false,
-            Exclude::Client(c) => *c == client,
-            Exclude::Identity(i) => i == identity,
-        });
+        let groups = self
+            .state()
+            .listeners(&key_id, |client, identity| match &exclude {
+                Exclude::Nobody => false,
+                Exclude::Client(c) => *c == client,
+                Exclude::Identity(i) => i == identity,
+            });
         if groups.is_empty() {
             return Ok(0);
         }

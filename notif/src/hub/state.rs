@@ -54,7 +54,12 @@ pub(crate) struct State<I> {
 
 impl<I> Default for State<I> {
     fn default() -> Self {
-        State { tabs: HashMap::new(), keys: HashMap::new(), identities: HashMap::new(), listens: 0 }
+        State {
+            tabs: HashMap::new(),
+            keys: HashMap::new(),
+            identities: HashMap::new(),
+            listens: 0,
+        }
     }
 }
 
@@ -73,8 +78,20 @@ impl<I: Identity> State<I> {
         while self.tabs.contains_key(&client) {
             client = ClientId::random();
         }
-        self.identities.entry(identity.clone()).or_default().insert(client);
-        self.tabs.insert(client, Tab { identity, tx: Some(tx), listens: HashSet::new(), seq: 0, epoch: 0 });
+        self.identities
+            .entry(identity.clone())
+            .or_default()
+            .insert(client);
+        self.tabs.insert(
+            client,
+            Tab {
+                identity,
+                tx: Some(tx),
+                listens: HashSet::new(),
+                seq: 0,
+                epoch: 0,
+            },
+        );
         client
     }
 
@@ -88,7 +105,11 @@ impl<I: Identity> State<I> {
 
     /// Forgets a detached tab whose window passed, unless it was reattached since.
     pub fn expire(&mut self, client: ClientId, epoch: u64) {
-        if self.tabs.get(&client).is_some_and(|t| t.tx.is_none() && t.epoch == epoch) {
+        if self
+            .tabs
+            .get(&client)
+            .is_some_and(|t| t.tx.is_none() && t.epoch == epoch)
+        {
             self.remove(client);
         }
     }
@@ -102,7 +123,9 @@ impl<I: Identity> State<I> {
     }
 
     fn remove(&mut self, client: ClientId) {
-        let Some(tab) = self.tabs.remove(&client) else { return };
+        let Some(tab) = self.tabs.remove(&client) else {
+            return;
+        };
         self.listens -= tab.listens.len();
         for key in &tab.listens {
             self.drop_listener(key, client);
@@ -132,7 +155,13 @@ impl<I: Identity> State<I> {
         Ok(tab)
     }
 
-    pub fn listen(&mut self, client: ClientId, identity: &I, key: KeyId, cap: usize) -> Result<(), ListenError> {
+    pub fn listen(
+        &mut self,
+        client: ClientId,
+        identity: &I,
+        key: KeyId,
+        cap: usize,
+    ) -> Result<(), ListenError> {
         let tab = self.owned_tab(client, identity)?;
         if tab.listens.contains(&key) {
             return Ok(());
@@ -158,7 +187,10 @@ impl<I: Identity> State<I> {
     }
 
     pub fn clients_of(&self, identity: &I) -> Vec<ClientId> {
-        self.identities.get(identity).map(|s| s.iter().copied().collect()).unwrap_or_default()
+        self.identities
+            .get(identity)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn client_ids(&self) -> Vec<ClientId> {
@@ -167,7 +199,9 @@ impl<I: Identity> State<I> {
 
     /// Listeners of `key`, grouped by identity, leaving out `excluded`.
     pub fn listeners(&self, key: &KeyId, excluded: impl Fn(ClientId, &I) -> bool) -> Vec<(I, Vec<ClientId>)> {
-        let Some(clients) = self.keys.get(key) else { return Vec::new() };
+        let Some(clients) = self.keys.get(key) else {
+            return Vec::new();
+        };
         let mut groups: HashMap<&I, Vec<ClientId>> = HashMap::new();
         for &client in clients {
             if let Some(tab) = self.tabs.get(&client) {
@@ -181,13 +215,20 @@ impl<I: Identity> State<I> {
 
     /// Queues `data` for `client` if it still listens on `key` (`None`: no key, always).
     pub fn deliver(&mut self, client: ClientId, key: Option<&KeyId>, data: &Arc<str>) -> Delivered {
-        let Some(tab) = self.tabs.get_mut(&client) else { return Delivered::Skipped };
+        let Some(tab) = self.tabs.get_mut(&client) else {
+            return Delivered::Skipped;
+        };
         if key.is_some_and(|k| !tab.listens.contains(k)) {
             return Delivered::Skipped;
         }
-        let Some(tx) = &tab.tx else { return Delivered::Skipped };
+        let Some(tx) = &tab.tx else {
+            return Delivered::Skipped;
+        };
         tab.seq += 1;
-        match tx.try_send(Outgoing::Notif { seq: tab.seq, data: data.clone() }) {
+        match tx.try_send(Outgoing::Notif {
+            seq: tab.seq,
+            data: data.clone(),
+        }) {
             Ok(()) => Delivered::Queued,
             Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Skipped,
             Err(mpsc::error::TrySendError::Full(_)) => {

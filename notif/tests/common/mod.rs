@@ -48,7 +48,11 @@ impl Topic for Greeting {
     type Identity = Viewer;
 
     async fn prepare(viewer: &Viewer, event: &GreetingEvent) -> Option<String> {
-        *prepare_calls().lock().unwrap().entry(event.nonce.clone()).or_default() += 1;
+        *prepare_calls()
+            .lock()
+            .unwrap()
+            .entry(event.nonce.clone())
+            .or_default() += 1;
         match viewer.as_deref() {
             Some("alice") => Some("hi alice".into()),
             Some("bob") => Some("hello bob".into()),
@@ -90,13 +94,21 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::with_config(Config { resume_window: Duration::ZERO, ..Config::default() }).await
+        Self::with_config(Config {
+            resume_window: Duration::ZERO,
+            ..Config::default()
+        })
+        .await
     }
 
     pub async fn with_config(config: Config) -> Self {
         // Identity from a header: tests play several users without a login.
         let hub: Hub<Viewer> = Hub::new(config, |parts| {
-            let user = parts.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let user = parts
+                .headers
+                .get("x-user")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             async move { user }
         });
         let context_hub = hub.clone();
@@ -120,7 +132,11 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        TestServer { addr, hub, http: reqwest::Client::new() }
+        TestServer {
+            addr,
+            hub,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -137,7 +153,12 @@ impl TestServer {
         assert_eq!(response.status(), 200);
         let (tx, rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_events(response, tx));
-        let mut tab = Tab { user: user.map(str::to_owned), client: String::new(), events: rx, reader };
+        let mut tab = Tab {
+            user: user.map(str::to_owned),
+            client: String::new(),
+            events: rx,
+            reader,
+        };
         let hello = tab.next().await;
         assert_eq!(hello.event, "hello");
         let hello: notif::Hello = serde_json::from_str(&hello.data).unwrap();
@@ -147,7 +168,8 @@ impl TestServer {
 
     /// Calls a server function as `tab` (its user and its client id); returns status and body.
     pub async fn call(&self, tab: &Tab, endpoint: &str, form: &[(&str, &str)]) -> (u16, String) {
-        self.call_as(tab.user.as_deref(), Some(&tab.client), endpoint, form).await
+        self.call_as(tab.user.as_deref(), Some(&tab.client), endpoint, form)
+            .await
     }
 
     pub async fn call_as(
@@ -175,12 +197,23 @@ impl TestServer {
     }
 
     pub async fn notify_chat(&self, key: &str, text: &str) -> usize {
-        self.hub.notify::<Chat>(&key.to_string(), &text.to_string(), notif::Exclude::Nobody).await.unwrap()
+        self.hub
+            .notify::<Chat>(&key.to_string(), &text.to_string(), notif::Exclude::Nobody)
+            .await
+            .unwrap()
     }
 
     /// Reads /metrics over HTTP.
     pub async fn metrics(&self) -> HashMap<String, u64> {
-        let text = self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once(' '))
@@ -229,7 +262,10 @@ impl Tab {
 
     /// Whether the stream has ended (after reading any events still queued).
     pub async fn ended(&mut self) -> bool {
-        matches!(tokio::time::timeout(Duration::from_secs(5), self.events.recv()).await, Ok(None))
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), self.events.recv()).await,
+            Ok(None)
+        )
     }
 
     /// Drops the connection, as closing a browser tab does.
@@ -248,10 +284,9 @@ async fn read_events(response: reqwest::Response, tx: mpsc::UnboundedSender<Even
             let line: String = buffer.drain(..=end).collect();
             let line = line.trim_end_matches(['\n', '\r']);
             if line.is_empty() {
-                if !event.event.is_empty() || !event.data.is_empty() {
-                    if tx.send(std::mem::take(&mut event)).is_err() {
-                        return;
-                    }
+                let complete = !event.event.is_empty() || !event.data.is_empty();
+                if complete && tx.send(std::mem::take(&mut event)).is_err() {
+                    return;
                 }
                 continue;
             }

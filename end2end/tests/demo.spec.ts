@@ -1,0 +1,83 @@
+import { test, expect } from "@playwright/test";
+import { expectLive, message, metric, openRoom, post, setOnHome, signedIn, uniqueName } from "./helpers";
+
+test("a message posted by A appears live for B, highlighted only for the mentioned user", async ({ browser }) => {
+  const [a, b, c] = [uniqueName("a"), uniqueName("b"), uniqueName("c")];
+  const pageA = await signedIn(browser, a);
+  const pageB = await signedIn(browser, b);
+  const pageC = await signedIn(browser, c);
+  for (const page of [pageA, pageB, pageC]) await openRoom(page, 1);
+
+  const text = `hello @${b} ${Date.now()}`;
+  await post(pageA, text);
+  // B and C see it without reloading.
+  await expect(message(pageB, text)).toBeVisible();
+  await expect(message(pageC, text)).toBeVisible();
+  await expect(message(pageA, text)).toHaveCount(1);
+  // Only B is mentioned.
+  await expect(message(pageB, text)).toHaveClass(/mention/);
+  await expect(message(pageC, text)).not.toHaveClass(/mention/);
+  await expect(message(pageA, text)).not.toHaveClass(/mention/);
+});
+
+test("the bell counts followed rooms, stays at zero when muted, and skips the author's own message", async ({ browser }) => {
+  const [a, b, c] = [uniqueName("a"), uniqueName("b"), uniqueName("c")];
+  const pageA = await signedIn(browser, a);
+  const pageB = await signedIn(browser, b);
+  const pageC = await signedIn(browser, c);
+  // B follows #random; C follows it too but muted it. A follows it as well.
+  await setOnHome(pageB, "random", "follow");
+  await setOnHome(pageC, "random", "follow");
+  await setOnHome(pageC, "random", "mute");
+  await setOnHome(pageA, "random", "follow");
+  // C watches #rust: what A posts there after #random arrives after it on C's one stream.
+  await openRoom(pageC, 3);
+
+  await openRoom(pageA, 2);
+  await post(pageA, `for the bell ${Date.now()}`);
+  await expect(pageB.locator(".bell-count")).toHaveText("1");
+
+  await openRoom(pageA, 3);
+  const later = `after the bell ${Date.now()}`;
+  await post(pageA, later);
+  await expect(message(pageC, later)).toBeVisible();
+  await expect(pageC.locator(".bell-count")).toHaveText("0");
+
+  // A's own tab never received its message: back home, its bell reads zero.
+  await pageA.locator("header a").first().click();
+  await expectLive(pageA);
+  await expect(pageA.locator(".bell-count")).toHaveText("0");
+});
+
+test("closing B's page frees its listens", async ({ browser }) => {
+  const pageA = await signedIn(browser, uniqueName("a"));
+  await openRoom(pageA, 1);
+  const before = await metric(pageA, "notif_listens");
+  const pageB = await signedIn(browser, uniqueName("b"));
+  await openRoom(pageB, 1);
+  await expect.poll(() => metric(pageA, "notif_listens")).toBe(before + 1);
+  await pageB.context().close();
+  // The tab's state goes once its stream ended and its resume window passed.
+  await expect.poll(() => metric(pageA, "notif_listens"), { timeout: 20_000 }).toBe(before);
+});
+
+test("bad input gets a message on the page, not a crash", async ({ browser }) => {
+  const page = await signedIn(browser, uniqueName("e"));
+  await openRoom(page, 1);
+  await post(page, "   ");
+  await expect(page.locator(".post-error")).toHaveText("A message cannot be empty.");
+  await post(page, "x".repeat(501));
+  await expect(page.locator(".post-error")).toContainText("at most 500");
+  await expectLive(page);
+
+  await page.goto("/rooms/99");
+  await expect(page.locator(".error").first()).toContainText("There is no room 99.");
+  await page.goto("/rooms/abc");
+  await expect(page.locator(".error")).toHaveText("There is no such room.");
+
+  await page.goto("/");
+  await page.locator("button.sign-out").click();
+  await expect(page.locator('input[name="name"]')).toBeVisible();
+  await page.click('form.sign-in button[type="submit"]');
+  await expect(page.locator(".error")).toHaveText("Enter a name to sign in.");
+});

@@ -1,0 +1,57 @@
+import { Browser, Page, expect } from "@playwright/test";
+
+/** A unique user name per run, so runs against the same database do not collide. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+}
+
+/** A fresh browser context signed in as `name`, on the home page, hydrated and live. */
+export async function signedIn(browser: Browser, name: string): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto("/");
+  await expectLive(page);
+  await page.fill('input[name="name"]', name);
+  await page.click('form.sign-in button[type="submit"]');
+  await expect(page.locator(".who")).toHaveText(name);
+  await expectLive(page);
+  return page;
+}
+
+/** Hydrated, with the tab's stream open. */
+export async function expectLive(page: Page) {
+  await expect(page.locator(".conn")).toHaveAttribute("data-state", "live");
+}
+
+export async function openRoom(page: Page, room: number) {
+  await page.goto(`/rooms/${room}`);
+  await expectLive(page);
+  await expect(page.locator("h1")).toBeVisible();
+}
+
+export async function post(page: Page, text: string) {
+  await page.fill('input[name="body"]', text);
+  await page.click('form.post button[type="submit"]');
+}
+
+export function message(page: Page, text: string) {
+  return page.locator("li.message", { hasText: text });
+}
+
+export async function metric(page: Page, name: string): Promise<number> {
+  const text = await (await page.request.get("/metrics")).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  if (!line) throw new Error(`no metric ${name}`);
+  return Number(line.split(" ")[1]);
+}
+
+/** Clicks the Follow (or Mute) button of `room` on the home page, if not already on. */
+export async function setOnHome(page: Page, room: string, what: "follow" | "mute") {
+  const row = page.locator(`li[data-room="${room}"]`);
+  const button = row.locator(`button.${what}`);
+  const on = what === "follow" ? "Unfollow" : "Unmute";
+  if ((await button.textContent()) !== on) {
+    await button.click();
+    await expect(button).toHaveText(on);
+  }
+}
