@@ -3,6 +3,8 @@
 use leptos::prelude::*;
 
 use crate::model::{RoomMessage, RoomSummary, Viewer};
+#[cfg(feature = "ssr")]
+use crate::topics::RoomTopic;
 
 /// The signed-in user's name, if any.
 #[server(endpoint = "whoami")]
@@ -127,23 +129,22 @@ pub async fn post_message(room: i64, body: String) -> Result<RoomMessage, Server
         body,
     };
     let exclude = notif::caller().map_or(notif::Exclude::Nobody, notif::Exclude::Client);
-    ssr::hub()?
-        .notify::<crate::topics::RoomTopic>(&room, &message, exclude)
-        .await?;
+    let hub = ssr::hub()?;
+    hub.notify::<RoomTopic>(&room, &message, exclude).await?;
     Ok(crate::server::view_message(&viewer, message))
 }
 
 /// Listens the calling tab on a room's new messages.
 #[server(endpoint = "listen_room", client = notif::TabClient)]
 pub async fn listen_room(room: i64) -> Result<(), ServerFnError> {
-    notif::listen::<crate::topics::RoomTopic>(&room).await?;
+    notif::listen::<RoomTopic>(&room).await?;
     Ok(())
 }
 
 /// Stops the calling tab listening on a room.
 #[server(endpoint = "unlisten_room", client = notif::TabClient)]
 pub async fn unlisten_room(room: i64) -> Result<(), ServerFnError> {
-    notif::unlisten::<crate::topics::RoomTopic>(&room).await?;
+    notif::unlisten::<RoomTopic>(&room).await?;
     Ok(())
 }
 

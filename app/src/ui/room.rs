@@ -27,8 +27,8 @@ fn RoomView(room: i64) -> impl IntoView {
 
     // Listen first; every confirmed (re)listen and every reset refetches the history, so nothing
     // posted between the history read and the listen falls through.
-    let listened =
-        notif::use_listen::<RoomTopic, _, _, _, _, _>(Signal::stored(room), listen_room, unlisten_room);
+    let key = Signal::stored(room);
+    let listened = notif::use_listen::<RoomTopic, _, _, _, _, _>(key, listen_room, unlisten_room);
     let resets = notif::resets();
     let history = Resource::new(
         move || (listened.get(), resets.get()),
