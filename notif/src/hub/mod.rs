@@ -197,3 +197,118 @@ impl<I: Identity> Hub<I> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::SimpleTopic;
+
+    pub(crate) struct Chat;
+    impl SimpleTopic for Chat {
+        const NAME: &'static str = "chat";
+        type Key = String;
+        type Message = String;
+        type Identity = Option<String>;
+    }
+
+    pub(crate) fn hub(config: Config) -> Hub<Option<String>> {
+        Hub::new(config, |_| async { None })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_tab_is_kept_for_its_window_then_freed() {
+        let hub = hub(Config {
+            resume_window: Duration::from_secs(30),
+            ..Config::default()
+        });
+        let (client, rx) = hub.open(None);
+        hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
+        drop(rx);
+        hub.closed(client);
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        let kept = hub.metrics();
+        assert_eq!((kept.tabs, kept.connected, kept.listens, kept.keys), (1, 0, 1, 1));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let gone = hub.metrics();
+        assert_eq!(
+            (gone.tabs, gone.listens, gone.keys, gone.identities),
+            (0, 0, 0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tab_that_does_not_read_is_cut_at_its_queue_cap() {
+        let hub = hub(Config {
+            queue_capacity: 2,
+            ..Config::default()
+        });
+        let (client, mut rx) = hub.open(None);
+        hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
+        for i in 0..2 {
+            assert_eq!(
+                hub.notify::<Chat>(&"k".into(), &i.to_string(), Exclude::Nobody)
+                    .await
+                    .unwrap(),
+                1
+            );
+        }
+        assert_eq!(
+            hub.notify::<Chat>(&"k".into(), &"overflow".into(), Exclude::Nobody)
+                .await
+                .unwrap(),
+            0
+        );
+        let metrics = hub.metrics();
+        assert_eq!(
+            (metrics.tabs, metrics.listens, metrics.lagged, metrics.drops),
+            (0, 0, 1, 1)
+        );
+        // What was queued drains, then the stream ends: the queue never grew past its cap.
+        assert!(matches!(rx.recv().await, Some(Outgoing::Notif { seq: 1, .. })));
+        assert!(matches!(rx.recv().await, Some(Outgoing::Notif { seq: 2, .. })));
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn equal_messages_share_one_encoding_across_identities() {
+        let hub: Hub<Option<String>> = Hub::new(Config::default(), |_| async { None });
+        let mut queues = Vec::new();
+        for user in ["a", "b", "c"] {
+            let identity = Some(user.to_owned());
+            let (client, rx) = hub.open(identity.clone());
+            hub.listen::<Chat>(client, &identity, &"k".into()).await.unwrap();
+            queues.push(rx);
+        }
+        hub.notify::<Chat>(&"k".into(), &"same".into(), Exclude::Nobody)
+            .await
+            .unwrap();
+        let mut data = Vec::new();
+        for rx in &mut queues {
+            match rx.recv().await {
+                Some(Outgoing::Notif { data: d, .. }) => data.push(d),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(Arc::ptr_eq(&data[0], &data[1]) && Arc::ptr_eq(&data[1], &data[2]));
+    }
+
+    #[tokio::test]
+    async fn disconnected_tabs_get_a_bye_and_lose_their_listens() {
+        let hub = hub(Config::default());
+        let (client, mut rx) = hub.open(None);
+        hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
+        assert_eq!(hub.disconnect_identity(&None), 1);
+        assert!(matches!(
+            rx.recv().await,
+            Some(Outgoing::Bye(ByeReason::Disconnected))
+        ));
+        assert!(rx.recv().await.is_none());
+        assert_eq!(hub.metrics().listens, 0);
+        assert_eq!(
+            hub.listen::<Chat>(client, &None, &"k".into()).await,
+            Err(ListenError::UnknownClient)
+        );
+    }
+}
