@@ -1,5 +1,10 @@
 import { test, expect } from "@playwright/test";
-import { expectLive, message, metric, openRoom, post, setOnHome, signedIn, uniqueName } from "./helpers";
+import { expectLive, message, metric, openRoom, pageErrors, post, setOnHome, signedIn, uniqueName } from "./helpers";
+
+test.afterEach(() => {
+  const errors = pageErrors.splice(0);
+  expect(errors, "no panic or hydration error in any page").toEqual([]);
+});
 
 test("a message posted by A appears live for B, highlighted only for the mentioned user", async ({ browser }) => {
   const [a, b, c] = [uniqueName("a"), uniqueName("b"), uniqueName("c")];

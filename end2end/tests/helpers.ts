@@ -5,10 +5,22 @@ export function uniqueName(prefix: string): string {
   return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 }
 
+/** Panics and hydration errors seen in any page of the current test (checked after each test). */
+export const pageErrors: string[] = [];
+
+export function watchErrors(page: Page) {
+  page.on("pageerror", (error) => pageErrors.push(`${page.url()}: ${error.message}`));
+  page.on("console", (message) => {
+    const text = message.text();
+    if (message.type() === "error" && /panicked|hydration/i.test(text)) pageErrors.push(`${page.url()}: ${text}`);
+  });
+}
+
 /** A fresh browser context signed in as `name`, on the home page, hydrated and live. */
 export async function signedIn(browser: Browser, name: string): Promise<Page> {
   const context = await browser.newContext();
   const page = await context.newPage();
+  watchErrors(page);
   await page.goto("/");
   await expectLive(page);
   await page.fill('input[name="name"]', name);

@@ -3,14 +3,14 @@ use leptos::prelude::*;
 
 use super::shared;
 use crate::{
-    api::{followed_rooms, listen_room, unlisten_room},
+    api::{listen_room, unlisten_room},
     topics::RoomTopic,
 };
 
 #[component]
 pub fn Bell() -> impl IntoView {
     let shared = shared();
-    let followed = Resource::new(move || shared.follow.version().get(), |_| followed_rooms());
+    let followed = shared.followed;
     let count = RwSignal::new(0u32);
     notif::on_notification::<RoomTopic>(move |n| {
         let Some(room) = n.key else { return };

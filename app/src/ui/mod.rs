@@ -11,7 +11,7 @@ use leptos_router::{
 };
 
 use crate::{
-    api::{whoami, SetFollow, SetMute, SignOut},
+    api::{followed_rooms, whoami, SetFollow, SetMute, SignOut},
     model::Viewer,
 };
 
@@ -38,6 +38,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[derive(Clone, Copy)]
 pub(crate) struct Shared {
     pub viewer: Resource<Result<Viewer, ServerFnError>>,
+    /// Rooms the viewer follows. Created here, not in the bell: resources are matched between
+    /// server and browser by creation order, and the bell renders inside a `Transition`.
+    pub followed: Resource<Result<Vec<i64>, ServerFnError>>,
     pub follow: ServerAction<SetFollow>,
     pub mute: ServerAction<SetMute>,
     /// The room whose page is open, if any: the bell does not count it.
@@ -57,9 +60,11 @@ pub(crate) fn reload(href: &str) {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let follow = ServerAction::<SetFollow>::new();
     let shared = Shared {
         viewer: Resource::new(|| (), |_| whoami()),
-        follow: ServerAction::new(),
+        followed: Resource::new(move || follow.version().get(), |_| followed_rooms()),
+        follow,
         mute: ServerAction::new(),
         current_room: RwSignal::new(None),
     };
