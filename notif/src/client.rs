@@ -4,13 +4,28 @@
 //! functions return inert signals (the connection reads "connecting", no notification arrives)
 //! and listen nothing; in the browser (feature `hydrate`) the first call opens the tab's stream.
 //!
-//! ```ignore
+//! ```
+//! use leptos::prelude::*;
+//! # pub struct RoomTopic;
+//! # impl notif::SimpleTopic for RoomTopic {
+//! #     const NAME: &'static str = "room";
+//! #     type Key = i64;
+//! #     type Message = String;
+//! #     type Identity = Option<String>;
+//! # }
+//! # async fn listen_room(_room: i64) -> Result<(), ServerFnError> { Ok(()) }
+//! # async fn unlisten_room(_room: i64) -> Result<(), ServerFnError> { Ok(()) }
+//!
 //! #[component]
 //! fn Room(room: Signal<i64>) -> impl IntoView {
 //!     // Listens while mounted, follows `room`, unlistens on cleanup, re-listens after a reset.
 //!     notif::use_listen::<RoomTopic, _, _, _, _, _>(room, listen_room, unlisten_room);
 //!     let last = notif::notifications::<RoomTopic>();
-//!     view! { <p>{move || last.get().map(|n| n.message.text)}</p> }
+//!     let state = notif::connection_state();
+//!     view! {
+//!         <span class="conn">{move || state.get().to_string()}</span>
+//!         <p>{move || last.get().map(|n| n.message)}</p>
+//!     }
 //! }
 //! ```
 use std::{fmt, future::Future};

@@ -1,11 +1,30 @@
 //! Listening from inside the app's own server functions: the calling tab is found from the
 //! request, its identity checked, and refusals answered with the right HTTP status.
 //!
-//! ```ignore
+//! ```
+//! use leptos::prelude::*;
+//! # pub struct RoomTopic;
+//! # impl notif::SimpleTopic for RoomTopic {
+//! #     const NAME: &'static str = "room";
+//! #     type Key = i64;
+//! #     type Message = String;
+//! #     type Identity = Option<String>;
+//! # }
+//! # async fn load_history(_room: i64) -> Result<Vec<String>, ServerFnError> { Ok(Vec::new()) }
+//!
 //! #[server(endpoint = "rooms/open", client = notif::TabClient)]
-//! pub async fn open_room(room: i64) -> Result<Vec<Message>, ServerFnError> {
+//! pub async fn open_room(room: i64) -> Result<Vec<String>, ServerFnError> {
 //!     notif::listen::<RoomTopic>(&room).await?; // first listen, then read: nothing falls between
-//!     Ok(load_history(room).await?)
+//!     load_history(room).await
+//! }
+//!
+//! /// Posting leaves the calling tab out: it shows its own message from the reply.
+//! #[server(endpoint = "rooms/post", client = notif::TabClient)]
+//! pub async fn post(room: i64, text: String) -> Result<(), ServerFnError> {
+//!     let hub = use_context::<notif::Hub<Option<String>>>().expect("hub in context");
+//!     let exclude = notif::caller().map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+//!     hub.notify::<RoomTopic>(&room, &text, exclude).await?;
+//!     Ok(())
 //! }
 //! ```
 use http::request::Parts;

@@ -5,7 +5,16 @@
 //! and carries the tab's id in the [`CLIENT_HEADER`](crate::CLIENT_HEADER) header. App code never
 //! handles the id.
 //!
-//! ```ignore
+//! ```
+//! use leptos::prelude::*;
+//! # pub struct RoomTopic;
+//! # impl notif::SimpleTopic for RoomTopic {
+//! #     const NAME: &'static str = "room";
+//! #     type Key = i64;
+//! #     type Message = String;
+//! #     type Identity = Option<String>;
+//! # }
+//!
 //! #[server(endpoint = "rooms/listen", client = notif::TabClient)]
 //! pub async fn listen_room(room: i64) -> Result<(), ServerFnError> {
 //!     notif::listen::<RoomTopic>(&room).await?;
