@@ -19,7 +19,7 @@ use wasm_bindgen::{closure::Closure, JsCast};
 
 use crate::{
     client::{ConnectionState, Notification},
-    Hello, RawNotification, Topic, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, STREAM_PATH,
+    Hello, RawNotification, Topic, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_QUERY, STREAM_PATH,
 };
 
 /// A notification handler registered by a component, with its id for removal.
@@ -51,6 +51,8 @@ struct Tab {
     dispatch: RefCell<HashMap<&'static str, Dispatch>>,
     held: RefCell<HashMap<String, Held>>,
     source: RefCell<Option<web_sys::EventSource>>,
+    /// The `id:` of the last frame received, to resume from when the stream is reopened.
+    last_id: RefCell<Option<String>>,
     failures: Cell<u32>,
     next_handler: Cell<u64>,
 }
@@ -66,6 +68,7 @@ thread_local! {
         dispatch: RefCell::new(HashMap::new()),
         held: RefCell::new(HashMap::new()),
         source: RefCell::new(None),
+        last_id: RefCell::new(None),
         failures: Cell::new(0),
         next_handler: Cell::new(0),
     });
@@ -81,18 +84,23 @@ fn tab() -> Rc<Tab> {
 }
 
 fn open(tab: &Rc<Tab>) {
-    let source = match web_sys::EventSource::new(STREAM_PATH) {
+    // The browser's own reconnects send Last-Event-ID; a reopened source must name it itself.
+    let url = match tab.last_id.borrow().as_deref() {
+        Some(id) => format!("{STREAM_PATH}?{LAST_EVENT_ID_QUERY}={id}"),
+        None => STREAM_PATH.to_owned(),
+    };
+    let source = match web_sys::EventSource::new(&url) {
         Ok(source) => source,
         Err(error) => {
             leptos::logging::error!("notif: cannot open {STREAM_PATH}: {error:?}");
             return;
         }
     };
-    listen_event(&source, EVENT_HELLO, {
+    listen_event(tab, &source, EVENT_HELLO, {
         let tab = tab.clone();
         move |data| on_hello(&tab, data)
     });
-    listen_event(&source, EVENT_NOTIF, {
+    listen_event(tab, &source, EVENT_NOTIF, {
         let tab = tab.clone();
         move |data| match serde_json::from_str::<RawNotification>(&data) {
             Ok(raw) => {
@@ -104,7 +112,7 @@ fn open(tab: &Rc<Tab>) {
             Err(error) => leptos::logging::warn!("notif: unreadable notification: {error}"),
         }
     });
-    listen_event(&source, EVENT_BYE, {
+    listen_event(tab, &source, EVENT_BYE, {
         let tab = tab.clone();
         move |_| lost(&tab)
     });
@@ -128,8 +136,18 @@ fn open(tab: &Rc<Tab>) {
     *tab.source.borrow_mut() = Some(source);
 }
 
-fn listen_event(source: &web_sys::EventSource, name: &str, handler: impl Fn(String) + 'static) {
+fn listen_event(
+    tab: &Rc<Tab>,
+    source: &web_sys::EventSource,
+    name: &str,
+    handler: impl Fn(String) + 'static,
+) {
+    let tab = tab.clone();
     let closure = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        let id = event.last_event_id();
+        if !id.is_empty() {
+            *tab.last_id.borrow_mut() = Some(id);
+        }
         if let Some(data) = event.data().as_string() {
             handler(data);
         }

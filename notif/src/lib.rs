@@ -54,10 +54,13 @@ pub use error::ListenError;
 pub use tab_client::TabClient;
 pub use topic::{Data, Identity, SimpleTopic, Topic};
 pub use wire::{
-    Bye, ByeReason, Hello, RawNotification, CLIENT_HEADER, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, STREAM_PATH,
+    parse_event_id, BadEventId, Bye, ByeReason, Hello, RawNotification, CLIENT_HEADER, EVENT_BYE,
+    EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH,
 };
 
 #[cfg(feature = "ssr")]
 pub use hub::{Config, ConfigError, Exclude, Hub, Metrics, NotifyError};
 #[cfg(feature = "ssr")]
 pub use request::{caller, listen, unlisten};
+#[cfg(feature = "ssr")]
+pub use stream::StreamRefused;

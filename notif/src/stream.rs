@@ -1,17 +1,63 @@
-//! The stream endpoint: one Server-Sent Events response per tab.
-use std::{convert::Infallible, time::Duration};
+//! The stream endpoint: one Server-Sent Events response per tab, resumed after a reconnect when
+//! the tab's missed frames are still buffered.
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
-    response::sse::{Event, KeepAlive, Sse},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
     routing::get,
     Router,
 };
 use futures::{stream, Stream, StreamExt};
+use http::StatusCode;
 use tokio::sync::mpsc;
 
 use crate::{
-    hub::Outgoing, Bye, ClientId, Hello, Hub, Identity, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, STREAM_PATH,
+    hub::{Outgoing, ResumeRefused},
+    parse_event_id, Bye, ClientId, Hello, Hub, Identity, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
+    LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH,
 };
+
+/// A stream request refused before any frame was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamRefused {
+    /// `Last-Event-ID` (or `last_event_id`) is not an id this server sends.
+    #[error("Last-Event-ID must be <client>.<seq> as sent in `id:` lines; omit it to start a new stream")]
+    BadLastEventId,
+    /// The named tab belongs to another identity.
+    #[error("this tab belongs to another session; omit Last-Event-ID to start a new stream")]
+    ForeignClient,
+}
+
+impl IntoResponse for StreamRefused {
+    fn into_response(self) -> Response {
+        let status = match self {
+            StreamRefused::BadLastEventId => StatusCode::BAD_REQUEST,
+            StreamRefused::ForeignClient => StatusCode::FORBIDDEN,
+        };
+        (status, self.to_string()).into_response()
+    }
+}
+
+/// The frame a reconnect names as the last it saw, from the header or the query.
+fn last_seen(parts: &http::request::Parts) -> Result<Option<(ClientId, u64)>, StreamRefused> {
+    let header = parts
+        .headers
+        .get(LAST_EVENT_ID_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let query = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix(LAST_EVENT_ID_QUERY)?.strip_prefix('='))
+    });
+    match header.or(query) {
+        None | Some("") => Ok(None),
+        Some(id) => parse_event_id(id)
+            .map(Some)
+            .map_err(|_| StreamRefused::BadLastEventId),
+    }
+}
 
 impl<I: Identity> Hub<I> {
     /// The routes notif serves: `GET /notif/stream`. Merge them into the app's router.
@@ -29,26 +75,56 @@ impl<I: Identity> Hub<I> {
         )
     }
 
-    /// Answers one stream request: resolves the identity, registers the tab, and streams its
-    /// frames until either side ends it.
+    /// Answers one stream request: resolves the identity, resumes the tab its `Last-Event-ID`
+    /// names or registers a new one, and streams frames until either side ends it.
     pub async fn open_stream(
         &self,
         parts: &http::request::Parts,
-    ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
+    ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static>, StreamRefused> {
+        let last = last_seen(parts)?;
         let identity = self.identify(parts).await;
-        let (client, rx) = self.open(identity);
-        tracing::debug!(?client, "notif: stream opened");
+        let resumed = match last {
+            Some((client, seen)) => match self.resume(client, &identity, seen) {
+                Ok((resumed, rx)) => Some((client, seen, resumed, rx)),
+                Err(ResumeRefused::Foreign) => return Err(StreamRefused::ForeignClient),
+                Err(ResumeRefused::Gone) => {
+                    self.count_reset();
+                    None
+                }
+            },
+            None => None,
+        };
+        let (client, seen, conn, replay, rx) = match resumed {
+            Some((client, seen, resumed, rx)) => (client, seen, resumed.conn, resumed.frames, rx),
+            None => {
+                let (client, rx) = self.open(identity);
+                (client, 0, 0, Vec::new(), rx)
+            }
+        };
+        tracing::debug!(
+            ?client,
+            recovered = last.is_some() && conn > 0,
+            "notif: stream opened"
+        );
+        // The hello's id is the last frame the client has: a drop during the replay that
+        // follows resumes from there again.
         let hello = Event::default()
             .event(EVENT_HELLO)
+            .id(format!("{client}.{seen}"))
             .retry(self.config().retry)
             .json_data(Hello {
                 client: client.to_string(),
-                recovered: false,
+                recovered: conn > 0,
             })
             .unwrap_or_default();
+        let replay: Vec<Result<Event, Infallible>> = replay
+            .into_iter()
+            .map(|(seq, data)| Ok(notif_event(client, seq, &data)))
+            .collect();
         let open = OpenTab {
             hub: self.clone(),
             client,
+            conn,
             rx: Some(rx),
         };
         let frames = stream::unfold(open, |mut open| async move {
@@ -56,32 +132,35 @@ impl<I: Identity> Hub<I> {
             let event = open.event(frame);
             Some((Ok(event), open))
         });
-        Sse::new(stream::once(async move { Ok(hello) }).chain(frames)).keep_alive(
-            KeepAlive::new()
-                .interval(heartbeat(self.config().heartbeat))
-                .text("hb"),
+        let heartbeat = self.config().heartbeat.max(Duration::from_millis(1));
+        Ok(Sse::new(
+            stream::once(async move { Ok(hello) })
+                .chain(stream::iter(replay))
+                .chain(frames),
         )
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("hb")))
     }
 }
 
-fn heartbeat(interval: Duration) -> Duration {
-    interval.max(Duration::from_millis(1))
+fn notif_event(client: ClientId, seq: u64, data: &Arc<str>) -> Event {
+    Event::default()
+        .event(EVENT_NOTIF)
+        .id(format!("{client}.{seq}"))
+        .data(&**data)
 }
 
-/// A tab's open stream. Dropping it (the connection ended) starts the tab's resume window.
+/// A tab's open connection. Dropping it (the connection ended) starts the tab's resume window.
 struct OpenTab<I: Identity> {
     hub: Hub<I>,
     client: ClientId,
+    conn: u64,
     rx: Option<mpsc::Receiver<Outgoing>>,
 }
 
 impl<I: Identity> OpenTab<I> {
     fn event(&mut self, frame: Outgoing) -> Event {
         match frame {
-            Outgoing::Notif { seq, data } => Event::default()
-                .event(EVENT_NOTIF)
-                .id(format!("{}.{seq}", self.client))
-                .data(&*data),
+            Outgoing::Notif { seq, data } => notif_event(self.client, seq, &data),
             Outgoing::Bye(reason) => {
                 // Nothing follows a bye: the next poll ends the stream.
                 self.rx = None;
@@ -97,6 +176,6 @@ impl<I: Identity> OpenTab<I> {
 impl<I: Identity> Drop for OpenTab<I> {
     fn drop(&mut self) {
         tracing::debug!(client = ?self.client, "notif: stream closed");
-        self.hub.closed(self.client);
+        self.hub.closed(self.client, self.conn);
     }
 }

@@ -24,6 +24,34 @@ pub const EVENT_NOTIF: &str = "notif";
 /// SSE event name of the last frame the server sends before it ends a stream.
 pub const EVENT_BYE: &str = "bye";
 
+/// Request header a reconnecting client names its last frame in (browsers send it by themselves).
+pub const LAST_EVENT_ID_HEADER: &str = "last-event-id";
+/// Query parameter with the same meaning, for clients that cannot set headers.
+pub const LAST_EVENT_ID_QUERY: &str = "last_event_id";
+
+/// An event id that is not `<client>.<seq>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an event id is <client>.<seq>: 32 lowercase hex digits, a dot, and a decimal sequence number, as sent in `id:` lines")]
+pub struct BadEventId;
+
+/// Parses an event id, `<client>.<seq>`, as sent in every frame's `id:` line.
+///
+/// ```
+/// let (client, seq) = notif::parse_event_id("0123456789abcdef0123456789abcdef.42").unwrap();
+/// assert_eq!((client.to_string().len(), seq), (32, 42));
+/// assert!(notif::parse_event_id("0123456789abcdef0123456789abcdef.-1").is_err());
+/// ```
+pub fn parse_event_id(id: &str) -> Result<(crate::ClientId, u64), BadEventId> {
+    let (client, seq) = id.split_once('.').ok_or(BadEventId)?;
+    if seq.is_empty() || seq.len() > 20 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadEventId);
+    }
+    Ok((
+        client.parse().map_err(|_| BadEventId)?,
+        seq.parse().map_err(|_| BadEventId)?,
+    ))
+}
+
 /// First frame of every stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {

@@ -9,6 +9,9 @@ pub struct Config {
     pub resume_window: Duration,
     /// Frames queued per tab before it counts as lagging and is cut (`NOTIF_QUEUE_CAPACITY`, default 256).
     pub queue_capacity: usize,
+    /// Frames kept per tab for replay after a reconnect (`NOTIF_REPLAY_CAPACITY`, default 256).
+    /// A tab that missed more than this starts over with `recovered: false`.
+    pub replay_capacity: usize,
     /// Keys one tab may listen on at once (`NOTIF_MAX_LISTENS`, default 256).
     pub max_listens_per_tab: usize,
     /// Interval of the heartbeat comment (`NOTIF_HEARTBEAT_MS`, default 15 s).
@@ -22,6 +25,7 @@ impl Default for Config {
         Config {
             resume_window: Duration::from_secs(30),
             queue_capacity: 256,
+            replay_capacity: 256,
             max_listens_per_tab: 256,
             heartbeat: Duration::from_secs(15),
             retry: Duration::from_secs(1),
@@ -69,6 +73,9 @@ impl Config {
         }
         if let Some(n) = number("NOTIF_QUEUE_CAPACITY", 1)? {
             config.queue_capacity = n as usize;
+        }
+        if let Some(n) = number("NOTIF_REPLAY_CAPACITY", 0)? {
+            config.replay_capacity = n as usize;
         }
         if let Some(n) = number("NOTIF_MAX_LISTENS", 1)? {
             config.max_listens_per_tab = n as usize;

@@ -12,6 +12,8 @@ pub(crate) struct Counters {
     pub lagged: AtomicU64,
     pub notifies: AtomicU64,
     pub streams_opened: AtomicU64,
+    pub resumes: AtomicU64,
+    pub resets: AtomicU64,
 }
 
 impl Counters {
@@ -43,6 +45,10 @@ pub struct Metrics {
     pub notifies: u64,
     /// Streams opened since start.
     pub streams_opened: u64,
+    /// Reconnects that resumed their tab, since start.
+    pub resumes: u64,
+    /// Reconnects that could not resume (`recovered: false`), since start.
+    pub resets: u64,
 }
 
 impl Metrics {
@@ -52,12 +58,14 @@ impl Metrics {
         self.lagged = c.lagged.load(Ordering::Relaxed);
         self.notifies = c.notifies.load(Ordering::Relaxed);
         self.streams_opened = c.streams_opened.load(Ordering::Relaxed);
+        self.resumes = c.resumes.load(Ordering::Relaxed);
+        self.resets = c.resets.load(Ordering::Relaxed);
         self
     }
 
     /// Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 10] = [
+        let rows: [(&str, &str, &str, u64); 12] = [
             (
                 "notif_tabs",
                 "gauge",
@@ -108,6 +116,18 @@ impl Metrics {
                 "Streams opened.",
                 self.streams_opened,
             ),
+            (
+                "notif_resumes_total",
+                "counter",
+                "Reconnects that resumed their tab.",
+                self.resumes,
+            ),
+            (
+                "notif_resets_total",
+                "counter",
+                "Reconnects that could not resume.",
+                self.resets,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, value) in rows {
@@ -129,6 +149,6 @@ mod tests {
         }
         .to_prometheus();
         assert!(text.lines().any(|l| l == "notif_listens 3"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 10);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 12);
     }
 }

@@ -27,6 +27,7 @@
 mod config;
 mod metrics;
 mod notify;
+mod replay;
 mod state;
 
 use std::{future::Future, pin::Pin, sync::Arc};
@@ -35,8 +36,8 @@ pub use config::{Config, ConfigError};
 use metrics::Counters;
 pub use metrics::Metrics;
 pub use notify::{Exclude, NotifyError};
-pub(crate) use state::Outgoing;
 use state::{KeyId, State};
+pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
 use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
 
@@ -168,18 +169,38 @@ impl<I: Identity> Hub<I> {
         self.state().metrics().read_counters(&self.inner.counters)
     }
 
-    /// Registers a new tab for `identity` and returns its id and frame queue.
+    /// Registers a new tab for `identity` and returns its id and frame queue (connection 0).
     pub(crate) fn open(&self, identity: I) -> (ClientId, tokio::sync::mpsc::Receiver<Outgoing>) {
         let (tx, rx) = tokio::sync::mpsc::channel(self.inner.config.queue_capacity);
-        let client = self.state().open(identity, tx);
+        let client = self.state().open(identity, tx, self.inner.config.replay_capacity);
         Counters::add(&self.inner.counters.streams_opened, 1);
         (client, rx)
     }
 
-    /// The stream of `client` ended: forget the tab once its resume window has passed.
-    pub(crate) fn closed(&self, client: ClientId) {
+    /// Attaches a new connection to `client`, which last saw frame `seen`.
+    pub(crate) fn resume(
+        &self,
+        client: ClientId,
+        identity: &I,
+        seen: u64,
+    ) -> Result<(Resumed, tokio::sync::mpsc::Receiver<Outgoing>), ResumeRefused> {
+        let (tx, rx) = tokio::sync::mpsc::channel(self.inner.config.queue_capacity);
+        let resumed = self.state().resume(client, identity, seen, tx)?;
+        Counters::add(&self.inner.counters.streams_opened, 1);
+        Counters::add(&self.inner.counters.resumes, 1);
+        Ok((resumed, rx))
+    }
+
+    /// A reconnect named a tab that could not be resumed.
+    pub(crate) fn count_reset(&self) {
+        Counters::add(&self.inner.counters.resets, 1);
+    }
+
+    /// Connection `conn` of `client` ended: forget the tab once its resume window has passed,
+    /// unless a new connection resumes it first.
+    pub(crate) fn closed(&self, client: ClientId, conn: u64) {
         let window = self.inner.config.resume_window;
-        let Some(epoch) = self.state().detach(client) else {
+        let Some(epoch) = self.state().detach(client, conn) else {
             return;
         };
         if window.is_zero() {
@@ -226,7 +247,7 @@ mod tests {
         let (client, rx) = hub.open(None);
         hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
         drop(rx);
-        hub.closed(client);
+        hub.closed(client, 0);
         tokio::time::sleep(Duration::from_secs(29)).await;
         let kept = hub.metrics();
         assert_eq!((kept.tabs, kept.connected, kept.listens, kept.keys), (1, 0, 1, 1));

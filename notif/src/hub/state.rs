@@ -7,7 +7,7 @@ use std::{
 
 use tokio::sync::mpsc;
 
-use super::Metrics;
+use super::{replay::Replay, Metrics};
 use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
 
 /// A frame queued for one tab.
@@ -40,9 +40,29 @@ struct Tab<I> {
     /// `None` once the stream ended: the tab waits out its resume window.
     tx: Option<mpsc::Sender<Outgoing>>,
     listens: HashSet<KeyId>,
+    /// Sequence number of the tab's latest frame; frames are numbered from 1.
     seq: u64,
-    /// Bumped on every detach so a stale expiry timer does nothing.
+    replay: Replay,
+    /// Which connection is attached: a connection that ended after another took over must
+    /// not detach its successor.
+    conn: u64,
+    /// Bumped on every detach and attach so a stale expiry timer does nothing.
     epoch: u64,
+}
+
+/// Why a tab cannot be resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResumeRefused {
+    /// The tab belongs to another identity: refuse the request.
+    Foreign,
+    /// The tab is gone or its missed frames are: start a new tab (`recovered: false`).
+    Gone,
+}
+
+/// A resumed tab: its connection number and the frames to replay.
+pub(crate) struct Resumed {
+    pub conn: u64,
+    pub frames: Vec<(u64, Arc<str>)>,
 }
 
 pub(crate) struct State<I> {
@@ -73,7 +93,7 @@ pub(crate) enum Delivered {
 }
 
 impl<I: Identity> State<I> {
-    pub fn open(&mut self, identity: I, tx: mpsc::Sender<Outgoing>) -> ClientId {
+    pub fn open(&mut self, identity: I, tx: mpsc::Sender<Outgoing>, replay: usize) -> ClientId {
         let mut client = ClientId::random();
         while self.tabs.contains_key(&client) {
             client = ClientId::random();
@@ -89,15 +109,41 @@ impl<I: Identity> State<I> {
                 tx: Some(tx),
                 listens: HashSet::new(),
                 seq: 0,
+                replay: Replay::new(replay),
+                conn: 0,
                 epoch: 0,
             },
         );
         client
     }
 
-    /// Marks the tab's stream as ended; returns the epoch an expiry must match.
-    pub fn detach(&mut self, client: ClientId) -> Option<u64> {
-        let tab = self.tabs.get_mut(&client)?;
+    /// Attaches a new connection to an existing tab that missed at most what its replay
+    /// buffer holds. A connection still attached (its end not yet noticed) is replaced.
+    pub fn resume(
+        &mut self,
+        client: ClientId,
+        identity: &I,
+        seen: u64,
+        tx: mpsc::Sender<Outgoing>,
+    ) -> Result<Resumed, ResumeRefused> {
+        let tab = self.tabs.get_mut(&client).ok_or(ResumeRefused::Gone)?;
+        if &tab.identity != identity {
+            return Err(ResumeRefused::Foreign);
+        }
+        let frames = tab.replay.since(seen, tab.seq).ok_or(ResumeRefused::Gone)?;
+        tab.tx = Some(tx);
+        tab.conn += 1;
+        tab.epoch += 1;
+        Ok(Resumed {
+            conn: tab.conn,
+            frames,
+        })
+    }
+
+    /// Marks the tab's stream as ended, if `conn` is still the attached connection; returns
+    /// the epoch an expiry must match.
+    pub fn detach(&mut self, client: ClientId, conn: u64) -> Option<u64> {
+        let tab = self.tabs.get_mut(&client).filter(|t| t.conn == conn)?;
         tab.tx = None;
         tab.epoch += 1;
         Some(tab.epoch)
@@ -221,16 +267,19 @@ impl<I: Identity> State<I> {
         if key.is_some_and(|k| !tab.listens.contains(k)) {
             return Delivered::Skipped;
         }
-        let Some(tx) = &tab.tx else {
-            return Delivered::Skipped;
-        };
+        // Every frame is numbered and kept for replay, sent or not: a reconnect names the last
+        // frame it saw, and what followed it may have died in a closed connection.
         tab.seq += 1;
+        tab.replay.push(tab.seq, data);
+        let Some(tx) = &tab.tx else {
+            return Delivered::Queued;
+        };
         match tx.try_send(Outgoing::Notif {
             seq: tab.seq,
             data: data.clone(),
         }) {
             Ok(()) => Delivered::Queued,
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Skipped,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 // Memory stays bounded: a tab that cannot keep up is cut, not buffered forever.
                 self.remove(client);

@@ -145,17 +145,34 @@ impl TestServer {
 
     /// Opens a tab's stream as `user` and reads its hello.
     pub async fn tab(&self, user: Option<&str>) -> Tab {
+        self.reconnect(user, None).await.expect("the stream opens")
+    }
+
+    /// Opens a stream as `user` naming `last_event_id` (as a browser's reconnect does) and
+    /// reads its hello; on refusal, the status and reason.
+    pub async fn reconnect(
+        &self,
+        user: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> Result<Tab, (u16, String)> {
         let mut request = self.http.get(self.url(notif::STREAM_PATH));
         if let Some(user) = user {
             request = request.header("x-user", user);
         }
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
         let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
+        if response.status() != 200 {
+            return Err((response.status().as_u16(), response.text().await.unwrap()));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_events(response, tx));
         let mut tab = Tab {
             user: user.map(str::to_owned),
             client: String::new(),
+            recovered: false,
+            last_id: String::new(),
             events: rx,
             reader,
         };
@@ -163,7 +180,8 @@ impl TestServer {
         assert_eq!(hello.event, "hello");
         let hello: notif::Hello = serde_json::from_str(&hello.data).unwrap();
         tab.client = hello.client;
-        tab
+        tab.recovered = hello.recovered;
+        Ok(tab)
     }
 
     /// Calls a server function as `tab` (its user and its client id); returns status and body.
@@ -240,6 +258,10 @@ impl Event {
 pub struct Tab {
     pub user: Option<String>,
     pub client: String,
+    /// What the hello said.
+    pub recovered: bool,
+    /// The `id:` of the last event read, as a browser remembers it.
+    pub last_id: String,
     events: mpsc::UnboundedReceiver<Event>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -247,10 +269,14 @@ pub struct Tab {
 impl Tab {
     /// The next event; panics after 5 s without one (a failure guard, not a wait).
     pub async fn next(&mut self) -> Event {
-        tokio::time::timeout(Duration::from_secs(5), self.events.recv())
+        let event = tokio::time::timeout(Duration::from_secs(5), self.events.recv())
             .await
             .expect("no event within 5 s")
-            .expect("stream ended")
+            .expect("stream ended");
+        if !event.id.is_empty() {
+            self.last_id = event.id.clone();
+        }
+        event
     }
 
     /// The next notification's message text.
