@@ -300,7 +300,7 @@ impl Tab {
     }
 }
 
-async fn read_events(response: reqwest::Response, tx: mpsc::UnboundedSender<Event>) {
+pub async fn read_events(response: reqwest::Response, tx: mpsc::UnboundedSender<Event>) {
     let mut body = response.bytes_stream();
     let mut buffer = String::new();
     let mut event = Event::default();
