@@ -1,26 +1,52 @@
-import { test, expect } from "@playwright/test";
-import { expectLive, message, openRoom, pageErrors, post, signedIn, uniqueName } from "./helpers";
+import { test, expect, Page } from "@playwright/test";
+import { expectLive, message, metric, openRoom, pageErrors, post, signedIn, uniqueName } from "./helpers";
 
 test.afterEach(() => {
   const errors = pageErrors.splice(0);
   expect(errors, "no panic or hydration error in any page").toEqual([]);
 });
 
-test("after the network comes back the tab listens again by itself and catches up", async ({ browser }) => {
+async function twoInRoom(browser: import("@playwright/test").Browser): Promise<[Page, Page]> {
   const pageA = await signedIn(browser, uniqueName("a"));
   const pageB = await signedIn(browser, uniqueName("b"));
   await openRoom(pageA, 1);
   await openRoom(pageB, 1);
+  return [pageA, pageB];
+}
 
+test("a short loss of network resumes: what was missed arrives, nothing starts over", async ({ browser }) => {
+  const [pageA, pageB] = await twoInRoom(browser);
   await pageB.context().setOffline(true);
   await expect(pageB.locator(".conn")).toHaveAttribute("data-state", "reconnecting");
   const during = `while B was away ${Date.now()}`;
   await post(pageA, during);
   await pageB.context().setOffline(false);
   await expectLive(pageB);
-  // The server forgot B's tab (or it never heard of the new one): B re-listened and refetched.
   await expect(message(pageB, during)).toBeVisible();
+  await expect(pageB.locator(".conn")).toHaveAttribute("data-resets", "0");
   const after = `after B came back ${Date.now()}`;
   await post(pageA, after);
   await expect(message(pageB, after)).toBeVisible();
+});
+
+test("a loss longer than the resume window starts over: the tab listens again and refetches", async ({ browser }) => {
+  const [pageA, pageB] = await twoInRoom(browser);
+  // Tabs this test's sign-ins left behind linger for their window: wait until none does.
+  const lingering = async () => (await metric(pageA, "notif_tabs")) - (await metric(pageA, "notif_connected_tabs"));
+  await expect.poll(lingering, { timeout: 20_000 }).toBe(0);
+  const tabs = await metric(pageA, "notif_tabs");
+  await pageB.context().setOffline(true);
+  await expect(pageB.locator(".conn")).toHaveAttribute("data-state", "reconnecting");
+  const during = `while B was gone for good ${Date.now()}`;
+  await post(pageA, during);
+  // The server forgets B's tab once its window (1 s in these tests) has passed.
+  await expect.poll(() => metric(pageA, "notif_tabs"), { timeout: 20_000 }).toBe(tabs - 1);
+  await expect.poll(lingering).toBe(0);
+  await pageB.context().setOffline(false);
+  await expectLive(pageB);
+  await expect(pageB.locator(".conn")).toHaveAttribute("data-resets", "1");
+  await expect(message(pageB, during)).toBeVisible(); // from the refetched history
+  const after = `after B started over ${Date.now()}`;
+  await post(pageA, after);
+  await expect(message(pageB, after)).toBeVisible(); // it listens again
 });

@@ -46,6 +46,8 @@ struct Tab {
     resets: RwSignal<u64>,
     client: RefCell<Option<String>>,
     had_hello: Cell<bool>,
+    /// The stream was opened once; after that only failures and the network reopen it.
+    started: Cell<bool>,
     id_waiters: RefCell<Vec<oneshot::Sender<()>>>,
     topics: RefCell<HashMap<&'static str, Rc<dyn Any>>>,
     dispatch: RefCell<HashMap<&'static str, Dispatch>>,
@@ -63,6 +65,7 @@ thread_local! {
         resets: RwSignal::new(0),
         client: RefCell::new(None),
         had_hello: Cell::new(false),
+        started: Cell::new(false),
         id_waiters: RefCell::new(Vec::new()),
         topics: RefCell::new(HashMap::new()),
         dispatch: RefCell::new(HashMap::new()),
@@ -77,10 +80,40 @@ thread_local! {
 /// The tab, with its stream opened if it is not yet.
 fn tab() -> Rc<Tab> {
     let tab = TAB.with(Rc::clone);
-    if tab.source.borrow().is_none() {
+    if !tab.started.replace(true) {
+        watch_network(&tab);
         open(&tab);
     }
     tab
+}
+
+/// Follows the browser's online state: an open connection may outlive the network silently,
+/// so going offline closes it (the indicator turns "reconnecting") and coming back online
+/// reopens it at once, resuming where it stopped.
+fn watch_network(tab: &Rc<Tab>) {
+    let Some(window) = web_sys::window() else { return };
+    let offline = Closure::<dyn FnMut(web_sys::Event)>::new({
+        let tab = tab.clone();
+        move |_| {
+            if let Some(source) = tab.source.borrow_mut().take() {
+                source.close();
+            }
+            lost(&tab);
+        }
+    });
+    let online = Closure::<dyn FnMut(web_sys::Event)>::new({
+        let tab = tab.clone();
+        move |_| {
+            tab.failures.set(0);
+            if tab.source.borrow().is_none() {
+                open(&tab);
+            }
+        }
+    });
+    let _ = window.add_event_listener_with_callback("offline", offline.as_ref().unchecked_ref());
+    let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+    offline.forget();
+    online.forget();
 }
 
 fn open(tab: &Rc<Tab>) {
@@ -163,7 +196,8 @@ fn reopen_later(tab: &Rc<Tab>) {
     }
     let failures = tab.failures.get().saturating_add(1);
     tab.failures.set(failures);
-    // Exponential backoff with full jitter, 0.5 s up to 30 s.
+    // Exponential backoff from 0.5 s up to 30 s, each delay drawn from its upper half so that
+    // tabs a server restart dropped together do not come back together.
     let ceiling = (500u32 << failures.min(6)).min(30_000) as f64;
     let delay = (ceiling * (0.5 + js_sys::Math::random() / 2.0)) as u32;
     let tab = tab.clone();

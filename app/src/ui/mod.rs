@@ -114,12 +114,18 @@ fn Header() -> impl IntoView {
     }
 }
 
-/// Shows the tab's stream state: connecting, live or reconnecting.
+/// Shows the tab's stream state: connecting, live or reconnecting; `data-resets` counts the
+/// reconnects that could not resume (the page refetched what it shows).
 #[component]
 fn ConnectionIndicator() -> impl IntoView {
     let state = notif::connection_state();
+    let resets = notif::resets();
+    let title = move || match resets.get() {
+        0 => "notifications".to_owned(),
+        n => format!("notifications; started over {n} time(s) after losing the connection"),
+    };
     view! {
-        <span class="conn" data-state=move || state.get().to_string()>
+        <span class="conn" data-state=move || state.get().to_string() data-resets=move || resets.get() title=title>
             {move || state.get().to_string()}
         </span>
     }
