@@ -12,6 +12,8 @@ pub struct Config {
     /// Frames kept per tab for replay after a reconnect (`NOTIF_REPLAY_CAPACITY`, default 256).
     /// A tab that missed more than this starts over with `recovered: false`.
     pub replay_capacity: usize,
+    /// Largest encoded notification `notify` accepts (`NOTIF_MAX_MESSAGE_BYTES`, default 64 KiB).
+    pub max_message_bytes: usize,
     /// Keys one tab may listen on at once (`NOTIF_MAX_LISTENS`, default 256).
     pub max_listens_per_tab: usize,
     /// Interval of the heartbeat comment (`NOTIF_HEARTBEAT_MS`, default 15 s).
@@ -26,6 +28,7 @@ impl Default for Config {
             resume_window: Duration::from_secs(30),
             queue_capacity: 256,
             replay_capacity: 256,
+            max_message_bytes: 64 * 1024,
             max_listens_per_tab: 256,
             heartbeat: Duration::from_secs(15),
             retry: Duration::from_secs(1),
@@ -60,10 +63,10 @@ impl Config {
                 _ => Err(ConfigError {
                     name,
                     value,
-                    expected: if min == 0 {
-                        "a whole number"
-                    } else {
-                        "a whole number of at least 1"
+                    expected: match min {
+                        0 => "a whole number",
+                        1 => "a whole number of at least 1",
+                        _ => "a whole number of at least 64",
                     },
                 }),
             }
@@ -76,6 +79,9 @@ impl Config {
         }
         if let Some(n) = number("NOTIF_REPLAY_CAPACITY", 0)? {
             config.replay_capacity = n as usize;
+        }
+        if let Some(n) = number("NOTIF_MAX_MESSAGE_BYTES", 64)? {
+            config.max_message_bytes = n as usize;
         }
         if let Some(n) = number("NOTIF_MAX_LISTENS", 1)? {
             config.max_listens_per_tab = n as usize;

@@ -19,10 +19,21 @@ pub enum Exclude<I> {
     Identity(I),
 }
 
-/// A key or message that cannot be serialised to JSON.
+/// A notification that was not sent. Nothing was queued for anyone.
 #[derive(Debug, thiserror::Error)]
-#[error("notif could not serialise a key or message to JSON ({0}); check its Serialize impl")]
-pub struct NotifyError(#[from] serde_json::Error);
+pub enum NotifyError {
+    /// A key or message cannot be serialised to JSON.
+    #[error("notif could not serialise a key or message to JSON ({0}); check its Serialize impl")]
+    Serialize(#[from] serde_json::Error),
+    /// An encoded notification is larger than `Config::max_message_bytes`.
+    #[error("a notification of {bytes} bytes exceeds the {cap}-byte cap (NOTIF_MAX_MESSAGE_BYTES); send a reference and let the client fetch the content")]
+    TooLarge {
+        /// Its encoded size.
+        bytes: usize,
+        /// The configured cap.
+        cap: usize,
+    },
+}
 
 /// Most distinct messages remembered per notify for sharing encodings; beyond it (per-user
 /// payloads), each identity's message is encoded on its own rather than compared linearly.
@@ -69,6 +80,7 @@ impl<I: Identity> Hub<I> {
                     data
                 }
             };
+            self.check_size(&data)?;
             batches.push((data, clients));
         }
         Ok(self.enqueue(Some(&key_id), batches))
@@ -87,8 +99,20 @@ impl<I: Identity> Hub<I> {
             None => "null".to_owned(),
         };
         let data: Arc<str> = encode_notification(T::NAME, &key_json, &serde_json::to_string(message)?).into();
+        self.check_size(&data)?;
         let clients = self.state().clients_of(identity);
         Ok(self.enqueue(None, vec![(data, &clients[..])]))
+    }
+
+    fn check_size(&self, data: &str) -> Result<(), NotifyError> {
+        let cap = self.inner.config.max_message_bytes;
+        if data.len() > cap {
+            return Err(NotifyError::TooLarge {
+                bytes: data.len(),
+                cap,
+            });
+        }
+        Ok(())
     }
 
     fn enqueue(&self, key: Option<&KeyId>, batches: Vec<(Arc<str>, &[ClientId])>) -> usize {
