@@ -179,3 +179,47 @@ impl<I: Identity> Drop for OpenTab<I> {
         self.hub.closed(self.client, self.conn);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parts(query: &str, header: Option<&[u8]>) -> Option<http::request::Parts> {
+        let mut request = http::Request::builder().uri(format!("/notif/stream?{query}"));
+        if let Some(value) = header {
+            request = request.header(LAST_EVENT_ID_HEADER, http::HeaderValue::from_bytes(value).ok()?);
+        }
+        Some(request.body(()).ok()?.into_parts().0)
+    }
+
+    #[test]
+    fn the_header_wins_over_the_query_and_empty_means_none() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let both = parts(
+            &format!("last_event_id={id}.1"),
+            Some(format!("{id}.2").as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(last_seen(&both).unwrap().unwrap().1, 2);
+        assert_eq!(last_seen(&parts("last_event_id=", None).unwrap()), Ok(None));
+        assert_eq!(last_seen(&parts("", Some(b"")).unwrap()), Ok(None));
+        assert_eq!(
+            last_seen(&parts("", Some(b"\xff\xfe")).unwrap()),
+            Err(StreamRefused::BadLastEventId)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn hostile_queries_and_headers_never_panic(query in "[ -~]{0,80}", header in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(parts) = parts(&query, Some(&header)) {
+                let _ = last_seen(&parts);
+            }
+            if let Some(parts) = parts(&query, None) {
+                let _ = last_seen(&parts);
+            }
+        }
+    }
+}

@@ -119,3 +119,36 @@ mod tests {
         assert_eq!(raw.message["text"], "hi \"you\"");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ClientId;
+
+    proptest! {
+        #[test]
+        fn any_string_parses_or_is_refused_without_panicking(s in "\\PC*") {
+            let _ = parse_event_id(&s);
+            let _ = s.parse::<ClientId>();
+        }
+
+        #[test]
+        fn near_misses_are_refused(hex in "[0-9a-f]{32}", seq in any::<u64>(), junk in "[^0-9]") {
+            let trailing = format!("{hex}.{seq}{junk}");
+            let separator = format!("{hex}{junk}{seq}");
+            let short = format!("{}.{seq}", &hex[1..]);
+            prop_assert!(parse_event_id(&trailing).is_err());
+            prop_assert!(parse_event_id(&separator).is_err() || junk == ".");
+            prop_assert!(parse_event_id(&short).is_err());
+        }
+
+        #[test]
+        fn every_id_the_server_writes_parses_back(raw in any::<u128>(), seq in any::<u64>()) {
+            let client: ClientId = format!("{raw:032x}").parse().unwrap();
+            let written = format!("{}.{}", client, seq);
+            prop_assert_eq!(parse_event_id(&written), Ok((client, seq)));
+        }
+    }
+}
