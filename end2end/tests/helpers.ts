@@ -17,8 +17,8 @@ export function watchErrors(page: Page) {
 }
 
 /** A fresh browser context signed in as `name`, on the home page, hydrated and live. */
-export async function signedIn(browser: Browser, name: string): Promise<Page> {
-  const context = await browser.newContext();
+export async function signedIn(browser: Browser, name: string, baseURL?: string): Promise<Page> {
+  const context = await browser.newContext(baseURL ? { baseURL } : {});
   const page = await context.newPage();
   watchErrors(page);
   await page.goto("/");
