@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 /// Path of the stream endpoint.
 pub const STREAM_PATH: &str = "/notif/stream";
+/// Path of the WebSocket endpoint: the same frames as the stream, one JSON text message each
+/// (`{"event": .., "id": .., "data": ..}`), under the same resume rules.
+pub const WS_PATH: &str = "/notif/ws";
 /// Request header naming the calling tab's client id in server function calls.
 pub const CLIENT_HEADER: &str = "x-notif-client";
 /// SSE event name of the first frame.
@@ -90,6 +93,36 @@ pub struct RawNotification {
     pub key: serde_json::Value,
     /// The message as JSON.
     pub message: serde_json::Value,
+}
+
+/// One frame as a WebSocket text message carries it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WsFrame {
+    /// `hello`, `notif` or `bye`.
+    pub event: String,
+    /// The frame's id (`<client>.<seq>`), where the SSE frame has an `id:` line.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// What the SSE frame's `data:` line holds, as JSON (not as a string).
+    pub data: serde_json::Value,
+}
+
+/// Encodes a frame as a WebSocket text message; `data` must be JSON.
+#[cfg(feature = "ssr")]
+pub(crate) fn encode_ws(event: &str, id: Option<&str>, data: &str) -> String {
+    let mut out = String::with_capacity(40 + id.map_or(0, str::len) + data.len());
+    out.push_str("{\"event\":\"");
+    out.push_str(event);
+    out.push('"');
+    if let Some(id) = id {
+        out.push_str(",\"id\":\"");
+        out.push_str(id);
+        out.push('"');
+    }
+    out.push_str(",\"data\":");
+    out.push_str(data);
+    out.push('}');
+    out
 }
 
 /// Encodes a notification's data line once; the result is shared by every recipient.

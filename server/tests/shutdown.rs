@@ -18,7 +18,9 @@ async fn shutdown_ends_every_stream_with_a_bye_and_the_server_stops() {
 
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let response = reqwest::get(format!("http://{addr}{}", notif::STREAM_PATH)).await.unwrap();
+        let response = reqwest::get(format!("http://{addr}{}", notif::STREAM_PATH))
+            .await
+            .unwrap();
         let mut body = response.bytes_stream();
         let hello = String::from_utf8_lossy(&body.next().await.unwrap().unwrap()).into_owned();
         assert!(hello.contains("event: hello"), "{hello}");
@@ -28,10 +30,20 @@ async fn shutdown_ends_every_stream_with_a_bye_and_the_server_stops() {
     stop.send(()).unwrap();
     for mut body in streams {
         let mut rest = String::new();
-        while let Some(Ok(chunk)) = tokio::time::timeout(Duration::from_secs(5), body.next()).await.unwrap() {
+        while let Some(Ok(chunk)) = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .unwrap()
+        {
             rest.push_str(&String::from_utf8_lossy(&chunk));
         }
-        assert!(rest.contains("event: bye") && rest.contains("\"shutdown\""), "{rest}");
+        assert!(
+            rest.contains("event: bye") && rest.contains("\"shutdown\""),
+            "{rest}"
+        );
     }
-    tokio::time::timeout(Duration::from_secs(5), serving).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -1,23 +1,22 @@
-//! The stream endpoint: one Server-Sent Events response per tab, resumed after a reconnect when
-//! the tab's missed frames are still buffered.
-use std::{convert::Infallible, sync::Arc, time::Duration};
+//! The stream endpoints: one connection per tab, Server-Sent Events or WebSocket, resumed after
+//! a reconnect when the tab's missed frames are still buffered.
+mod sse;
+mod ws;
+
+use std::sync::Arc;
 
 use axum::{
-    response::{
-        sse::{Event, KeepAlive, Sse},
-        IntoResponse, Response,
-    },
+    response::{IntoResponse, Response},
     routing::get,
     Router,
 };
-use futures::{stream, Stream, StreamExt};
 use http::StatusCode;
 use tokio::sync::mpsc;
 
 use crate::{
     hub::{Outgoing, ResumeRefused},
-    parse_event_id, Bye, ClientId, Hello, Hub, Identity, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
-    LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH,
+    parse_event_id, ClientId, Hello, Hub, Identity, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH,
+    WS_PATH,
 };
 
 /// A stream request refused before any frame was sent.
@@ -60,97 +59,103 @@ fn last_seen(parts: &http::request::Parts) -> Result<Option<(ClientId, u64)>, St
 }
 
 impl<I: Identity> Hub<I> {
-    /// The routes notif serves: `GET /notif/stream`. Merge them into the app's router.
+    /// The routes notif serves: `GET /notif/stream` (Server-Sent Events) and `GET /notif/ws`
+    /// (WebSocket, what the browser client uses), carrying the same frames under the same
+    /// resume rules. Merge them into the app's router.
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let hub = self.clone();
-        Router::new().route(
-            STREAM_PATH,
-            get(move |request: axum::extract::Request| {
-                let hub = hub.clone();
-                async move {
-                    let (parts, _body) = request.into_parts();
-                    hub.open_stream(&parts).await
-                }
-            }),
-        )
+        let (sse_hub, ws_hub) = (self.clone(), self.clone());
+        Router::new()
+            .route(
+                STREAM_PATH,
+                get(move |request: axum::extract::Request| {
+                    let hub = sse_hub.clone();
+                    async move {
+                        let (parts, _body) = request.into_parts();
+                        hub.open_stream(&parts).await
+                    }
+                }),
+            )
+            .route(
+                WS_PATH,
+                get(move |request: axum::extract::Request| {
+                    let hub = ws_hub.clone();
+                    async move { ws::answer(hub, request).await }
+                }),
+            )
     }
 
-    /// Answers one stream request: resolves the identity, resumes the tab its `Last-Event-ID`
-    /// names or registers a new one, and streams frames until either side ends it.
-    pub async fn open_stream(
+    /// Starts a session for one connection: resumes the tab its `Last-Event-ID` names or
+    /// registers a new one.
+    pub(crate) async fn start_session(
         &self,
         parts: &http::request::Parts,
-    ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static>, StreamRefused> {
+    ) -> Result<Session<I>, StreamRefused> {
         let last = last_seen(parts)?;
         let identity = self.identify(parts).await;
-        let resumed = match last {
-            Some((client, seen)) => match self.resume(client, &identity, seen) {
-                Ok((resumed, rx)) => Some((client, seen, resumed, rx)),
-                Err(ResumeRefused::Foreign) => return Err(StreamRefused::ForeignClient),
-                Err(ResumeRefused::Gone) => {
-                    self.count_reset();
-                    None
+        if let Some((client, seen)) = last {
+            match self.resume(client, &identity, seen) {
+                Ok((resumed, rx)) => {
+                    let open = OpenTab {
+                        hub: self.clone(),
+                        client,
+                        conn: resumed.conn,
+                        rx: Some(rx),
+                    };
+                    return Ok(Session {
+                        client,
+                        seen,
+                        recovered: true,
+                        replay: resumed.frames,
+                        open,
+                    });
                 }
-            },
-            None => None,
-        };
-        let (client, seen, conn, replay, rx) = match resumed {
-            Some((client, seen, resumed, rx)) => (client, seen, resumed.conn, resumed.frames, rx),
-            None => {
-                let (client, rx) = self.open(identity);
-                (client, 0, 0, Vec::new(), rx)
+                Err(ResumeRefused::Foreign) => return Err(StreamRefused::ForeignClient),
+                Err(ResumeRefused::Gone) => self.count_reset(),
             }
-        };
-        tracing::debug!(
-            ?client,
-            recovered = last.is_some() && conn > 0,
-            "notif: stream opened"
-        );
-        // The hello's id is the last frame the client has: a drop during the replay that
-        // follows resumes from there again.
-        let hello = Event::default()
-            .event(EVENT_HELLO)
-            .id(format!("{client}.{seen}"))
-            .retry(self.config().retry)
-            .json_data(Hello {
-                client: client.to_string(),
-                recovered: conn > 0,
-            })
-            .unwrap_or_default();
-        let replay: Vec<Result<Event, Infallible>> = replay
-            .into_iter()
-            .map(|(seq, data)| Ok(notif_event(client, seq, &data)))
-            .collect();
+        }
+        let (client, rx) = self.open(identity);
         let open = OpenTab {
             hub: self.clone(),
             client,
-            conn,
+            conn: 0,
             rx: Some(rx),
         };
-        let frames = stream::unfold(open, |mut open| async move {
-            let frame = open.rx.as_mut()?.recv().await?;
-            let event = open.event(frame);
-            Some((Ok(event), open))
-        });
-        let heartbeat = self.config().heartbeat.max(Duration::from_millis(1));
-        Ok(Sse::new(
-            stream::once(async move { Ok(hello) })
-                .chain(stream::iter(replay))
-                .chain(frames),
-        )
-        .keep_alive(KeepAlive::new().interval(heartbeat).text("hb")))
+        Ok(Session {
+            client,
+            seen: 0,
+            recovered: false,
+            replay: Vec::new(),
+            open,
+        })
     }
 }
 
-fn notif_event(client: ClientId, seq: u64, data: &Arc<str>) -> Event {
-    Event::default()
-        .event(EVENT_NOTIF)
-        .id(format!("{client}.{seq}"))
-        .data(&**data)
+/// One connection's frames: the hello, the replay, then live frames until either side ends it.
+pub(crate) struct Session<I: Identity> {
+    pub client: ClientId,
+    /// The last frame the client has; the hello carries it as its id, so a drop during the
+    /// replay that follows resumes from there again.
+    pub seen: u64,
+    pub recovered: bool,
+    pub replay: Vec<(u64, Arc<str>)>,
+    pub open: OpenTab<I>,
+}
+
+impl<I: Identity> Session<I> {
+    pub fn hello(&self) -> Hello {
+        Hello {
+            client: self.client.to_string(),
+            recovered: self.recovered,
+        }
+    }
+
+    pub fn hello_id(&self) -> String {
+        format!("{}.{}", self.client, self.seen)
+    }
 }
 
 /// A tab's open connection. Dropping it (the connection ended) starts the tab's resume window.
-struct OpenTab<I: Identity> {
+pub(crate) struct OpenTab<I: Identity> {
     hub: Hub<I>,
     client: ClientId,
     conn: u64,
@@ -158,18 +163,14 @@ struct OpenTab<I: Identity> {
 }
 
 impl<I: Identity> OpenTab<I> {
-    fn event(&mut self, frame: Outgoing) -> Event {
-        match frame {
-            Outgoing::Notif { seq, data } => notif_event(self.client, seq, &data),
-            Outgoing::Bye(reason) => {
-                // Nothing follows a bye: the next poll ends the stream.
-                self.rx = None;
-                Event::default()
-                    .event(EVENT_BYE)
-                    .json_data(Bye { reason })
-                    .unwrap_or_default()
-            }
+    /// The next frame; `None` once the stream is over (after a `bye`, or the tab was dropped).
+    pub async fn next(&mut self) -> Option<Outgoing> {
+        let frame = self.rx.as_mut()?.recv().await?;
+        if matches!(frame, Outgoing::Bye(_)) {
+            // Nothing follows a bye.
+            self.rx = None;
         }
+        Some(frame)
     }
 }
 

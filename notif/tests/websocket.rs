@@ -1,0 +1,111 @@
+//! The WebSocket transport carries the same frames under the same resume rules as SSE.
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use futures::StreamExt;
+use notif::{Config, WsFrame};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &TestServer, user: &str, last_event_id: Option<&str>) -> Result<Socket, u16> {
+    let query = last_event_id
+        .map(|id| format!("?last_event_id={id}"))
+        .unwrap_or_default();
+    let mut request = format!("ws://{}{}{query}", server.addr, notif::WS_PATH)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert("x-user", user.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+async fn next(socket: &mut Socket) -> WsFrame {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("no frame within 5 s")
+            .expect("socket ended")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn frames_flow_and_a_reconnect_resumes() {
+    let server = TestServer::with_config(Config {
+        resume_window: Duration::from_secs(30),
+        ..Config::default()
+    })
+    .await;
+    let mut socket = connect(&server, "alice", None).await.unwrap();
+    let hello = next(&mut socket).await;
+    assert_eq!(hello.event, "hello");
+    assert_eq!(hello.data["recovered"], false);
+    let client = hello.data["client"].as_str().unwrap().to_owned();
+    assert_eq!(hello.id.as_deref(), Some(format!("{client}.0").as_str()));
+    let (status, body) = server
+        .call_as(Some("alice"), Some(&client), "t/listen_chat", &[("key", "k")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    server.notify_chat("k", "one").await;
+    let one = next(&mut socket).await;
+    assert_eq!(
+        (one.event.as_str(), one.data["message"].as_str()),
+        ("notif", Some("one"))
+    );
+    assert_eq!(one.id.as_deref(), Some(format!("{client}.1").as_str()));
+    socket.close(None).await.unwrap();
+    server.notify_chat("k", "two").await;
+
+    let mut back = connect(&server, "alice", Some(&format!("{client}.1")))
+        .await
+        .unwrap();
+    let hello = next(&mut back).await;
+    assert_eq!(
+        (hello.data["recovered"].as_bool(), hello.data["client"].as_str()),
+        (Some(true), Some(client.as_str()))
+    );
+    let two = next(&mut back).await;
+    assert_eq!(two.data["message"], "two");
+    assert_eq!(two.id.as_deref(), Some(format!("{client}.2").as_str()));
+}
+
+#[tokio::test]
+async fn bad_and_foreign_ids_are_refused_before_the_upgrade() {
+    let server = TestServer::with_config(Config {
+        resume_window: Duration::from_secs(30),
+        ..Config::default()
+    })
+    .await;
+    let alice = server.tab(Some("alice")).await;
+    assert_eq!(connect(&server, "alice", Some("nonsense")).await.err(), Some(400));
+    assert_eq!(
+        connect(&server, "mallory", Some(&format!("{}.0", alice.client)))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(server.hub.metrics().tabs, 1);
+}
+
+#[tokio::test]
+async fn sign_out_sends_bye_and_closes() {
+    let server = TestServer::start().await;
+    let mut socket = connect(&server, "alice", None).await.unwrap();
+    next(&mut socket).await;
+    server.hub.disconnect_identity(&Some("alice".into()));
+    let bye = next(&mut socket).await;
+    assert_eq!(
+        (bye.event.as_str(), bye.data["reason"].as_str()),
+        ("bye", Some("disconnected"))
+    );
+}
