@@ -1,9 +1,10 @@
-//! The browser implementation behind [`crate::client`]: one `EventSource` per tab (one wasm
-//! instance per tab, so thread-local state is per tab).
+//! The browser implementation behind [`crate::client`]: one WebSocket per tab (one wasm
+//! instance per tab, so thread-local state is per tab), carrying the frames of the SSE stream.
 //!
-//! `web_sys::EventSource` is used directly rather than gloo-net's wrapper because gloo hides the
-//! `error` events fired while the browser is reconnecting, and those are what turn the
-//! indicator to "reconnecting".
+//! Why not `EventSource`: browsers allow six HTTP/1.1 connections per host, and one open SSE
+//! stream per tab takes one of them for good, so a seventh tab's server function calls hang.
+//! WebSockets do not count against that limit. The SSE endpoint stays for other clients.
+mod connection;
 use std::{
     any::Any,
     cell::{Cell, RefCell},
@@ -15,11 +16,10 @@ use std::{
 
 use futures::channel::oneshot;
 use leptos::{prelude::*, task::spawn_local};
-use wasm_bindgen::{closure::Closure, JsCast};
 
 use crate::{
     client::{ConnectionState, Notification},
-    Hello, RawNotification, Topic, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_QUERY, STREAM_PATH,
+    RawNotification, Topic,
 };
 
 /// A notification handler registered by a component, with its id for removal.
@@ -52,7 +52,7 @@ struct Tab {
     topics: RefCell<HashMap<&'static str, Rc<dyn Any>>>,
     dispatch: RefCell<HashMap<&'static str, Dispatch>>,
     held: RefCell<HashMap<String, Held>>,
-    source: RefCell<Option<web_sys::EventSource>>,
+    socket: RefCell<Option<connection::Socket>>,
     /// The `id:` of the last frame received, to resume from when the stream is reopened.
     last_id: RefCell<Option<String>>,
     failures: Cell<u32>,
@@ -70,181 +70,21 @@ thread_local! {
         topics: RefCell::new(HashMap::new()),
         dispatch: RefCell::new(HashMap::new()),
         held: RefCell::new(HashMap::new()),
-        source: RefCell::new(None),
+        socket: RefCell::new(None),
         last_id: RefCell::new(None),
         failures: Cell::new(0),
         next_handler: Cell::new(0),
     });
 }
 
-/// The tab, with its stream opened if it is not yet.
+/// The tab, with its connection opened if it is not yet.
 fn tab() -> Rc<Tab> {
     let tab = TAB.with(Rc::clone);
     if !tab.started.replace(true) {
-        watch_network(&tab);
-        open(&tab);
+        connection::watch_network(&tab);
+        connection::open(&tab);
     }
     tab
-}
-
-/// Follows the browser's online state: an open connection may outlive the network silently,
-/// so going offline closes it (the indicator turns "reconnecting") and coming back online
-/// reopens it at once, resuming where it stopped.
-fn watch_network(tab: &Rc<Tab>) {
-    let Some(window) = web_sys::window() else { return };
-    let offline = Closure::<dyn FnMut(web_sys::Event)>::new({
-        let tab = tab.clone();
-        move |_| {
-            if let Some(source) = tab.source.borrow_mut().take() {
-                source.close();
-            }
-            lost(&tab);
-        }
-    });
-    let online = Closure::<dyn FnMut(web_sys::Event)>::new({
-        let tab = tab.clone();
-        move |_| {
-            tab.failures.set(0);
-            if tab.source.borrow().is_none() {
-                open(&tab);
-            }
-        }
-    });
-    let _ = window.add_event_listener_with_callback("offline", offline.as_ref().unchecked_ref());
-    let _ = window.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
-    offline.forget();
-    online.forget();
-}
-
-fn open(tab: &Rc<Tab>) {
-    // The browser's own reconnects send Last-Event-ID; a reopened source must name it itself.
-    let url = match tab.last_id.borrow().as_deref() {
-        Some(id) => format!("{STREAM_PATH}?{LAST_EVENT_ID_QUERY}={id}"),
-        None => STREAM_PATH.to_owned(),
-    };
-    let source = match web_sys::EventSource::new(&url) {
-        Ok(source) => source,
-        Err(error) => {
-            leptos::logging::error!("notif: cannot open {STREAM_PATH}: {error:?}");
-            return;
-        }
-    };
-    listen_event(tab, &source, EVENT_HELLO, {
-        let tab = tab.clone();
-        move |data| on_hello(&tab, data)
-    });
-    listen_event(tab, &source, EVENT_NOTIF, {
-        let tab = tab.clone();
-        move |data| match serde_json::from_str::<RawNotification>(&data) {
-            Ok(raw) => {
-                let dispatch = tab.dispatch.borrow().get(raw.topic.as_str()).cloned();
-                if let Some(dispatch) = dispatch {
-                    dispatch(raw);
-                }
-            }
-            Err(error) => leptos::logging::warn!("notif: unreadable notification: {error}"),
-        }
-    });
-    listen_event(tab, &source, EVENT_BYE, {
-        let tab = tab.clone();
-        move |_| lost(&tab)
-    });
-    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new({
-        let tab = tab.clone();
-        move |_| {
-            lost(&tab);
-            let closed = tab
-                .source
-                .borrow()
-                .as_ref()
-                .is_some_and(|s| s.ready_state() == web_sys::EventSource::CLOSED);
-            if closed {
-                // The browser gave up (an HTTP error, not a dropped line): reopen with backoff.
-                reopen_later(&tab);
-            }
-        }
-    });
-    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    on_error.forget();
-    *tab.source.borrow_mut() = Some(source);
-}
-
-fn listen_event(
-    tab: &Rc<Tab>,
-    source: &web_sys::EventSource,
-    name: &str,
-    handler: impl Fn(String) + 'static,
-) {
-    let tab = tab.clone();
-    let closure = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-        let id = event.last_event_id();
-        if !id.is_empty() {
-            *tab.last_id.borrow_mut() = Some(id);
-        }
-        if let Some(data) = event.data().as_string() {
-            handler(data);
-        }
-    });
-    let _ = source.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
-    // Lives as long as the tab: the source is never dropped, only replaced after a failure.
-    closure.forget();
-}
-
-fn reopen_later(tab: &Rc<Tab>) {
-    if let Some(source) = tab.source.borrow_mut().take() {
-        source.close();
-    }
-    let failures = tab.failures.get().saturating_add(1);
-    tab.failures.set(failures);
-    // Exponential backoff from 0.5 s up to 30 s, each delay drawn from its upper half so that
-    // tabs a server restart dropped together do not come back together.
-    let ceiling = (500u32 << failures.min(6)).min(30_000) as f64;
-    let delay = (ceiling * (0.5 + js_sys::Math::random() / 2.0)) as u32;
-    let tab = tab.clone();
-    spawn_local(async move {
-        gloo_timers::future::TimeoutFuture::new(delay).await;
-        if tab.source.borrow().is_none() {
-            open(&tab);
-        }
-    });
-}
-
-fn lost(tab: &Tab) {
-    tab.client.borrow_mut().take();
-    if tab.had_hello.get() {
-        tab.state.set(ConnectionState::Reconnecting);
-    }
-}
-
-fn on_hello(tab: &Rc<Tab>, data: String) {
-    let Ok(hello) = serde_json::from_str::<Hello>(&data) else {
-        leptos::logging::warn!("notif: unreadable hello frame");
-        return;
-    };
-    let first = !tab.had_hello.replace(true);
-    tab.failures.set(0);
-    *tab.client.borrow_mut() = Some(hello.client);
-    tab.state.set(ConnectionState::Live);
-    for waiter in tab.id_waiters.borrow_mut().drain(..) {
-        let _ = waiter.send(());
-    }
-    if !hello.recovered && !first {
-        // The server forgot this tab: listen again on everything held, then tell the app.
-        let relistens: Vec<(Relisten, RwSignal<u64>)> = tab
-            .held
-            .borrow()
-            .values()
-            .map(|h| (h.relisten.clone(), h.confirmed))
-            .collect();
-        for (relisten, confirmed) in relistens {
-            spawn_local(async move {
-                if relisten().await {
-                    confirmed.update(|n| *n += 1);
-                }
-            });
-        }
-        tab.resets.update(|n| *n += 1);
-    }
 }
 
 /// Waits until the tab's stream is open and returns its id; `None` after 15 s without one.
