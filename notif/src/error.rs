@@ -28,8 +28,8 @@ pub enum ListenError {
         /// The configured cap.
         cap: usize,
     },
-    /// The key cannot be serialised.
-    #[error("the key cannot be serialised to JSON: {0}")]
+    /// The key cannot be serialised, or is too long.
+    #[error("unusable key: {0}")]
     BadKey(String),
 }
 

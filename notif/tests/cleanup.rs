@@ -27,20 +27,20 @@ async fn every_counter_returns_to_zero_after_tabs_leave() {
         ..Config::default()
     })
     .await;
-    for cycle in 0..3 {
+    for cycle in 0..5 {
         let mut tabs = Vec::new();
-        for i in 0..10 {
+        for i in 0..50 {
             let tab = server.tab(Some(&format!("user{}", i % 4))).await;
             server.listen_chat(&tab, "shared").await;
             server.listen_chat(&tab, &format!("own{i}")).await;
             tabs.push(tab);
         }
         let metrics = server.metrics().await;
-        assert_eq!(metrics["notif_tabs"], 10, "cycle {cycle}");
-        assert_eq!(metrics["notif_listens"], 20);
-        assert_eq!(metrics["notif_keys"], 11);
+        assert_eq!(metrics["notif_tabs"], 50, "cycle {cycle}");
+        assert_eq!(metrics["notif_listens"], 100);
+        assert_eq!(metrics["notif_keys"], 51);
         assert_eq!(metrics["notif_identities"], 4);
-        assert_eq!(server.notify_chat("shared", "x").await, 10);
+        assert_eq!(server.notify_chat("shared", "x").await, 50);
         for tab in tabs {
             tab.close();
         }

@@ -103,3 +103,14 @@ async fn client_ids_are_unique_and_128_bit_hex() {
         assert!(id.parse::<notif::ClientId>().is_ok(), "{id}");
     }
 }
+
+#[tokio::test]
+async fn oversized_keys_are_refused() {
+    let server = TestServer::start().await;
+    let tab = server.tab(Some("alice")).await;
+    let long = "k".repeat(2000);
+    let (status, body) = server.call(&tab, "t/listen_chat", &[("key", &long)]).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("more than the 1024 allowed"), "{body}");
+    assert_eq!(server.hub.metrics().listens, 0);
+}

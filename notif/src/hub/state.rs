@@ -23,9 +23,18 @@ pub(crate) enum Outgoing {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct KeyId(Arc<str>);
 
+/// Longest key accepted by a listen, serialised: keys name things, they do not carry them.
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
+
 impl KeyId {
     pub fn new<T: Topic>(key: &T::Key) -> Result<Self, ListenError> {
         let json = serde_json::to_string(key).map_err(|e| ListenError::BadKey(e.to_string()))?;
+        if json.len() > MAX_KEY_BYTES {
+            return Err(ListenError::BadKey(format!(
+                "{} bytes serialised, more than the {MAX_KEY_BYTES} allowed",
+                json.len()
+            )));
+        }
         Ok(Self::from_json(T::NAME, &json))
     }
 
