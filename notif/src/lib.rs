@@ -10,6 +10,7 @@
 //! | feature   | side    | what it adds |
 //! |-----------|---------|--------------|
 //! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`] |
+//! | `redis`   | server  | [`RedisBackplane`]: several server nodes sharing notifications through Redis |
 //! | `hydrate` | browser | the tab's stream behind [`connection_state`], [`notifications`], [`on_notification`], [`use_listen`]; [`TabClient`] sends the tab's id |
 //!
 //! Without either feature only the shared types compile: [`Topic`], [`SimpleTopic`],
@@ -36,6 +37,8 @@ mod tab_client;
 mod topic;
 mod wire;
 
+#[cfg(feature = "ssr")]
+mod backplane;
 #[cfg(feature = "hydrate")]
 mod browser;
 #[cfg(feature = "ssr")]
@@ -58,6 +61,10 @@ pub use wire::{
     EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH, WS_PATH,
 };
 
+#[cfg(feature = "redis")]
+pub use backplane::RedisBackplane;
+#[cfg(feature = "ssr")]
+pub use backplane::{Backplane, BackplaneEvent, MemoryBackplane};
 #[cfg(feature = "ssr")]
 pub use hub::{Config, ConfigError, Exclude, Hub, Metrics, NotifyError};
 #[cfg(feature = "ssr")]

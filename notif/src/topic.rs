@@ -32,8 +32,15 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Data for T
 /// Who a tab belongs to, as the application sees it (a user id, `Option<UserId>`, ...).
 ///
 /// Resolved from the request when a tab opens its stream; `prepare` and `authorize` get it.
-pub trait Identity: Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static {}
-impl<T: Clone + Eq + std::hash::Hash + std::fmt::Debug + Send + Sync + 'static> Identity for T {}
+/// Serialisable because exclusions and sign-outs name identities across nodes.
+pub trait Identity:
+    Clone + Eq + std::hash::Hash + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<T> Identity for T where
+    T: Clone + Eq + std::hash::Hash + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
 
 /// A family of notifications, keyed by [`Topic::Key`].
 ///

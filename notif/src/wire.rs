@@ -75,6 +75,9 @@ pub enum ByeReason {
     Lagged,
     /// The server is shutting down.
     Shutdown,
+    /// The connection between server nodes was lost: this tab may have missed notifications
+    /// from other nodes, so it starts over.
+    Resync,
 }
 
 /// Last frame of a stream the server ends on purpose.

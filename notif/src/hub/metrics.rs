@@ -49,6 +49,14 @@ pub struct Metrics {
     pub resumes: u64,
     /// Reconnects that could not resume (`recovered: false`), since start.
     pub resets: u64,
+    /// 1 if this hub is one node of several (a backplane is configured).
+    pub backplane: u64,
+    /// 1 while the backplane connection works.
+    pub backplane_up: u64,
+    /// Backplane outages since start.
+    pub backplane_outages: u64,
+    /// Messages received from other nodes since start.
+    pub backplane_received: u64,
 }
 
 impl Metrics {
@@ -65,7 +73,7 @@ impl Metrics {
 
     /// Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 12] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
             (
                 "notif_tabs",
                 "gauge",
@@ -128,6 +136,30 @@ impl Metrics {
                 "Reconnects that could not resume.",
                 self.resets,
             ),
+            (
+                "notif_backplane",
+                "gauge",
+                "1 if this hub is one node of several.",
+                self.backplane,
+            ),
+            (
+                "notif_backplane_up",
+                "gauge",
+                "1 while the backplane connection works.",
+                self.backplane_up,
+            ),
+            (
+                "notif_backplane_outages_total",
+                "counter",
+                "Backplane outages.",
+                self.backplane_outages,
+            ),
+            (
+                "notif_backplane_received_total",
+                "counter",
+                "Messages from other nodes.",
+                self.backplane_received,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, value) in rows {
@@ -149,6 +181,6 @@ mod tests {
         }
         .to_prometheus();
         assert!(text.lines().any(|l| l == "notif_listens 3"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 12);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 16);
     }
 }

@@ -24,6 +24,7 @@
 //! assert_eq!(reached, 0); // nobody listens yet
 //! # Ok(()) }
 //! ```
+mod cluster;
 mod config;
 mod metrics;
 mod notify;
@@ -39,7 +40,8 @@ pub use notify::{Exclude, NotifyError};
 use state::{KeyId, State};
 pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
-use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
+use crate::{Backplane, ByeReason, ClientId, Identity, ListenError, Topic};
+use cluster::Cluster;
 
 type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
 
@@ -62,6 +64,52 @@ struct Inner<I: Identity> {
     // A std mutex: never held across an `.await`, only for short table updates.
     state: std::sync::Mutex<State<I>>,
     counters: Counters,
+    cluster: Option<Cluster<I>>,
+}
+
+/// The hub's tables, locked. Dropping it brings backplane subscriptions in line with the keys
+/// that gained their first or lost their last listener, still under the lock, so subscribes and
+/// unsubscribes reach the backplane in the order the tables changed.
+pub(crate) struct Locked<'a, I: Identity> {
+    hub: &'a Hub<I>,
+    guard: Option<std::sync::MutexGuard<'a, State<I>>>,
+}
+
+impl<I: Identity> Locked<'_, I> {
+    /// Releases the lock; returns the subscriptions to wait for before a listen may return.
+    fn release(mut self) -> Vec<tokio::sync::oneshot::Receiver<()>> {
+        self.sync()
+    }
+
+    fn sync(&mut self) -> Vec<tokio::sync::oneshot::Receiver<()>> {
+        let Some(mut state) = self.guard.take() else {
+            return Vec::new();
+        };
+        let changed = std::mem::take(&mut state.changes);
+        match &self.hub.inner.cluster {
+            Some(cluster) if !changed.is_empty() => cluster.sync(changed, |key| state.has_key(key)),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl<I: Identity> std::ops::Deref for Locked<'_, I> {
+    type Target = State<I>;
+    fn deref(&self) -> &State<I> {
+        self.guard.as_ref().expect("locked")
+    }
+}
+
+impl<I: Identity> std::ops::DerefMut for Locked<'_, I> {
+    fn deref_mut(&mut self) -> &mut State<I> {
+        self.guard.as_mut().expect("locked")
+    }
+}
+
+impl<I: Identity> Drop for Locked<'_, I> {
+    fn drop(&mut self) {
+        self.sync();
+    }
 }
 
 impl<I: Identity> Hub<I> {
@@ -72,12 +120,33 @@ impl<I: Identity> Hub<I> {
         F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = I> + Send + 'static,
     {
+        Self::build(config, None, identify)
+    }
+
+    /// A hub that is one node of several, exchanging notifications and identity operations
+    /// with the others through `backplane`. Must be called inside a tokio runtime.
+    pub fn with_backplane<F, Fut>(config: Config, backplane: Arc<dyn Backplane>, identify: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = I> + Send + 'static,
+    {
+        let hub = Self::build(config, Some(Cluster::new(backplane)), identify);
+        hub.start_cluster();
+        hub
+    }
+
+    fn build<F, Fut>(config: Config, cluster: Option<Cluster<I>>, identify: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = I> + Send + 'static,
+    {
         Hub {
             inner: Arc::new(Inner {
                 config,
                 identify: Box::new(move |parts| Box::pin(identify(parts))),
                 state: std::sync::Mutex::new(State::default()),
                 counters: Counters::default(),
+                cluster,
             }),
         }
     }
@@ -92,12 +161,23 @@ impl<I: Identity> Hub<I> {
         (self.inner.identify)(parts).await
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State<I>> {
+    fn state(&self) -> Locked<'_, I> {
         // A panic while holding the lock leaves tables that are still consistent enough to serve.
-        self.inner
+        let guard = self
+            .inner
             .state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Locked {
+            hub: self,
+            guard: Some(guard),
+        }
+    }
+
+    fn register<T: Topic<Identity = I>>(&self) {
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.register::<T>();
+        }
     }
 
     /// Listens `client` on `key`, if `identity` owns the tab and `T::authorize` allows it. The
@@ -113,7 +193,17 @@ impl<I: Identity> Hub<I> {
             return Err(ListenError::Unauthorized);
         }
         let cap = self.inner.config.max_listens_per_tab;
-        self.state().listen(client, identity, key_id, cap)
+        self.register::<T>();
+        let subscriptions = {
+            let mut state = self.state();
+            state.listen(client, identity, key_id, cap)?;
+            state.release()
+        };
+        // With several nodes, the listen counts once this node receives the key's channel.
+        for subscribed in subscriptions {
+            let _ = subscribed.await;
+        }
+        Ok(())
     }
 
     /// Stops `client` listening on `key`. Unlistening a key not listened to is not an error.
@@ -135,17 +225,32 @@ impl<I: Identity> Hub<I> {
         key: &T::Key,
     ) -> Result<usize, ListenError> {
         let key_id = KeyId::new::<T>(key)?;
+        if let Some(cluster) = &self.inner.cluster {
+            let key_json = serde_json::to_string(key).map_err(|e| ListenError::BadKey(e.to_string()))?;
+            cluster.publish_unlisten_identity(T::NAME, identity, &key_json);
+        }
+        Ok(self.unlisten_identity_local(identity, &key_id))
+    }
+
+    fn unlisten_identity_local(&self, identity: &I, key_id: &KeyId) -> usize {
         let mut state = self.state();
         let clients = state.clients_of(identity);
-        Ok(clients
+        clients
             .into_iter()
-            .filter(|&c| state.unlisten(c, identity, &key_id).unwrap_or(false))
-            .count())
+            .filter(|&c| state.unlisten(c, identity, key_id).unwrap_or(false))
+            .count()
     }
 
     /// Ends every tab of `identity` at once (sign-out): each gets a `bye` frame, its stream
     /// closes and its listens are gone. Returns how many tabs were ended.
     pub fn disconnect_identity(&self, identity: &I) -> usize {
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.publish_disconnect(identity);
+        }
+        self.disconnect_identity_local(identity)
+    }
+
+    fn disconnect_identity_local(&self, identity: &I) -> usize {
         let mut state = self.state();
         let clients = state.clients_of(identity);
         for &client in &clients {
@@ -166,7 +271,14 @@ impl<I: Identity> Hub<I> {
 
     /// Current state and counters.
     pub fn metrics(&self) -> Metrics {
-        self.state().metrics().read_counters(&self.inner.counters)
+        let mut metrics = self.state().metrics().read_counters(&self.inner.counters);
+        if let Some(cluster) = &self.inner.cluster {
+            metrics.backplane = 1;
+            metrics.backplane_up = cluster.is_up() as u64;
+            metrics.backplane_outages = cluster.outages.load(std::sync::atomic::Ordering::Relaxed);
+            metrics.backplane_received = cluster.received.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        metrics
     }
 
     /// Registers a new tab for `identity` and returns its id and frame queue (connection 0).

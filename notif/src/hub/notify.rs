@@ -50,8 +50,29 @@ impl<I: Identity> Hub<I> {
         exclude: Exclude<I>,
     ) -> Result<usize, NotifyError> {
         Counters::add(&self.inner.counters.notifies, 1);
+        self.register::<T>();
         let key_json = serde_json::to_string(key)?;
-        let key_id = KeyId::from_json(T::NAME, &key_json);
+        if let Some(cluster) = &self.inner.cluster {
+            let key_id = KeyId::from_json(T::NAME, &key_json);
+            cluster.publish_notify(
+                &key_id,
+                T::NAME,
+                &key_json,
+                serde_json::to_string(event)?,
+                &exclude,
+            );
+        }
+        self.deliver::<T>(&key_json, event, exclude).await
+    }
+
+    /// The local half of `notify`: `prepare` for this node's listeners and queue their frames.
+    pub(super) async fn deliver<T: Topic<Identity = I>>(
+        &self,
+        key_json: &str,
+        event: &T::Event,
+        exclude: Exclude<I>,
+    ) -> Result<usize, NotifyError> {
+        let key_id = KeyId::from_json(T::NAME, key_json);
         let groups = self
             .state()
             .listeners(&key_id, |client, identity| match &exclude {
@@ -73,7 +94,7 @@ impl<I: Identity> Hub<I> {
                 Some((_, data)) => data.clone(),
                 None => {
                     let data: Arc<str> =
-                        encode_notification(T::NAME, &key_json, &serde_json::to_string(&message)?).into();
+                        encode_notification(T::NAME, key_json, &serde_json::to_string(&message)?).into();
                     if shared.len() < SHARED_ENCODINGS {
                         shared.push((message, data.clone()));
                     }
@@ -98,10 +119,24 @@ impl<I: Identity> Hub<I> {
             Some(key) => serde_json::to_string(key)?,
             None => "null".to_owned(),
         };
-        let data: Arc<str> = encode_notification(T::NAME, &key_json, &serde_json::to_string(message)?).into();
+        let message_json = serde_json::to_string(message)?;
+        let data: Arc<str> = encode_notification(T::NAME, &key_json, &message_json).into();
         self.check_size(&data)?;
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.publish_send(T::NAME, identity, &key_json, &message_json);
+        }
+        Ok(self.enqueue_to_identity(identity, data))
+    }
+
+    /// The local half of `send_to_identity`, for a message from another node.
+    pub(super) fn send_local(&self, topic: &str, identity: &I, key_json: &str, message_json: &str) {
+        let data: Arc<str> = encode_notification(topic, key_json, message_json).into();
+        self.enqueue_to_identity(identity, data);
+    }
+
+    fn enqueue_to_identity(&self, identity: &I, data: Arc<str>) -> usize {
         let clients = self.state().clients_of(identity);
-        Ok(self.enqueue(None, vec![(data, &clients[..])]))
+        self.enqueue(None, vec![(data, &clients[..])])
     }
 
     fn check_size(&self, data: &str) -> Result<(), NotifyError> {

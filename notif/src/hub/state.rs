@@ -42,6 +42,10 @@ impl KeyId {
         // A NUL cannot occur in a topic name written in Rust source nor unescaped in JSON.
         KeyId(format!("{topic}\0{key_json}").into())
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 struct Tab<I> {
@@ -79,6 +83,9 @@ pub(crate) struct State<I> {
     keys: HashMap<KeyId, HashSet<ClientId>>,
     identities: HashMap<I, HashSet<ClientId>>,
     listens: usize,
+    /// Keys that gained their first or lost their last listener since last drained: the
+    /// backplane subscriptions to update.
+    pub changes: Vec<KeyId>,
 }
 
 impl<I> Default for State<I> {
@@ -88,6 +95,7 @@ impl<I> Default for State<I> {
             keys: HashMap::new(),
             identities: HashMap::new(),
             listens: 0,
+            changes: Vec::new(),
         }
     }
 }
@@ -198,6 +206,7 @@ impl<I: Identity> State<I> {
             set.remove(&client);
             if set.is_empty() {
                 self.keys.remove(key);
+                self.changes.push(key.clone());
             }
         }
     }
@@ -225,7 +234,11 @@ impl<I: Identity> State<I> {
             return Err(ListenError::TooManyListens { cap });
         }
         tab.listens.insert(key.clone());
-        self.keys.entry(key).or_default().insert(client);
+        let listeners = self.keys.entry(key.clone()).or_default();
+        if listeners.is_empty() {
+            self.changes.push(key);
+        }
+        listeners.insert(client);
         self.listens += 1;
         Ok(())
     }
@@ -239,6 +252,19 @@ impl<I: Identity> State<I> {
         self.listens -= 1;
         self.drop_listener(key, client);
         Ok(true)
+    }
+
+    pub fn has_key(&self, key: &KeyId) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// Tabs listening on at least one key.
+    pub fn listening_tabs(&self) -> Vec<ClientId> {
+        self.tabs
+            .iter()
+            .filter(|(_, t)| !t.listens.is_empty())
+            .map(|(c, _)| *c)
+            .collect()
     }
 
     pub fn clients_of(&self, identity: &I) -> Vec<ClientId> {

@@ -102,15 +102,24 @@ impl TestServer {
     }
 
     pub async fn with_config(config: Config) -> Self {
+        Self::node(config, None).await
+    }
+
+    /// One node of several sharing `backplane` (or a lone hub without one).
+    pub async fn node(config: Config, backplane: Option<std::sync::Arc<dyn notif::Backplane>>) -> Self {
         // Identity from a header: tests play several users without a login.
-        let hub: Hub<Viewer> = Hub::new(config, |parts| {
+        let identify = |parts: &http::request::Parts| {
             let user = parts
                 .headers
                 .get("x-user")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             async move { user }
-        });
+        };
+        let hub: Hub<Viewer> = match backplane {
+            Some(backplane) => Hub::with_backplane(config, backplane, identify),
+            None => Hub::new(config, identify),
+        };
         let context_hub = hub.clone();
         let metrics_hub = hub.clone();
         let router = Router::new()
@@ -334,4 +343,85 @@ pub async fn read_events(response: reqwest::Response, tx: mpsc::UnboundedSender<
             }
         }
     }
+}
+
+/// A real `redis-server` on a free port, stopped when dropped. Fails (never skips) when Redis
+/// is not installed: `scripts/setup` installs it.
+pub struct RedisServer {
+    pub port: u16,
+    process: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = RedisServer { port, process: None };
+        redis.spawn().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/setup installs it)");
+        self.process = Some(child);
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `done` every few milliseconds; fails after 10 s (a guard, not a wait).
+pub async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("never happened: {what}");
 }

@@ -1,0 +1,338 @@
+//! The hub's side of a backplane: what it publishes, what it does with what other nodes publish,
+//! and which channels it subscribes to.
+use std::{
+    collections::HashMap,
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, Weak,
+    },
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{state::KeyId, Exclude, Hub, Inner};
+use crate::{backplane::BackplaneEvent, Backplane, ByeReason, ClientId, Identity, Topic};
+
+/// The channel every node subscribes to, for identity operations.
+const CONTROL: &str = "notif:ctl";
+
+fn key_channel(key: &KeyId) -> String {
+    format!("notif:k:{}", key.as_str())
+}
+
+/// What crosses nodes. Keys, events and messages travel as the JSON text their node made, so
+/// every node derives the same key ids from them.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    origin: String,
+    #[serde(flatten)]
+    body: Body,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+enum Body {
+    Notify {
+        topic: String,
+        key: String,
+        event: String,
+        exclude: WireExclude,
+    },
+    Send {
+        topic: String,
+        identity: String,
+        key: String,
+        message: String,
+    },
+    UnlistenIdentity {
+        topic: String,
+        identity: String,
+        key: String,
+    },
+    Disconnect {
+        identity: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireExclude {
+    Nobody,
+    Client(String),
+    Identity(String),
+}
+
+type Delivery<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A topic as a node receiving its events knows it: by name, types restored from JSON.
+trait RemoteTopic<I: Identity>: Send + Sync {
+    fn deliver<'a>(
+        &'a self,
+        hub: &'a Hub<I>,
+        key: &'a str,
+        event: &'a str,
+        exclude: Exclude<I>,
+    ) -> Delivery<'a>;
+}
+
+struct Typed<T>(PhantomData<fn() -> T>);
+
+impl<T: Topic> RemoteTopic<T::Identity> for Typed<T> {
+    fn deliver<'a>(
+        &'a self,
+        hub: &'a Hub<T::Identity>,
+        key: &'a str,
+        event: &'a str,
+        exclude: Exclude<T::Identity>,
+    ) -> Delivery<'a> {
+        Box::pin(async move {
+            match serde_json::from_str::<T::Event>(event) {
+                Ok(event) => {
+                    if let Err(error) = hub.deliver::<T>(key, &event, exclude).await {
+                        tracing::warn!(%error, topic = T::NAME, "notif: a notification from another node was not delivered");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, topic = T::NAME, "notif: undecodable event from another node")
+                }
+            }
+        })
+    }
+}
+
+pub(crate) struct Cluster<I: Identity> {
+    node: String,
+    backplane: Arc<dyn Backplane>,
+    topics: Mutex<HashMap<&'static str, Arc<dyn RemoteTopic<I>>>>,
+    up: AtomicBool,
+    missed: AtomicBool,
+    pub outages: AtomicU64,
+    pub received: AtomicU64,
+}
+
+impl<I: Identity> Cluster<I> {
+    pub fn new(backplane: Arc<dyn Backplane>) -> Self {
+        Cluster {
+            node: ClientId::random().to_string(),
+            backplane,
+            topics: Mutex::default(),
+            up: AtomicBool::new(false),
+            missed: AtomicBool::new(false),
+            outages: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Remembers how to deliver `T`'s events arriving from other nodes.
+    pub fn register<T: Topic<Identity = I>>(&self) {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics
+            .entry(T::NAME)
+            .or_insert_with(|| Arc::new(Typed::<T>(PhantomData)));
+    }
+
+    /// Subscribes to keys that gained their first listener, unsubscribes from those that lost
+    /// their last. Called with the hub's lock held, so the backplane sees changes in order.
+    pub fn sync(
+        &self,
+        changed: Vec<KeyId>,
+        still_listened: impl Fn(&KeyId) -> bool,
+    ) -> Vec<oneshot::Receiver<()>> {
+        let mut confirmations = Vec::new();
+        for key in changed {
+            if still_listened(&key) {
+                confirmations.push(self.backplane.subscribe(key_channel(&key)));
+            } else {
+                self.backplane.unsubscribe(key_channel(&key));
+            }
+        }
+        confirmations
+    }
+
+    fn publish(&self, channel: String, body: Body) {
+        let envelope = Envelope {
+            origin: self.node.clone(),
+            body,
+        };
+        match serde_json::to_vec(&envelope) {
+            Ok(payload) => self.backplane.publish(channel, payload),
+            Err(error) => tracing::warn!(%error, "notif: could not encode a message for other nodes"),
+        }
+    }
+
+    pub fn publish_notify(
+        &self,
+        key: &KeyId,
+        topic: &str,
+        key_json: &str,
+        event: String,
+        exclude: &Exclude<I>,
+    ) {
+        let exclude = match exclude {
+            Exclude::Nobody => WireExclude::Nobody,
+            Exclude::Client(client) => WireExclude::Client(client.to_string()),
+            Exclude::Identity(identity) => {
+                WireExclude::Identity(serde_json::to_string(identity).unwrap_or_default())
+            }
+        };
+        let body = Body::Notify {
+            topic: topic.into(),
+            key: key_json.into(),
+            event,
+            exclude,
+        };
+        self.publish(key_channel(key), body);
+    }
+
+    pub fn publish_send(&self, topic: &str, identity: &I, key_json: &str, message: &str) {
+        let identity = serde_json::to_string(identity).unwrap_or_default();
+        let body = Body::Send {
+            topic: topic.into(),
+            identity,
+            key: key_json.into(),
+            message: message.into(),
+        };
+        self.publish(CONTROL.into(), body);
+    }
+
+    pub fn publish_unlisten_identity(&self, topic: &str, identity: &I, key_json: &str) {
+        let identity = serde_json::to_string(identity).unwrap_or_default();
+        self.publish(
+            CONTROL.into(),
+            Body::UnlistenIdentity {
+                topic: topic.into(),
+                identity,
+                key: key_json.into(),
+            },
+        );
+    }
+
+    pub fn publish_disconnect(&self, identity: &I) {
+        let identity = serde_json::to_string(identity).unwrap_or_default();
+        self.publish(CONTROL.into(), Body::Disconnect { identity });
+    }
+}
+
+impl<I: Identity> Hub<I> {
+    /// Starts receiving from the backplane: the control channel, then whatever arrives.
+    pub(super) fn start_cluster(&self) {
+        let Some(cluster) = &self.inner.cluster else {
+            return;
+        };
+        let (events, received) = mpsc::unbounded_channel();
+        cluster.backplane.start(events);
+        drop(cluster.backplane.subscribe(CONTROL.into()));
+        tokio::spawn(receive(Arc::downgrade(&self.inner), received));
+    }
+
+    async fn apply(&self, cluster: &Cluster<I>, payload: &[u8]) {
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(payload) else {
+            tracing::warn!("notif: undecodable message from another node");
+            return;
+        };
+        if envelope.origin == cluster.node {
+            return; // delivered locally already
+        }
+        cluster.received.fetch_add(1, Ordering::Relaxed);
+        let identity = |json: &str| serde_json::from_str::<I>(json).ok();
+        match envelope.body {
+            Body::Notify {
+                topic,
+                key,
+                event,
+                exclude,
+            } => {
+                let remote = cluster
+                    .topics
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(topic.as_str())
+                    .cloned();
+                let Some(remote) = remote else { return };
+                let exclude = match exclude {
+                    WireExclude::Nobody => Exclude::Nobody,
+                    WireExclude::Client(client) => match client.parse() {
+                        Ok(client) => Exclude::Client(client),
+                        Err(_) => Exclude::Nobody,
+                    },
+                    WireExclude::Identity(json) => match identity(&json) {
+                        Some(identity) => Exclude::Identity(identity),
+                        None => return,
+                    },
+                };
+                remote.deliver(self, &key, &event, exclude).await;
+            }
+            Body::Send {
+                topic,
+                identity: who,
+                key,
+                message,
+            } => {
+                if let Some(who) = identity(&who) {
+                    self.send_local(&topic, &who, &key, &message);
+                }
+            }
+            Body::UnlistenIdentity {
+                topic,
+                identity: who,
+                key,
+            } => {
+                if let Some(who) = identity(&who) {
+                    self.unlisten_identity_local(&who, &KeyId::from_json(&topic, &key));
+                }
+            }
+            Body::Disconnect { identity: who } => {
+                if let Some(who) = identity(&who) {
+                    self.disconnect_identity_local(&who);
+                }
+            }
+        }
+    }
+
+    /// After an outage, tabs with listens may have missed notifications from other nodes: end
+    /// them, so they come back with `recovered: false`, listen again and refetch.
+    fn resync(&self) {
+        let mut state = self.state();
+        let tabs = state.listening_tabs();
+        tracing::warn!(
+            tabs = tabs.len(),
+            "notif: backplane back; resetting tabs that may have missed notifications"
+        );
+        for client in tabs {
+            state.end(client, Some(ByeReason::Resync));
+        }
+    }
+}
+
+async fn receive<I: Identity>(hub: Weak<Inner<I>>, mut events: mpsc::UnboundedReceiver<BackplaneEvent>) {
+    // One message at a time, in order: notifications of one key keep their order per tab.
+    while let Some(event) = events.recv().await {
+        let Some(inner) = hub.upgrade() else { return };
+        let hub = Hub { inner };
+        let Some(cluster) = &hub.inner.cluster else { return };
+        match event {
+            BackplaneEvent::Message { payload, .. } => hub.apply(cluster, &payload).await,
+            BackplaneEvent::Up => {
+                cluster.up.store(true, Ordering::Relaxed);
+                tracing::info!("notif: backplane up");
+                if cluster.missed.swap(false, Ordering::Relaxed) {
+                    hub.resync();
+                }
+            }
+            BackplaneEvent::Down => {
+                if cluster.up.swap(false, Ordering::Relaxed) {
+                    cluster.outages.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("notif: backplane down; delivering locally only until it returns");
+                }
+                cluster.missed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Several nodes: the same scenarios over the in-process backplane (fast) and over a real
+//! `redis-server` that the test starts itself.
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::{eventually, Chat, Greeting, GreetingEvent, RedisServer, TestServer};
+use notif::{Backplane, Config, Exclude, MemoryBackplane, RedisBackplane};
+
+fn config() -> Config {
+    Config {
+        resume_window: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
+async fn memory_nodes(n: usize) -> Vec<TestServer> {
+    let bus = MemoryBackplane::new();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(TestServer::node(config(), Some(bus.node())).await);
+    }
+    nodes
+}
+
+async fn redis_nodes(redis: &RedisServer, n: usize) -> Vec<TestServer> {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let backplane: Arc<dyn Backplane> = Arc::new(RedisBackplane::new(&redis.url()).unwrap());
+        let node = TestServer::node(config(), Some(backplane)).await;
+        eventually("the node reaches Redis", || node.hub.metrics().backplane_up == 1).await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// A notify on one node reaches listeners on every node, once each.
+async fn delivery_across_nodes(nodes: &[TestServer]) {
+    let mut tabs = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let tab = node.tab(Some(&format!("user{i}"))).await;
+        node.listen_chat(&tab, "k").await;
+        tabs.push(tab);
+    }
+    // Order holds for the notifications of one node (not between nodes).
+    for text in ["1", "2", "3"] {
+        nodes[0].notify_chat("k", text).await;
+    }
+    for tab in &mut tabs {
+        for text in ["1", "2", "3"] {
+            assert_eq!(tab.next_text().await, text, "once each, in order");
+        }
+    }
+    nodes[nodes.len() - 1]
+        .notify_chat("k", "from the last node")
+        .await;
+    for tab in &mut tabs {
+        assert_eq!(tab.next_text().await, "from the last node");
+    }
+}
+
+/// `prepare` runs where the listener lives; exclusions and sign-out cross nodes.
+async fn prepare_exclusion_and_sign_out_across_nodes(nodes: &[TestServer]) {
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut alice_a = a.tab(Some("alice")).await;
+    let mut alice_b = b.tab(Some("alice")).await;
+    let mut bob_b = b.tab(Some("bob")).await;
+    let mut carol_a = a.tab(Some("carol")).await;
+    for (node, tab) in [(a, &alice_a), (b, &alice_b), (b, &bob_b), (a, &carol_a)] {
+        let (status, body) = node.call(tab, "t/listen_greeting", &[("key", "g")]).await;
+        assert_eq!(status, 200, "{body}");
+        node.listen_chat(tab, "k").await;
+    }
+    b.hub
+        .notify::<Greeting>(
+            &"g".into(),
+            &GreetingEvent {
+                nonce: "nodes".into(),
+            },
+            Exclude::Nobody,
+        )
+        .await
+        .unwrap();
+    a.hub
+        .notify::<Chat>(
+            &"k".into(),
+            &"not alice".into(),
+            Exclude::Identity(Some("alice".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice_a.next_text().await, "hi alice");
+    assert_eq!(alice_b.next_text().await, "hi alice");
+    assert_eq!(bob_b.next_text().await, "hello bob");
+    assert_eq!(bob_b.next_text().await, "not alice");
+    assert_eq!(
+        carol_a.next_text().await,
+        "not alice",
+        "carol's prepare gave nothing"
+    );
+
+    // Alice signs out on node a: her tab on node b ends too.
+    a.hub.disconnect_identity(&Some("alice".into()));
+    for tab in [&mut alice_a, &mut alice_b] {
+        assert_eq!(tab.next().await.event, "bye");
+        assert!(tab.ended().await);
+    }
+    b.notify_chat("k", "after").await;
+    assert_eq!(bob_b.next_text().await, "after");
+    assert_eq!(carol_a.next_text().await, "after");
+    eventually("alice's tabs are gone on both nodes", || {
+        a.hub.metrics().identities == 1 && b.hub.metrics().identities == 1
+    })
+    .await;
+}
+
+/// A node receives only keys it has listeners for.
+async fn subscriptions_follow_local_listeners(nodes: &[TestServer]) {
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // A control message reaches every node: once it is counted, everything published before
+    // it was. Returns b's count of messages from other nodes, barrier included.
+    let barrier = || async move {
+        let before = b.hub.metrics().backplane_received;
+        a.hub.disconnect_identity(&Some("nobody".into()));
+        eventually("the barrier arrives", || {
+            b.hub.metrics().backplane_received > before
+        })
+        .await;
+        (before, b.hub.metrics().backplane_received)
+    };
+    barrier().await;
+    a.notify_chat("only-a", "x").await;
+    let (before, after) = barrier().await;
+    assert_eq!(
+        after,
+        before + 1,
+        "b has no listener for the key: only the barrier came"
+    );
+    let mut tab = b.tab(Some("bob")).await;
+    b.listen_chat(&tab, "only-a").await;
+    a.notify_chat("only-a", "now").await;
+    assert_eq!(tab.next_text().await, "now");
+    let (status, _) = b.call(&tab, "t/unlisten_chat", &[("key", "only-a")]).await;
+    assert_eq!(status, 200);
+    barrier().await;
+    a.notify_chat("only-a", "gone").await;
+    let (before, after) = barrier().await;
+    assert_eq!(after, before + 1, "unsubscribed with the last listener");
+}
+
+#[tokio::test]
+async fn memory_delivery_across_three_nodes() {
+    delivery_across_nodes(&memory_nodes(3).await).await;
+}
+
+#[tokio::test]
+async fn memory_prepare_exclusion_and_sign_out() {
+    prepare_exclusion_and_sign_out_across_nodes(&memory_nodes(2).await).await;
+}
+
+#[tokio::test]
+async fn memory_subscriptions_follow_local_listeners() {
+    subscriptions_follow_local_listeners(&memory_nodes(2).await).await;
+}
+
+#[tokio::test]
+async fn redis_delivery_across_two_and_three_nodes() {
+    let redis = RedisServer::start().await;
+    delivery_across_nodes(&redis_nodes(&redis, 2).await).await;
+    delivery_across_nodes(&redis_nodes(&redis, 3).await).await;
+}
+
+#[tokio::test]
+async fn redis_prepare_exclusion_and_sign_out() {
+    let redis = RedisServer::start().await;
+    prepare_exclusion_and_sign_out_across_nodes(&redis_nodes(&redis, 2).await).await;
+}
+
+#[tokio::test]
+async fn redis_subscriptions_follow_local_listeners() {
+    let redis = RedisServer::start().await;
+    subscriptions_follow_local_listeners(&redis_nodes(&redis, 2).await).await;
+}
+
+#[tokio::test]
+async fn redis_outage_local_delivery_goes_on_then_nodes_reconnect_and_reset_tabs() {
+    let mut redis = RedisServer::start().await;
+    let nodes = redis_nodes(&redis, 2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut alice = a.tab(Some("alice")).await;
+    let mut bob = b.tab(Some("bob")).await;
+    a.listen_chat(&alice, "k").await;
+    b.listen_chat(&bob, "k").await;
+    a.notify_chat("k", "before").await;
+    assert_eq!(alice.next_text().await, "before");
+    assert_eq!(bob.next_text().await, "before");
+
+    redis.kill();
+    eventually("both nodes see Redis down", || {
+        a.hub.metrics().backplane_up == 0 && b.hub.metrics().backplane_up == 0
+    })
+    .await;
+    assert!(a.hub.metrics().backplane_outages >= 1);
+    assert_eq!(
+        a.notify_chat("k", "local only").await,
+        1,
+        "local delivery goes on"
+    );
+    assert_eq!(alice.next_text().await, "local only");
+
+    redis.restart().await;
+    eventually("both nodes reconnect by themselves", || {
+        a.hub.metrics().backplane_up == 1 && b.hub.metrics().backplane_up == 1
+    })
+    .await;
+    // Tabs that may have missed cross-node messages are told to start over.
+    for tab in [&mut alice, &mut bob] {
+        let bye = tab.next().await;
+        assert_eq!(bye.event, "bye");
+        assert!(bye.data.contains("resync"), "{}", bye.data);
+    }
+    let mut alice = a.tab(Some("alice")).await;
+    let mut bob = b.tab(Some("bob")).await;
+    a.listen_chat(&alice, "k").await;
+    b.listen_chat(&bob, "k").await;
+    b.notify_chat("k", "after").await;
+    assert_eq!(alice.next_text().await, "after", "cross-node delivery is back");
+    assert_eq!(bob.next_text().await, "after");
+}
