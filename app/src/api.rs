@@ -77,8 +77,11 @@ pub async fn list_rooms() -> Result<Vec<RoomSummary>, ServerFnError> {
 /// A room's name and its last 100 messages, oldest first, as the viewer sees them.
 #[server(endpoint = "room_history")]
 pub async fn room_history(room: i64) -> Result<(String, Vec<RoomMessage>), ServerFnError> {
-    let name = ssr::room_name(room).await?;
     let viewer = ssr::viewer().await;
+    if viewer.is_none() {
+        return Err(ssr::fail(401, "Sign in to read rooms."));
+    }
+    let name = ssr::room_name(room).await?;
     let rows = sqlx::query_as::<_, (i64, i64, String, String)>(
         "SELECT id, room_id, author, body FROM
            (SELECT * FROM messages WHERE room_id = ? ORDER BY id DESC LIMIT 100)

@@ -82,6 +82,17 @@ pub fn hub(config: notif::Config) -> notif::Hub<Viewer> {
     })
 }
 
+/// The same hub as one node of several, sharing notifications through `backplane`.
+pub fn hub_node(
+    config: notif::Config,
+    backplane: std::sync::Arc<dyn notif::Backplane>,
+) -> notif::Hub<Viewer> {
+    notif::Hub::with_backplane(config, backplane, |parts| {
+        let parts = parts.clone();
+        async move { viewer_of(&parts).await }
+    })
+}
+
 pub(crate) async fn room_exists(room: i64) -> bool {
     sqlx::query_scalar::<_, i64>("SELECT 1 FROM rooms WHERE id = ?")
         .bind(room)

@@ -18,8 +18,8 @@ impl notif::Topic for RoomTopic {
     }
 
     #[cfg(feature = "ssr")]
-    async fn authorize(_viewer: &Viewer, room: &i64) -> bool {
-        // Rooms are public; a key that names no room is refused.
-        crate::server::room_exists(*room).await
+    async fn authorize(viewer: &Viewer, room: &i64) -> bool {
+        // Signed-in users only (a signed-out tab hears nothing more), and only existing rooms.
+        viewer.is_some() && crate::server::room_exists(*room).await
     }
 }

@@ -22,7 +22,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     app::server::open_database(&db_path)
         .await
         .map_err(|e| format!("cannot open database {db_path}: {e}"))?;
-    let hub = app::server::hub(notif::Config::from_env()?);
+    let config = notif::Config::from_env()?;
+    let hub = match std::env::var("NOTIF_REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let backplane =
+                notif::RedisBackplane::new(&url).map_err(|e| format!("NOTIF_REDIS_URL={url:?}: {e}"))?;
+            tracing::info!("one node of several, through Redis at {url}");
+            app::server::hub_node(config, std::sync::Arc::new(backplane))
+        }
+        _ => app::server::hub(config),
+    };
     let router = server::router(options, hub.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -238,6 +238,17 @@ async fn demo_app_end_to_end_over_http() {
         .call(&anonymous, None, "post", &[("room", "1"), ("body", "hi")])
         .await;
     assert_eq!((status, body.contains("Sign in")), (401, true));
+    // Signed-out tabs hear nothing and read nothing.
+    let anonymous_tab = server.tab(&anonymous).await;
+    let (status, _) = server
+        .call(&anonymous, Some(&anonymous_tab), "listen_room", &[("room", "1")])
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = server
+        .call(&anonymous, None, "room_history", &[("room", "1")])
+        .await;
+    assert_eq!((status, body.contains("Sign in to read rooms")), (401, true));
+    anonymous_tab.reader.abort();
     let (status, body) = server
         .call(&ann, Some(&ann_tab), "listen_room", &[("room", "99")])
         .await;
