@@ -83,6 +83,7 @@ test("bad input gets a message on the page, not a crash", async ({ browser }) =>
   await page.goto("/");
   await page.locator("button.sign-out").click();
   await expect(page.locator('input[name="name"]')).toBeVisible();
+  await expectLive(page); // hydrated again after the reload, so the form goes through the app
   await page.click('form.sign-in button[type="submit"]');
   await expect(page.locator(".error")).toHaveText("Enter a name to sign in.");
 });
