@@ -99,7 +99,21 @@ async fn prepare_exclusion_and_sign_out_across_nodes(nodes: &[TestServer]) {
         "carol's prepare gave nothing"
     );
 
-    // Alice signs out on node a: her tab on node b ends too.
+    // Unlistening alice from "k" on node a unlistens her tab on node b too.
+    let listens_on_b = b.hub.metrics().listens;
+    a.hub
+        .unlisten_identity::<Chat>(&Some("alice".into()), &"k".into())
+        .unwrap();
+    eventually("node b applied the unlisten", || {
+        b.hub.metrics().listens == listens_on_b - 1
+    })
+    .await;
+    b.notify_chat("k", "alice unlistened").await;
+    assert_eq!(bob_b.next_text().await, "alice unlistened");
+    assert_eq!(carol_a.next_text().await, "alice unlistened");
+
+    // Alice signs out on node a: her tab on node b ends too (its next frame is the bye: it
+    // never got "alice unlistened").
     a.hub.disconnect_identity(&Some("alice".into()));
     for tab in [&mut alice_a, &mut alice_b] {
         assert_eq!(tab.next().await.event, "bye");
