@@ -74,23 +74,20 @@ pub fn new_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The hub the app runs with: identity is the signed-in user.
-pub fn hub(config: notif::Config) -> notif::Hub<Viewer> {
-    notif::Hub::new(config, |parts| {
-        let parts = parts.clone();
-        async move { viewer_of(&parts).await }
-    })
-}
-
-/// The same hub as one node of several, sharing notifications through `backplane`.
-pub fn hub_node(
+/// The hub the app runs with: identity is the signed-in user. With a `backplane`, it is one
+/// node of several sharing notifications.
+pub fn hub(
     config: notif::Config,
-    backplane: std::sync::Arc<dyn notif::Backplane>,
+    backplane: Option<std::sync::Arc<dyn notif::Backplane>>,
 ) -> notif::Hub<Viewer> {
-    notif::Hub::with_backplane(config, backplane, |parts| {
+    let identify = |parts: &http::request::Parts| {
         let parts = parts.clone();
         async move { viewer_of(&parts).await }
-    })
+    };
+    match backplane {
+        Some(backplane) => notif::Hub::with_backplane(config, backplane, identify),
+        None => notif::Hub::new(config, identify),
+    }
 }
 
 pub(crate) async fn room_exists(room: i64) -> bool {

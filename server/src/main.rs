@@ -28,9 +28,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let backplane =
                 notif::RedisBackplane::new(&url).map_err(|e| format!("NOTIF_REDIS_URL={url:?}: {e}"))?;
             tracing::info!("one node of several, through Redis at {url}");
-            app::server::hub_node(config, std::sync::Arc::new(backplane))
+            app::server::hub(config, Some(std::sync::Arc::new(backplane)))
         }
-        _ => app::server::hub(config),
+        _ => app::server::hub(config, None),
     };
     let router = server::router(options, hub.clone());
     let listener = tokio::net::TcpListener::bind(addr)

@@ -33,7 +33,7 @@ impl Server {
             heartbeat: Duration::from_millis(10),
             ..notif::Config::default()
         };
-        let hub = app::server::hub(config);
+        let hub = app::server::hub(config, None);
         let options = LeptosOptions::builder().output_name("notif-demo").build();
         let router = server::router(options, hub);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

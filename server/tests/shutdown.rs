@@ -6,7 +6,7 @@ use leptos::prelude::LeptosOptions;
 
 #[tokio::test]
 async fn shutdown_ends_every_stream_with_a_bye_and_the_server_stops() {
-    let hub = app::server::hub(notif::Config::default());
+    let hub = app::server::hub(notif::Config::default(), None);
     let options = LeptosOptions::builder().output_name("notif-demo").build();
     let router = server::router(options, hub.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
