@@ -67,6 +67,8 @@ pub struct Report {
     pub elapsed: Duration,
     pub latency: Histogram<u64>,
     pub server: Option<(ProcStat, ProcStat)>,
+    /// The server before any stream opened.
+    pub baseline: Option<ProcStat>,
 }
 
 impl fmt::Display for Report {
@@ -95,6 +97,15 @@ impl fmt::Display for Report {
             us(0.999) / 1000.0,
             self.latency.max() as f64 / 1e6
         )?;
+        if let (Some(baseline), Some((with_streams, _))) = (&self.baseline, &self.server) {
+            writeln!(
+                f,
+                "server idle: RSS {} KiB before streams, {} KiB with them = {:.1} KiB per stream",
+                baseline.rss_kib,
+                with_streams.rss_kib,
+                (with_streams.rss_kib as f64 - baseline.rss_kib as f64) / self.streams.max(1) as f64
+            )?;
+        }
         if let Some((before, after)) = &self.server {
             let cpu = after.cpu_seconds - before.cpu_seconds;
             writeln!(
@@ -245,6 +256,7 @@ async fn run_stream(
 
 pub async fn run_fanout(run: Fanout) -> Result<Report, String> {
     let base = Instant::now();
+    let baseline = run.pid.and_then(proc_stat);
     let users = run.streams.div_ceil(10).max(1);
     let mut clients = Vec::new();
     let tag = std::process::id();
@@ -334,5 +346,6 @@ pub async fn run_fanout(run: Fanout) -> Result<Report, String> {
         elapsed,
         latency,
         server: before.zip(after),
+        baseline,
     })
 }

@@ -81,6 +81,7 @@ test("A signs out on node 1: A's tabs on both nodes hear nothing after", async (
   watchErrors(onNode2);
   await onNode2.goto(`${NODE2}/`);
   await expect(onNode2.locator(".who")).toHaveText(name);
+  await expectLive(onNode2);
   await openRoom(onNode1, 2);
   await onNode2.goto(`${NODE2}/rooms/2`);
   await expectLive(onNode2);
@@ -88,6 +89,7 @@ test("A signs out on node 1: A's tabs on both nodes hear nothing after", async (
   await openRoom(pageC, 2);
 
   await onNode1.goto(`${NODE1}/`);
+  await expectLive(onNode1); // hydrated: the button works
   await onNode1.locator("button.sign-out").click();
   // Node 2 ended A's tab there at once; it came back signed out and may not read the room.
   await expect(onNode2.locator(".error").first()).toHaveText("Sign in to read rooms.");
