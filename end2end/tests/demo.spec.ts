@@ -81,9 +81,34 @@ test("bad input gets a message on the page, not a crash", async ({ browser }) =>
   await expect(page.locator(".error")).toHaveText("There is no such room.");
 
   await page.goto("/");
+  await expectLive(page); // hydrated: the button works
   await page.locator("button.sign-out").click();
   await expect(page.locator('input[name="name"]')).toBeVisible();
   await expectLive(page); // hydrated again after the reload, so the form goes through the app
   await page.click('form.sign-in button[type="submit"]');
   await expect(page.locator(".error")).toHaveText("Enter a name to sign in.");
+});
+
+test("moving between rooms moves the listen; leaving the room page unlistens", async ({ browser }) => {
+  const pageA = await signedIn(browser, uniqueName("a"));
+  const pageB = await signedIn(browser, uniqueName("b"));
+  await openRoom(pageA, 2);
+  await openRoom(pageB, 1);
+  // Tabs left by earlier sign-ins linger for their window: wait until none does.
+  const lingering = async () => (await metric(pageA, "notif_tabs")) - (await metric(pageA, "notif_connected_tabs"));
+  await expect.poll(lingering, { timeout: 20_000 }).toBe(0);
+  const listens = await metric(pageA, "notif_listens");
+
+  // Same page, same tab: the room changes, the listen follows the key.
+  await pageB.locator("nav.room-links a", { hasText: "#random" }).click();
+  await expect(pageB.locator("h1")).toHaveText("#random");
+  const there = `in random ${Date.now()}`;
+  await post(pageA, there);
+  await expect(message(pageB, there)).toBeVisible();
+  await expect.poll(() => metric(pageA, "notif_listens")).toBe(listens); // room 1 was unlistened
+
+  // Leaving the room page (the tab stays open) unlistens.
+  await pageB.locator("header a").first().click();
+  await expect(pageB.locator("ul.rooms")).toBeVisible();
+  await expect.poll(() => metric(pageA, "notif_listens")).toBe(listens - 1);
 });

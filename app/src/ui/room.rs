@@ -1,10 +1,11 @@
-//! A room: its history, then its new messages live while the page is open.
+//! A room: its history, then its new messages live while the page is open. The view stays
+//! mounted when the room changes (links between rooms), so the listen follows the key.
 use leptos::{html, prelude::*};
-use leptos_router::hooks::use_params_map;
+use leptos_router::{components::A, hooks::use_params_map};
 
 use super::shared;
 use crate::{
-    api::{error_text, listen_room, room_history, unlisten_room, PostMessage},
+    api::{error_text, list_rooms, listen_room, room_history, unlisten_room, PostMessage},
     model::RoomMessage,
     topics::RoomTopic,
 };
@@ -12,31 +13,36 @@ use crate::{
 #[component]
 pub fn RoomPage() -> impl IntoView {
     let params = use_params_map();
-    let room = move || params.read().get("id").and_then(|id| id.parse::<i64>().ok());
-    move || match room() {
-        Some(room) => view! { <RoomView room/> }.into_any(),
-        None => view! { <p class="error">"There is no such room."</p> }.into_any(),
+    let room = Memo::new(move |_| params.read().get("id").and_then(|id| id.parse::<i64>().ok()));
+    let valid = Memo::new(move |_| room.get().is_some());
+    move || match valid.get() {
+        true => view! { <RoomView room=Signal::derive(move || room.get().unwrap_or_default())/> }.into_any(),
+        false => view! { <p class="error">"There is no such room."</p> }.into_any(),
     }
 }
 
 #[component]
-fn RoomView(room: i64) -> impl IntoView {
+fn RoomView(room: Signal<i64>) -> impl IntoView {
     let shared = shared();
-    shared.current_room.set(Some(room));
+    Effect::new(move |_| shared.current_room.set(Some(room.get())));
     on_cleanup(move || shared.current_room.set(None));
 
     // Listen first; every confirmed (re)listen and every reset refetches the history, so nothing
     // posted between the history read and the listen falls through.
-    let key = Signal::stored(room);
-    let listened = notif::use_listen::<RoomTopic, _, _, _, _, _>(key, listen_room, unlisten_room);
+    let listened = notif::use_listen::<RoomTopic, _, _, _, _, _>(room, listen_room, unlisten_room);
     let resets = notif::resets();
     let history = Resource::new(
-        move || (listened.get(), resets.get()),
-        move |_| room_history(room),
+        move || (room.get(), listened.get(), resets.get()),
+        |(room, _, _)| room_history(room),
     );
+    let rooms = Resource::new(|| (), |_| list_rooms());
     let live = RwSignal::new(Vec::<RoomMessage>::new());
+    Effect::new(move |_| {
+        room.track();
+        live.set(Vec::new());
+    });
     notif::on_notification::<RoomTopic>(move |n| {
-        if n.key == Some(room) {
+        if n.key == Some(room.get_untracked()) {
             live.update(|list| list.push(n.message));
         }
     });
@@ -57,6 +63,15 @@ fn RoomView(room: i64) -> impl IntoView {
     };
 
     view! {
+        <Transition fallback=|| ()>
+            {move || rooms.get().and_then(|r| r.ok()).map(|rooms| view! {
+                <nav class="room-links">
+                    {rooms.into_iter().map(|r| view! {
+                        <A href=format!("/rooms/{}", r.id)>{format!("#{}", r.name)}</A>
+                    }).collect_view()}
+                </nav>
+            })}
+        </Transition>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || history.get().map(|result| match result {
                 Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),
@@ -78,7 +93,7 @@ fn RoomView(room: i64) -> impl IntoView {
             })}
         </Transition>
         <ActionForm action=post attr:class="post">
-            <input type="hidden" name="room" value=room/>
+            <input type="hidden" name="room" value=move || room.get()/>
             <input name="body" node_ref=input placeholder="Message (mention someone with @name)" autocomplete="off"/>
             <button type="submit">"Send"</button>
         </ActionForm>
