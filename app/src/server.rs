@@ -44,7 +44,12 @@ pub fn db() -> &'static SqlitePool {
 
 /// The signed-in user of a request, from its session cookie.
 pub async fn viewer_of(parts: &http::request::Parts) -> Viewer {
-    let token = session_token(parts)?;
+    viewer_with(session_token(parts)).await
+}
+
+/// The user a session token belongs to.
+async fn viewer_with(token: Option<String>) -> Viewer {
+    let token = token?;
     sqlx::query_scalar::<_, String>("SELECT user_name FROM sessions WHERE token = ?")
         .bind(token)
         .fetch_optional(db())
@@ -80,35 +85,32 @@ pub fn hub(
     config: notif::Config,
     backplane: Option<std::sync::Arc<dyn notif::Backplane>>,
 ) -> notif::Hub<Viewer> {
-    let identify = |parts: &http::request::Parts| {
-        let parts = parts.clone();
-        async move { viewer_of(&parts).await }
-    };
+    // Only the token crosses into the future, not a copy of the whole request head.
+    let identify = |parts: &http::request::Parts| viewer_with(session_token(parts));
     match backplane {
         Some(backplane) => notif::Hub::with_backplane(config, backplane, identify),
         None => notif::Hub::new(config, identify),
     }
 }
 
+/// Whether `query` (a `SELECT 1 ...`) finds a row; a database error counts as no.
+async fn found<'q>(
+    query: sqlx::query::QueryScalar<'q, sqlx::Sqlite, i64, sqlx::sqlite::SqliteArguments<'q>>,
+) -> bool {
+    matches!(query.fetch_optional(db()).await, Ok(Some(_)))
+}
+
 pub(crate) async fn room_exists(room: i64) -> bool {
-    sqlx::query_scalar::<_, i64>("SELECT 1 FROM rooms WHERE id = ?")
-        .bind(room)
-        .fetch_optional(db())
-        .await
-        .ok()
-        .flatten()
-        .is_some()
+    found(sqlx::query_scalar("SELECT 1 FROM rooms WHERE id = ?").bind(room)).await
 }
 
 pub(crate) async fn is_muted(user: &str, room: i64) -> bool {
-    sqlx::query_scalar::<_, i64>("SELECT 1 FROM mutes WHERE user_name = ? AND room_id = ?")
-        .bind(user)
-        .bind(room)
-        .fetch_optional(db())
-        .await
-        .ok()
-        .flatten()
-        .is_some()
+    found(
+        sqlx::query_scalar("SELECT 1 FROM mutes WHERE user_name = ? AND room_id = ?")
+            .bind(user)
+            .bind(room),
+    )
+    .await
 }
 
 /// `RoomTopic::prepare`: nothing for a viewer who muted the room, a highlight for a mention.

@@ -91,7 +91,10 @@ impl<T: Topic> RemoteTopic<T::Identity> for Typed<T> {
         Box::pin(async move {
             match serde_json::from_str::<T::Event>(event) {
                 Ok(event) => {
-                    if let Err(error) = hub.deliver::<T>(key, &event, exclude).await {
+                    if let Err(error) = hub
+                        .deliver::<T>(&KeyId::from_json(T::NAME, key), key, &event, exclude)
+                        .await
+                    {
                         tracing::warn!(%error, topic = T::NAME, "notif: a notification from another node was not delivered");
                     }
                 }

@@ -226,8 +226,7 @@ impl<I: Identity> Hub<I> {
     ) -> Result<usize, ListenError> {
         let key_id = KeyId::new::<T>(key)?;
         if let Some(cluster) = &self.inner.cluster {
-            let key_json = serde_json::to_string(key).map_err(|e| ListenError::BadKey(e.to_string()))?;
-            cluster.publish_unlisten_identity(T::NAME, identity, &key_json);
+            cluster.publish_unlisten_identity(T::NAME, identity, key_id.key_json());
         }
         Ok(self.unlisten_identity_local(identity, &key_id))
     }

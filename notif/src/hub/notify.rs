@@ -52,8 +52,8 @@ impl<I: Identity> Hub<I> {
         Counters::add(&self.inner.counters.notifies, 1);
         self.register::<T>();
         let key_json = serde_json::to_string(key)?;
+        let key_id = KeyId::from_json(T::NAME, &key_json);
         if let Some(cluster) = &self.inner.cluster {
-            let key_id = KeyId::from_json(T::NAME, &key_json);
             cluster.publish_notify(
                 &key_id,
                 T::NAME,
@@ -62,24 +62,22 @@ impl<I: Identity> Hub<I> {
                 &exclude,
             );
         }
-        self.deliver::<T>(&key_json, event, exclude).await
+        self.deliver::<T>(&key_id, &key_json, event, exclude).await
     }
 
     /// The local half of `notify`: `prepare` for this node's listeners and queue their frames.
     pub(super) async fn deliver<T: Topic<Identity = I>>(
         &self,
+        key_id: &KeyId,
         key_json: &str,
         event: &T::Event,
         exclude: Exclude<I>,
     ) -> Result<usize, NotifyError> {
-        let key_id = KeyId::from_json(T::NAME, key_json);
-        let groups = self
-            .state()
-            .listeners(&key_id, |client, identity| match &exclude {
-                Exclude::Nobody => false,
-                Exclude::Client(c) => *c == client,
-                Exclude::Identity(i) => i == identity,
-            });
+        let groups = self.state().listeners(key_id, |client, identity| match &exclude {
+            Exclude::Nobody => false,
+            Exclude::Client(c) => *c == client,
+            Exclude::Identity(i) => i == identity,
+        });
         if groups.is_empty() {
             return Ok(0);
         }
@@ -104,7 +102,7 @@ impl<I: Identity> Hub<I> {
             self.check_size(&data)?;
             batches.push((data, clients));
         }
-        Ok(self.enqueue(Some(&key_id), batches))
+        Ok(self.enqueue(Some(key_id), batches))
     }
 
     /// Sends `message` to every connected tab of `identity`, listening or not, with `key` in the

@@ -46,6 +46,11 @@ impl KeyId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key's JSON, as it was serialised.
+    pub fn key_json(&self) -> &str {
+        self.0.split_once('\0').map_or("", |(_, json)| json)
+    }
 }
 
 struct Tab<I> {
