@@ -1,31 +1,98 @@
-//! Load generator for notif, driving the demo app exactly as browsers do: sign in, open a
-//! stream, listen through the app's server function, post through the app's server function.
+//! Load generator for notif, and the minimal notif server it measures.
 //!
 //! ```text
-//! bench smoke                          # in-process server, 50 streams, 200 messages: asserts zero loss
-//! bench fanout --url URL [--streams N] [--messages M] [--rate R] [--pid PID]
+//! bench serve  [--addr 127.0.0.1:3300] [--redis URL]      the notif server under test
+//! bench fanout --url URL [--target ws|sse|socketio] [--streams 1000] [--keys 1] [--topic group|each]
+//!              [--rates 100,200] [--seconds 5] [--settle 5] [--publish-url URL] [--pid PID]
+//! bench idle   --url URL [--target ws|sse|socketio] [--streams 1000] [--processes 1] [--pid PID]
+//!              [--after 0,30,60]
+//! bench smoke                                              in-process, seconds: asserts zero loss
 //! ```
-//! Latency is timed from each message's *scheduled* send time (so a stalled publisher cannot
-//! hide delay) to its arrival at each stream.
-mod load;
+//! Latency is timed from each notification's *scheduled* send time (so a stalled publisher
+//! cannot hide delay) to its arrival at each stream. `--pid` names the server process whose
+//! memory and CPU are read from /proc. See docs/BENCHMARKS.md for the scenarios.
+mod client;
+mod fanout;
+mod idle;
+mod procstat;
+mod serve;
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
-use load::{run_fanout, Fanout};
+use client::Target;
+use fanout::{run_fanout, Fanout};
+use idle::{hold, run_idle, Idle};
 
-#[tokio::main]
-async fn main() {
+// The allocator returns freed memory to the system: RSS falls back after clients leave.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `--flag value` pairs.
+struct Args(Vec<(String, String)>);
+
+impl Args {
+    fn parse(args: &[String], known: &[&str]) -> Result<Self, String> {
+        let mut pairs = Vec::new();
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            if !known.contains(&flag.as_str()) {
+                return Err(format!("unknown flag {flag} (known: {})", known.join(" ")));
+            }
+            let value = args.next().ok_or(format!("{flag} needs a value"))?;
+            pairs.push((flag.clone(), value.clone()));
+        }
+        Ok(Args(pairs))
+    }
+
+    fn get(&self, flag: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(f, _)| f == flag)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn or<T: std::str::FromStr>(&self, flag: &str, default: T) -> Result<T, String> {
+        match self.get(flag) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|_| format!("{flag} {value}: not valid")),
+        }
+    }
+
+    fn list<T: std::str::FromStr>(&self, flag: &str, default: Vec<T>) -> Result<Vec<T>, String> {
+        match self.get(flag) {
+            None => Ok(default),
+            Some(value) => value
+                .split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| format!("{flag} {value}: not a list of numbers"))
+                })
+                .collect(),
+        }
+    }
+
+    fn url(&self) -> Result<String, String> {
+        self.get("--url")
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .ok_or("--url is required (a server started by `bench serve`, or the Socket.IO peer)".into())
+    }
+}
+
+const USAGE: &str =
+    "usage: bench serve|fanout|idle|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
+
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("smoke") => smoke().await,
-        Some("fanout") => match Fanout::from_args(&args[1..]) {
-            Ok(fanout) => run_fanout(fanout).await.map(|report| println!("{report}")),
-            Err(error) => Err(error),
-        },
-        _ => Err(
-            "usage: bench smoke | bench fanout --url URL [--streams N] [--messages M] [--rate R] [--pid PID]"
-                .into(),
-        ),
+        Some("serve") => serve_command(&args[1..]),
+        Some("smoke") => local(smoke()),
+        Some("fanout") => local(fanout_command(&args[1..])),
+        Some("idle") => local(idle_command(&args[1..])),
+        Some("hold") => local(hold_command(&args[1..])),
+        _ => Err(USAGE.into()),
     };
     if let Err(error) = result {
         eprintln!("bench: {error}");
@@ -33,38 +100,156 @@ async fn main() {
     }
 }
 
-/// A few seconds against an in-process server: proves the harness works, asserts no loss.
-async fn smoke() -> Result<(), String> {
-    let db = std::env::temp_dir().join(format!("notif-bench-smoke-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
-    app::server::open_database(db.to_str().unwrap())
-        .await
+/// The generator runs on one thread (pin it to its own core): no cross-thread handoffs to
+/// measure, and its tasks share counters without locks.
+fn local(work: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .map_err(|e| e.to_string())?;
-    let hub = app::server::hub(notif::Config::default(), None);
-    let options = leptos::prelude::LeptosOptions::builder()
-        .output_name("notif-demo")
-        .build();
-    let router = server::router(options, hub);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
+    tokio::task::LocalSet::new().block_on(&runtime, work)
+}
+
+fn serve_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["--addr", "--redis"])?;
+    let addr: SocketAddr = args.or("--addr", SocketAddr::from(([127, 0, 0, 1], 3300)))?;
+    let redis = args.get("--redis").map(str::to_owned);
+    // One worker per core the process may run on: `taskset -c 0` makes it one.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
         .map_err(|e| e.to_string())?;
-    let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let report = run_fanout(Fanout {
+    runtime.block_on(serve::serve(addr, redis))
+}
+
+fn fanout_args(args: &[String]) -> Result<Fanout, String> {
+    let args = Args::parse(
+        args,
+        &[
+            "--url",
+            "--publish-url",
+            "--target",
+            "--streams",
+            "--keys",
+            "--topic",
+            "--rates",
+            "--seconds",
+            "--settle",
+            "--pid",
+        ],
+    )?;
+    let url = args.url()?;
+    let topic = match args.get("--topic").unwrap_or("group") {
+        "group" => "group",
+        "each" => "each",
+        other => return Err(format!("--topic {other}: group or each")),
+    };
+    let keys: usize = args.or("--keys", 1)?;
+    Ok(Fanout {
+        publish_url: args
+            .get("--publish-url")
+            .map_or(url.clone(), |u| u.trim_end_matches('/').to_owned()),
         url,
-        streams: 50,
-        messages: 200,
-        rate: 100.0,
-        pid: None,
-        settle: Duration::from_secs(10),
+        target: args.or("--target", Target::NotifWs)?,
+        streams: args.or("--streams", 1000)?,
+        keys: keys.max(1),
+        topic,
+        rates: args.list("--rates", vec![100.0])?,
+        seconds: args.or("--seconds", 5.0)?,
+        settle: Duration::from_secs_f64(args.or("--settle", 5.0)?),
+        pid: args
+            .get("--pid")
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| "--pid: not a pid")?,
     })
-    .await?;
+}
+
+async fn fanout_command(args: &[String]) -> Result<(), String> {
+    let report = run_fanout(fanout_args(args)?).await?;
     println!("{report}");
-    if report.lost != 0 || report.duplicated != 0 || report.reordered != 0 {
-        return Err(format!(
-            "smoke run lost {} and duplicated {} deliveries",
-            report.lost, report.duplicated
-        ));
+    Ok(())
+}
+
+async fn idle_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(
+        args,
+        &[
+            "--url",
+            "--target",
+            "--streams",
+            "--processes",
+            "--pid",
+            "--after",
+        ],
+    )?;
+    run_idle(Idle {
+        url: args.url()?,
+        target: args.or("--target", Target::NotifWs)?,
+        streams: args.or("--streams", 1000)?,
+        processes: args.or("--processes", 1)?,
+        pid: args
+            .get("--pid")
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| "--pid: not a pid")?,
+        after: args.list("--after", vec![0, 30, 60])?,
+    })
+    .await
+}
+
+async fn hold_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["--url", "--target", "--first", "--streams"])?;
+    hold(
+        args.url()?,
+        args.or("--target", Target::NotifWs)?,
+        args.or("--first", 0)?,
+        args.or("--streams", 1)?,
+    )
+    .await
+}
+
+/// Seconds against an in-process server, over both transports and both kinds of topic: proves
+/// the harness works end to end and asserts that nothing was lost. Never asserts a speed.
+async fn smoke() -> Result<(), String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("server runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let router = serve::router(notif::Config::default(), None);
+            axum::serve(listener, router).await
+        })
+    });
+    for (target, topic, streams, keys) in [
+        (Target::NotifWs, "group", 60, 3),
+        (Target::NotifSse, "group", 20, 1),
+        (Target::NotifWs, "each", 30, 2),
+    ] {
+        let report = run_fanout(Fanout {
+            url: url.clone(),
+            publish_url: url.clone(),
+            target,
+            streams,
+            keys,
+            topic,
+            rates: vec![100.0, 200.0],
+            seconds: 1.0,
+            settle: Duration::from_secs(10),
+            pid: None,
+        })
+        .await?;
+        println!("{report}");
+        let delivered: u64 = report.steps.iter().map(|s| s.deliveries).sum();
+        if report.confirmed != streams || report.lost() != 0 || report.steps.len() != 2 || delivered == 0 {
+            return Err(format!(
+                "smoke run ({target:?}, {topic}): {} of {streams} listens confirmed, {} lost or out of order",
+                report.confirmed,
+                report.lost()
+            ));
+        }
     }
     Ok(())
 }

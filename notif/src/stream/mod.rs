@@ -172,7 +172,20 @@ impl<I: Identity> OpenTab<I> {
         }
         Some(frame)
     }
+
+    /// The next frame if one is already queued: lets a transport write several in one go.
+    pub fn try_next(&mut self) -> Option<Outgoing> {
+        let frame = self.rx.as_mut()?.try_recv().ok()?;
+        if matches!(frame, Outgoing::Bye(_)) {
+            self.rx = None;
+        }
+        Some(frame)
+    }
 }
+
+/// Most frames a transport takes from a tab's queue before writing them out: bounds the time
+/// one busy tab holds its worker while others wait.
+pub(crate) const WRITE_BATCH: usize = 64;
 
 impl<I: Identity> Drop for OpenTab<I> {
     fn drop(&mut self) {

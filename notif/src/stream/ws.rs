@@ -10,10 +10,21 @@ use axum::{
     },
     response::{IntoResponse, Response},
 };
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 
-use super::Session;
-use crate::{hub::Outgoing, wire::encode_ws, Bye, Hub, Identity, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF};
+use super::{Session, WRITE_BATCH};
+use crate::{
+    hub::Outgoing, wire::encode_ws, Bye, ClientId, Hub, Identity, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
+};
+
+/// Read buffer per connection. Clients send only control frames (pong, close), and tungstenite
+/// zero-fills its whole read buffer on the first read: its 128 KiB default would make every idle
+/// tab cost 128 KiB.
+const READ_BUFFER: usize = 1024;
+/// Frames are gathered up to this size before a write; a flush writes whatever is gathered.
+const WRITE_BUFFER: usize = 16 * 1024;
+/// Largest message a client may send: it has nothing to say but control frames.
+const MAX_CLIENT_MESSAGE: usize = 4096;
 
 /// Checks the request, starts the tab's session, then upgrades.
 pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Response {
@@ -27,20 +38,46 @@ pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Respon
         Err(refused) => return refused.into_response(),
     };
     let heartbeat = hub.config().heartbeat.max(Duration::from_millis(1));
-    upgrade.on_upgrade(move |socket| run(socket, session, heartbeat))
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| run(socket, session, heartbeat))
+}
+
+/// A frame as a text message, and whether it is the last of the stream.
+fn message(client: ClientId, frame: Outgoing) -> (Message, bool) {
+    match frame {
+        Outgoing::Notif { seq, data } => {
+            let id = format!("{client}.{seq}");
+            (
+                Message::Text(encode_ws(EVENT_NOTIF, Some(&id), &data).into()),
+                false,
+            )
+        }
+        Outgoing::Bye(reason) => {
+            let bye = serde_json::to_string(&Bye { reason }).unwrap_or_default();
+            (Message::Text(encode_ws(EVENT_BYE, None, &bye).into()), true)
+        }
+    }
 }
 
 async fn run<I: Identity>(mut socket: WebSocket, mut session: Session<I>, heartbeat: Duration) {
     let client = session.client;
     let hello = serde_json::to_string(&session.hello()).unwrap_or_default();
-    let mut first = vec![encode_ws(EVENT_HELLO, Some(&session.hello_id()), &hello)];
-    for (seq, data) in std::mem::take(&mut session.replay) {
-        first.push(encode_ws(EVENT_NOTIF, Some(&format!("{client}.{seq}")), &data));
+    let first = encode_ws(EVENT_HELLO, Some(&session.hello_id()), &hello);
+    if socket.feed(Message::Text(first.into())).await.is_err() {
+        return;
     }
-    for text in first {
-        if socket.send(Message::Text(text.into())).await.is_err() {
+    for (seq, data) in std::mem::take(&mut session.replay) {
+        let (text, _) = message(client, Outgoing::Notif { seq, data });
+        if socket.feed(text).await.is_err() {
             return;
         }
+    }
+    if socket.flush().await.is_err() {
+        return;
     }
     let mut ping = tokio::time::interval(heartbeat);
     ping.tick().await;
@@ -48,15 +85,24 @@ async fn run<I: Identity>(mut socket: WebSocket, mut session: Session<I>, heartb
         tokio::select! {
             frame = session.open.next() => {
                 let Some(frame) = frame else { break };
-                let (text, last) = match frame {
-                    Outgoing::Notif { seq, data } => {
-                        (encode_ws(EVENT_NOTIF, Some(&format!("{client}.{seq}")), &data), false)
+                // Whatever else is already queued goes out in the same write.
+                let (mut frame, mut written, mut last) = (frame, 0, false);
+                loop {
+                    let (text, end) = message(client, frame);
+                    last |= end;
+                    if socket.feed(text).await.is_err() {
+                        return;
                     }
-                    Outgoing::Bye(reason) => {
-                        (encode_ws(EVENT_BYE, None, &serde_json::to_string(&Bye { reason }).unwrap_or_default()), true)
+                    written += 1;
+                    if last || written == WRITE_BATCH {
+                        break;
                     }
-                };
-                if socket.send(Message::Text(text.into())).await.is_err() || last {
+                    match session.open.try_next() {
+                        Some(more) => frame = more,
+                        None => break,
+                    }
+                }
+                if socket.flush().await.is_err() || last {
                     break;
                 }
             }

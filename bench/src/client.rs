@@ -1,0 +1,271 @@
+//! One stream as a browser tab holds it: open, listen (each listen confirmed before it counts),
+//! then read frames, handing back each notification's message text.
+//!
+//! Targets: notif over WebSocket (what the browser client uses) or Server-Sent Events, and the
+//! Socket.IO peer (Engine.IO v4 over WebSocket: `join` events acknowledged once joined).
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::{
+    tungstenite::{protocol::WebSocketConfig, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+/// What the generator talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// notif's `/notif/ws`.
+    NotifWs,
+    /// notif's `/notif/stream`.
+    NotifSse,
+    /// A Socket.IO server at `/socket.io/`.
+    SocketIo,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ws" | "notif" => Ok(Target::NotifWs),
+            "sse" => Ok(Target::NotifSse),
+            "socketio" => Ok(Target::SocketIo),
+            other => Err(format!("--target {other}: ws, sse or socketio")),
+        }
+    }
+}
+
+/// A key to listen on: a topic of `bench serve` and a key (a room for Socket.IO).
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub topic: &'static str,
+    pub key: String,
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// An open stream whose listens are confirmed.
+pub enum Conn {
+    Ws {
+        socket: Ws,
+        socketio: bool,
+    },
+    Sse {
+        body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+        buffer: Vec<u8>,
+    },
+}
+
+fn ws_url(url: &str, path: &str) -> String {
+    format!("ws{}{path}", url.strip_prefix("http").unwrap_or(url))
+}
+
+async fn ws_connect(url: String) -> Result<Ws, String> {
+    // Small buffers: the generator holds up to ~10,000 of these per process.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    Ok(socket)
+}
+
+async fn next_text(socket: &mut Ws) -> Result<String, String> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Ok(Message::Close(_))) | None => return Err("closed".into()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The tab id in a notif hello frame.
+fn hello_client(frame: &str) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_str(frame).map_err(|e| format!("hello: {e}"))?;
+    value["data"]["client"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or(format!("no client in hello {frame}"))
+}
+
+async fn notif_listen(
+    http: &reqwest::Client,
+    url: &str,
+    client: &str,
+    user: &str,
+    listen: &Listen,
+) -> Result<(), String> {
+    let response = http
+        .post(format!("{url}/listen"))
+        .query(&[("topic", listen.topic), ("key", &listen.key), ("user", user)])
+        .header(notif::CLIENT_HEADER, client)
+        .send()
+        .await
+        .map_err(|e| format!("listen: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("listen {listen:?} refused: {}", response.status()));
+    }
+    Ok(())
+}
+
+impl Conn {
+    /// Opens a stream as `user` and listens on `listens`; returns once every listen is confirmed.
+    pub async fn open(
+        target: Target,
+        http: &reqwest::Client,
+        url: &str,
+        user: &str,
+        listens: &[Listen],
+    ) -> Result<Conn, String> {
+        match target {
+            Target::NotifWs => {
+                let mut socket = ws_connect(ws_url(url, &format!("{}?user={user}", notif::WS_PATH))).await?;
+                let client = hello_client(&next_text(&mut socket).await?)?;
+                for listen in listens {
+                    notif_listen(http, url, &client, user, listen).await?;
+                }
+                Ok(Conn::Ws {
+                    socket,
+                    socketio: false,
+                })
+            }
+            Target::NotifSse => {
+                let response = http
+                    .get(format!("{url}{}?user={user}", notif::STREAM_PATH))
+                    .send()
+                    .await
+                    .map_err(|e| format!("stream: {e}"))?;
+                let mut conn = Conn::Sse {
+                    body: response.bytes_stream().boxed(),
+                    buffer: Vec::new(),
+                };
+                let hello = conn.next_frame().await.ok_or("stream ended before its hello")?;
+                let data = hello
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data:"))
+                    .unwrap_or("{}")
+                    .trim();
+                let client = hello_client(&format!("{{\"data\":{data}}}"))?;
+                for listen in listens {
+                    notif_listen(http, url, &client, user, listen).await?;
+                }
+                Ok(conn)
+            }
+            Target::SocketIo => {
+                let mut socket = ws_connect(ws_url(url, "/socket.io/?EIO=4&transport=websocket")).await?;
+                let open = next_text(&mut socket).await?;
+                if !open.starts_with('0') {
+                    return Err(format!("engine.io open expected, got {open}"));
+                }
+                socket
+                    .send(Message::text("40"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let connected = next_text(&mut socket).await?;
+                if !connected.starts_with("40") {
+                    return Err(format!("socket.io connect expected, got {connected}"));
+                }
+                for (ack, listen) in listens.iter().enumerate() {
+                    let join = format!(
+                        "42{ack}[\"join\",{}]",
+                        serde_json::Value::from(listen.key.as_str())
+                    );
+                    socket
+                        .send(Message::text(join))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let expected = format!("43{ack}");
+                    loop {
+                        let text = next_text(&mut socket).await?;
+                        if text.starts_with(&expected) {
+                            break;
+                        }
+                        if text == "2" {
+                            socket.send(Message::text("3")).await.map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+                Ok(Conn::Ws {
+                    socket,
+                    socketio: true,
+                })
+            }
+        }
+    }
+
+    /// The next SSE frame (text up to a blank line).
+    async fn next_frame(&mut self) -> Option<String> {
+        let Conn::Sse { body, buffer } = self else {
+            return None;
+        };
+        loop {
+            if let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                let frame = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                buffer.drain(..end + 2);
+                return Some(frame);
+            }
+            buffer.extend_from_slice(&body.next().await?.ok()?);
+        }
+    }
+
+    /// The message text of the next notification; `None` once the stream ended.
+    pub async fn next_message(&mut self) -> Option<String> {
+        loop {
+            match self {
+                Conn::Sse { .. } => {
+                    let frame = self.next_frame().await?;
+                    if frame.starts_with("event: notif") || frame.contains("\nevent: notif") {
+                        if let Some(message) = notif_message(&frame) {
+                            return Some(message.to_owned());
+                        }
+                    }
+                }
+                Conn::Ws { socket, socketio } => {
+                    let text = match socket.next().await? {
+                        Ok(Message::Text(text)) => text,
+                        Ok(Message::Close(_)) | Err(_) => return None,
+                        Ok(_) => continue,
+                    };
+                    if *socketio {
+                        if text.as_str() == "2" {
+                            socket.send(Message::text("3")).await.ok()?;
+                        } else if let Some(rest) = text.strip_prefix("42[\"notif\",\"") {
+                            return Some(rest.trim_end_matches("\"]").to_owned());
+                        }
+                    } else if text.starts_with("{\"event\":\"notif\"") {
+                        if let Some(message) = notif_message(&text) {
+                            return Some(message.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the stream as a tab does when it goes away.
+    pub async fn close(self) {
+        if let Conn::Ws { mut socket, .. } = self {
+            let _ = socket.close(None).await;
+        }
+    }
+}
+
+/// The `message` string of a notif frame, without parsing all of it: the generator must stay
+/// cheaper than the server it measures.
+fn notif_message(frame: &str) -> Option<&str> {
+    let start = frame.rfind("\"message\":\"")? + "\"message\":\"".len();
+    let end = frame[start..].find('"')?;
+    Some(&frame[start..start + end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_message_of_a_frame() {
+        let frame = r#"{"event":"notif","id":"a.1","data":{"topic":"group","key":"k0","message":"1:2:3"}}"#;
+        assert_eq!(notif_message(frame), Some("1:2:3"));
+        assert_eq!(notif_message("{}"), None);
+    }
+}

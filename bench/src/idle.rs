@@ -1,0 +1,193 @@
+//! Idle streams and cleanup: many tabs each listening on two keys (its own, and a group of
+//! ten) doing nothing; then every tab leaves. Memory per stream, then memory and counters at
+//! chosen times after everyone left.
+//!
+//! One process may hold at most ~19,900 connections here, so the streams are spread over
+//! `--processes` children (`bench hold`), each opening its share and holding it until told.
+use std::{process::Stdio, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::Command,
+};
+
+use crate::{
+    client::{Listen, Target},
+    fanout::open_all,
+    procstat::{metrics, proc_stat},
+};
+
+/// What to run.
+pub struct Idle {
+    pub url: String,
+    pub target: Target,
+    pub streams: usize,
+    pub processes: usize,
+    pub pid: Option<u32>,
+    /// Seconds after everyone left at which to read memory and counters.
+    pub after: Vec<u64>,
+}
+
+/// Stream `i`'s user and listens: its own key and group `i / 10`.
+fn plan(first: usize, count: usize) -> Vec<(String, Vec<Listen>)> {
+    (first..first + count)
+        .map(|i| {
+            let user = format!("u{i}");
+            let listens = vec![
+                Listen {
+                    topic: "user",
+                    key: user.clone(),
+                },
+                Listen {
+                    topic: "group",
+                    key: format!("g{}", i / 10),
+                },
+            ];
+            (user, listens)
+        })
+        .collect()
+}
+
+/// `bench hold`: opens `count` streams from `first`, prints `ready`, closes them all when its
+/// stdin gets a line, prints `closed`.
+pub async fn hold(url: String, target: Target, first: usize, count: usize) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let conns = open_all(target, &http, &url, plan(first, count), 64).await?;
+    // Keep reading so pings are answered and closes noticed.
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let mut stop = stop.subscribe();
+            tokio::task::spawn_local(async move {
+                loop {
+                    tokio::select! {
+                        message = conn.next_message() => if message.is_none() { return },
+                        _ = stop.recv() => break,
+                    }
+                }
+                conn.close().await;
+            })
+        })
+        .collect();
+    println!("ready {count}");
+    let mut line = String::new();
+    let _ = BufReader::new(tokio::io::stdin()).read_line(&mut line).await;
+    let _ = stop.send(());
+    for task in tasks {
+        let _ = task.await;
+    }
+    println!("closed");
+    Ok(())
+}
+
+fn kib_line(label: &str, rss: Option<u64>, baseline: Option<u64>, extra: &str) -> String {
+    match (rss, baseline) {
+        (Some(rss), Some(base)) => {
+            format!(
+                "{label}: RSS {rss} KiB ({:.2}x baseline) {extra}",
+                rss as f64 / base.max(1) as f64
+            )
+        }
+        _ => format!("{label}: {extra}"),
+    }
+}
+
+pub async fn run_idle(run: Idle) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    let baseline = run.pid.and_then(proc_stat).map(|s| s.rss_kib);
+    println!(
+        "{}",
+        kib_line("baseline", baseline, baseline, &metrics(&http, &run.url).await)
+    );
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let per = run.streams.div_ceil(run.processes.max(1));
+    let mut children = Vec::new();
+    for p in 0..run.processes.max(1) {
+        let first = p * per;
+        let count = per.min(run.streams.saturating_sub(first));
+        if count == 0 {
+            break;
+        }
+        let target = match run.target {
+            Target::NotifWs => "ws",
+            Target::NotifSse => "sse",
+            Target::SocketIo => "socketio",
+        };
+        let mut child = Command::new(&exe)
+            .args(["hold", "--url", &run.url, "--target", target])
+            .args(["--first", &first.to_string(), "--streams", &count.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        children.push((child, lines));
+    }
+    let opened = std::time::Instant::now();
+    for (_, lines) in &mut children {
+        let line = lines
+            .next_line()
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if !line.starts_with("ready") {
+            return Err(format!(
+                "a generator process failed to open its streams ({line:?})"
+            ));
+        }
+    }
+    println!(
+        "{} streams open, 2 confirmed listens each, in {:.1} s",
+        run.streams,
+        opened.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = run.pid.and_then(proc_stat).map(|s| s.rss_kib);
+    let per_stream = held
+        .zip(baseline)
+        .map(|(h, b)| {
+            format!(
+                "= {:.2} KiB per stream",
+                (h as f64 - b as f64) / run.streams as f64
+            )
+        })
+        .unwrap_or_default();
+    println!(
+        "{}",
+        kib_line(
+            "held",
+            held,
+            baseline,
+            &format!("{per_stream} {}", metrics(&http, &run.url).await)
+        )
+    );
+    let left = std::time::Instant::now();
+    for (child, lines) in &mut children {
+        if let Some(stdin) = child.stdin.as_mut() {
+            let _ = stdin.write_all(b"close\n").await;
+        }
+        let _ = lines.next_line().await;
+    }
+    for at in &run.after {
+        tokio::time::sleep_until((left + Duration::from_secs(*at)).into()).await;
+        let rss = run.pid.and_then(proc_stat).map(|s| s.rss_kib);
+        println!(
+            "{}",
+            kib_line(
+                &format!("+{at} s after all left"),
+                rss,
+                baseline,
+                &metrics(&http, &run.url).await
+            )
+        );
+    }
+    for (mut child, _) in children {
+        let _ = child.wait().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! `bench serve`: the smallest notif server the scenarios need, built on the library alone so a
+//! run measures notif rather than an app's database. It is the counterpart of the Socket.IO peer:
+//! same two HTTP calls, same frames per delivery.
+//!
+//! - identity: the `user` query parameter of the stream, listen and notify requests;
+//! - `POST /listen?topic=T&key=K&user=U` with `x-notif-client`: the library's listen, answered
+//!   once registered (`ListenError`'s status otherwise);
+//! - `POST /notify?topic=T&key=K` with the event as body: answers how many tabs got a frame;
+//! - `GET /metrics`: the hub's counters.
+//!
+//! Topics: `group` (everyone receives the event as is), `user` (personal: only `user=K` may
+//! listen on `K`), `each` (`prepare` makes a different message per identity).
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use axum::{
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode},
+    routing::{get, post},
+    Router,
+};
+use notif::{ClientId, Exclude, Hub, SimpleTopic, Topic, CLIENT_HEADER};
+
+type Identity = String;
+
+/// Broadcast: every listener receives the notified text.
+struct Group;
+impl SimpleTopic for Group {
+    const NAME: &'static str = "group";
+    type Key = String;
+    type Message = String;
+    type Identity = Identity;
+}
+
+/// One user's own key.
+struct Personal;
+impl SimpleTopic for Personal {
+    const NAME: &'static str = "user";
+    type Key = String;
+    type Message = String;
+    type Identity = Identity;
+
+    async fn authorize(identity: &Identity, key: &String) -> bool {
+        identity == key
+    }
+}
+
+/// Per-user payloads: each identity gets the event with its own name appended.
+struct Each;
+impl Topic for Each {
+    const NAME: &'static str = "each";
+    type Key = String;
+    type Event = String;
+    type Message = String;
+    type Identity = Identity;
+
+    async fn prepare(identity: &Identity, event: &String) -> Option<String> {
+        Some(format!("{event}:{identity}"))
+    }
+}
+
+fn user_of(query: Option<&str>) -> Identity {
+    query
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("user=")))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The hub and routes; `backplane` makes this server one node of several.
+pub fn router(config: notif::Config, backplane: Option<Arc<dyn notif::Backplane>>) -> Router {
+    let identify = |parts: &http::request::Parts| std::future::ready(user_of(parts.uri.query()));
+    let hub = match backplane {
+        Some(backplane) => Hub::with_backplane(config, backplane, identify),
+        None => Hub::new(config, identify),
+    };
+    Router::new()
+        .merge(hub.routes())
+        .route("/listen", post(listen))
+        .route("/notify", post(notify))
+        .route(
+            "/metrics",
+            get(|State(hub): State<Hub<Identity>>| async move { hub.metrics().to_prometheus() }),
+        )
+        .with_state(hub)
+}
+
+type Params = Query<HashMap<String, String>>;
+
+async fn listen(
+    State(hub): State<Hub<Identity>>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let client: Option<ClientId> = headers
+        .get(CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let (Some(client), Some(key), Some(user)) = (client, q.get("key"), q.get("user")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "needs x-notif-client, key and user".into(),
+        );
+    };
+    let result = match q.get("topic").map(String::as_str) {
+        Some("group") => hub.listen::<Group>(client, user, key).await,
+        Some("user") => hub.listen::<Personal>(client, user, key).await,
+        Some("each") => hub.listen::<Each>(client, user, key).await,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "topic must be group, user or each".into(),
+            )
+        }
+    };
+    match result {
+        Ok(()) => (StatusCode::OK, "ok".into()),
+        Err(error) => (
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            error.to_string(),
+        ),
+    }
+}
+
+async fn notify(State(hub): State<Hub<Identity>>, Query(q): Params, body: String) -> (StatusCode, String) {
+    let Some(key) = q.get("key") else {
+        return (StatusCode::BAD_REQUEST, "needs key".into());
+    };
+    let result = match q.get("topic").map(String::as_str).unwrap_or("group") {
+        "group" => hub.notify::<Group>(key, &body, Exclude::Nobody).await,
+        "user" => hub.notify::<Personal>(key, &body, Exclude::Nobody).await,
+        "each" => hub.notify::<Each>(key, &body, Exclude::Nobody).await,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "topic must be group, user or each".into(),
+            )
+        }
+    };
+    match result {
+        Ok(count) => (StatusCode::OK, count.to_string()),
+        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()),
+    }
+}
+
+/// Serves until killed.
+pub async fn serve(addr: SocketAddr, redis: Option<String>) -> Result<(), String> {
+    let config = notif::Config::from_env().map_err(|e| e.to_string())?;
+    let backplane = match redis {
+        Some(url) => Some(
+            Arc::new(notif::RedisBackplane::new(&url).map_err(|e| e.to_string())?)
+                as Arc<dyn notif::Backplane>,
+        ),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    println!(
+        "bench serve: notif on http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    axum::serve(listener, router(config, backplane))
+        .await
+        .map_err(|e| e.to_string())
+}
