@@ -79,6 +79,17 @@ async fn next_text(socket: &mut Ws) -> Result<String, String> {
     }
 }
 
+/// The next Socket.IO packet that is not an Engine.IO ping (pings are answered).
+async fn sio_next(socket: &mut Ws) -> Result<String, String> {
+    loop {
+        let text = next_text(socket).await?;
+        if text != "2" {
+            return Ok(text);
+        }
+        socket.send(Message::text("3")).await.map_err(|e| e.to_string())?;
+    }
+}
+
 /// The tab id in a notif hello frame.
 fn hello_client(frame: &str) -> Result<String, String> {
     let value: serde_json::Value = serde_json::from_str(frame).map_err(|e| format!("hello: {e}"))?;
@@ -161,7 +172,7 @@ impl Conn {
                     .send(Message::text("40"))
                     .await
                     .map_err(|e| e.to_string())?;
-                let connected = next_text(&mut socket).await?;
+                let connected = sio_next(&mut socket).await?;
                 if !connected.starts_with("40") {
                     return Err(format!("socket.io connect expected, got {connected}"));
                 }
@@ -175,15 +186,7 @@ impl Conn {
                         .await
                         .map_err(|e| e.to_string())?;
                     let expected = format!("43{ack}");
-                    loop {
-                        let text = next_text(&mut socket).await?;
-                        if text.starts_with(&expected) {
-                            break;
-                        }
-                        if text == "2" {
-                            socket.send(Message::text("3")).await.map_err(|e| e.to_string())?;
-                        }
-                    }
+                    while !sio_next(&mut socket).await?.starts_with(&expected) {}
                 }
                 Ok(Conn::Ws {
                     socket,

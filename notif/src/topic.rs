@@ -58,6 +58,11 @@ pub trait Topic: Send + Sync + 'static {
     /// The application's identity type, shared by all its topics.
     type Identity: Identity;
 
+    /// Whether `prepare` can give different identities different messages. When `false`,
+    /// a notify calls `prepare` once (with one listener's identity) and encodes one frame for
+    /// every listener, skipping the grouping by identity. [`SimpleTopic`]s set it to `false`.
+    const PER_IDENTITY: bool = true;
+
     /// The message `identity` receives for `event`, or `None` for nothing. Runs at most once per
     /// distinct identity per notify, whatever the number of its tabs.
     #[cfg(feature = "ssr")]
@@ -99,6 +104,7 @@ impl<T: SimpleTopic> Topic for T {
     type Event = T::Message;
     type Message = T::Message;
     type Identity = T::Identity;
+    const PER_IDENTITY: bool = false;
 
     #[cfg(feature = "ssr")]
     fn prepare(

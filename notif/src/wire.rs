@@ -110,16 +110,18 @@ pub struct WsFrame {
     pub data: serde_json::Value,
 }
 
-/// Encodes a frame as a WebSocket text message; `data` must be JSON.
+/// Encodes a frame as a WebSocket text message; `data` must be JSON. The id is written in
+/// place: one allocation per frame.
 #[cfg(feature = "ssr")]
-pub(crate) fn encode_ws(event: &str, id: Option<&str>, data: &str) -> String {
-    let mut out = String::with_capacity(40 + id.map_or(0, str::len) + data.len());
+pub(crate) fn encode_ws(event: &str, id: Option<std::fmt::Arguments<'_>>, data: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(88 + data.len());
     out.push_str("{\"event\":\"");
     out.push_str(event);
     out.push('"');
     if let Some(id) = id {
         out.push_str(",\"id\":\"");
-        out.push_str(id);
+        let _ = out.write_fmt(id);
         out.push('"');
     }
     out.push_str(",\"data\":");

@@ -73,11 +73,28 @@ impl<I: Identity> Hub<I> {
         event: &T::Event,
         exclude: Exclude<I>,
     ) -> Result<usize, NotifyError> {
-        let groups = self.state().listeners(key_id, |client, identity| match &exclude {
+        let excluded = |client: ClientId, identity: &I| match &exclude {
             Exclude::Nobody => false,
             Exclude::Client(c) => *c == client,
             Exclude::Identity(i) => i == identity,
-        });
+        };
+        if !T::PER_IDENTITY {
+            // Everyone gets the same message: prepare and encode once, then one pass over the
+            // key's listeners (which may have changed during `prepare`: the pass sees them now).
+            let Some(identity) = self.state().any_listener(key_id, excluded) else {
+                return Ok(0);
+            };
+            let Some(message) = T::prepare(&identity, event).await else {
+                return Ok(0);
+            };
+            let data: Arc<str> =
+                encode_notification(T::NAME, key_json, &serde_json::to_string(&message)?).into();
+            self.check_size(&data)?;
+            let (queued, lagged) = self.state().deliver_to_key(key_id, excluded, &data);
+            self.count_deliveries(queued, lagged);
+            return Ok(queued as usize);
+        }
+        let groups = self.state().listeners(key_id, excluded);
         if groups.is_empty() {
             return Ok(0);
         }
@@ -162,6 +179,11 @@ impl<I: Identity> Hub<I> {
                 }
             }
         }
+        self.count_deliveries(queued, lagged);
+        queued as usize
+    }
+
+    fn count_deliveries(&self, queued: u64, lagged: u64) {
         let counters = &self.inner.counters;
         Counters::add(&counters.deliveries, queued);
         Counters::add(&counters.drops, lagged);
@@ -169,6 +191,5 @@ impl<I: Identity> Hub<I> {
         if lagged > 0 {
             tracing::warn!(lagged, "notif: cut off tabs whose queue was full");
         }
-        queued as usize
     }
 }

@@ -68,6 +68,27 @@ struct Tab<I> {
     epoch: u64,
 }
 
+impl<I> Tab<I> {
+    /// Numbers `data`, keeps it for replay and queues it if a connection is attached. A tab
+    /// whose queue is full reports `Lagged`: the caller cuts it off, so memory stays bounded.
+    fn push(&mut self, data: &Arc<str>) -> Delivered {
+        // Every frame is numbered and kept for replay, sent or not: a reconnect names the last
+        // frame it saw, and what followed it may have died in a closed connection.
+        self.seq += 1;
+        self.replay.push(self.seq, data);
+        let Some(tx) = &self.tx else {
+            return Delivered::Queued;
+        };
+        match tx.try_send(Outgoing::Notif {
+            seq: self.seq,
+            data: data.clone(),
+        }) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Delivered::Lagged,
+        }
+    }
+}
+
 /// Why a tab cannot be resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ResumeRefused {
@@ -299,6 +320,47 @@ impl<I: Identity> State<I> {
         groups.into_iter().map(|(i, c)| (i.clone(), c)).collect()
     }
 
+    /// One identity among `key`'s listeners not `excluded`: for `prepare` when every listener
+    /// gets the same message.
+    pub fn any_listener(&self, key: &KeyId, excluded: impl Fn(ClientId, &I) -> bool) -> Option<I> {
+        self.keys.get(key)?.iter().find_map(|client| {
+            let tab = self.tabs.get(client)?;
+            (!excluded(*client, &tab.identity)).then(|| tab.identity.clone())
+        })
+    }
+
+    /// Queues `data` for every tab listening on `key` now, minus `excluded`, in one pass over
+    /// the key's listeners; returns how many were queued and how many cut off.
+    pub fn deliver_to_key(
+        &mut self,
+        key: &KeyId,
+        excluded: impl Fn(ClientId, &I) -> bool,
+        data: &Arc<str>,
+    ) -> (u64, u64) {
+        let (mut queued, mut lagging) = (0, Vec::new());
+        let Some(clients) = self.keys.get(key) else {
+            return (0, 0);
+        };
+        for &client in clients {
+            let Some(tab) = self.tabs.get_mut(&client) else {
+                continue;
+            };
+            if excluded(client, &tab.identity) {
+                continue;
+            }
+            match tab.push(data) {
+                Delivered::Queued => queued += 1,
+                Delivered::Lagged => lagging.push(client),
+                Delivered::Skipped => {}
+            }
+        }
+        let lagged = lagging.len() as u64;
+        for client in lagging {
+            self.remove(client);
+        }
+        (queued, lagged)
+    }
+
     /// Queues `data` for `client` if it still listens on `key` (`None`: no key, always).
     pub fn deliver(&mut self, client: ClientId, key: Option<&KeyId>, data: &Arc<str>) -> Delivered {
         let Some(tab) = self.tabs.get_mut(&client) else {
@@ -307,25 +369,11 @@ impl<I: Identity> State<I> {
         if key.is_some_and(|k| !tab.listens.contains(k)) {
             return Delivered::Skipped;
         }
-        // Every frame is numbered and kept for replay, sent or not: a reconnect names the last
-        // frame it saw, and what followed it may have died in a closed connection.
-        tab.seq += 1;
-        tab.replay.push(tab.seq, data);
-        let Some(tx) = &tab.tx else {
-            return Delivered::Queued;
-        };
-        match tx.try_send(Outgoing::Notif {
-            seq: tab.seq,
-            data: data.clone(),
-        }) {
-            Ok(()) => Delivered::Queued,
-            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                // Memory stays bounded: a tab that cannot keep up is cut, not buffered forever.
-                self.remove(client);
-                Delivered::Lagged
-            }
+        let delivered = tab.push(data);
+        if let Delivered::Lagged = delivered {
+            self.remove(client);
         }
+        delivered
     }
 
     pub fn metrics(&self) -> Metrics {

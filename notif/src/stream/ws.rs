@@ -50,11 +50,8 @@ pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Respon
 fn message(client: ClientId, frame: Outgoing) -> (Message, bool) {
     match frame {
         Outgoing::Notif { seq, data } => {
-            let id = format!("{client}.{seq}");
-            (
-                Message::Text(encode_ws(EVENT_NOTIF, Some(&id), &data).into()),
-                false,
-            )
+            let text = encode_ws(EVENT_NOTIF, Some(format_args!("{client}.{seq}")), &data);
+            (Message::Text(text.into()), false)
         }
         Outgoing::Bye(reason) => {
             let bye = serde_json::to_string(&Bye { reason }).unwrap_or_default();
@@ -66,7 +63,7 @@ fn message(client: ClientId, frame: Outgoing) -> (Message, bool) {
 async fn run<I: Identity>(mut socket: WebSocket, mut session: Session<I>, heartbeat: Duration) {
     let client = session.client;
     let hello = serde_json::to_string(&session.hello()).unwrap_or_default();
-    let first = encode_ws(EVENT_HELLO, Some(&session.hello_id()), &hello);
+    let first = encode_ws(EVENT_HELLO, Some(format_args!("{}", session.hello_id())), &hello);
     if socket.feed(Message::Text(first.into())).await.is_err() {
         return;
     }
@@ -83,6 +80,8 @@ async fn run<I: Identity>(mut socket: WebSocket, mut session: Session<I>, heartb
     ping.tick().await;
     loop {
         tokio::select! {
+            // Frames first: a wake for a frame then polls neither the socket nor the timer.
+            biased;
             frame = session.open.next() => {
                 let Some(frame) = frame else { break };
                 // Whatever else is already queued goes out in the same write.
