@@ -28,6 +28,7 @@ mod cluster;
 mod config;
 mod metrics;
 mod notify;
+pub(crate) mod queue;
 mod replay;
 mod state;
 
@@ -281,8 +282,8 @@ impl<I: Identity> Hub<I> {
     }
 
     /// Registers a new tab for `identity` and returns its id and frame queue (connection 0).
-    pub(crate) fn open(&self, identity: I) -> (ClientId, tokio::sync::mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = tokio::sync::mpsc::channel(self.inner.config.queue_capacity);
+    pub(crate) fn open(&self, identity: I) -> (ClientId, queue::Receiver<Outgoing>) {
+        let (tx, rx) = queue::channel(self.inner.config.queue_capacity);
         let client = self.state().open(identity, tx, self.inner.config.replay_capacity);
         Counters::add(&self.inner.counters.streams_opened, 1);
         (client, rx)
@@ -294,8 +295,8 @@ impl<I: Identity> Hub<I> {
         client: ClientId,
         identity: &I,
         seen: u64,
-    ) -> Result<(Resumed, tokio::sync::mpsc::Receiver<Outgoing>), ResumeRefused> {
-        let (tx, rx) = tokio::sync::mpsc::channel(self.inner.config.queue_capacity);
+    ) -> Result<(Resumed, queue::Receiver<Outgoing>), ResumeRefused> {
+        let (tx, rx) = queue::channel(self.inner.config.queue_capacity);
         let resumed = self.state().resume(client, identity, seen, tx)?;
         Counters::add(&self.inner.counters.streams_opened, 1);
         Counters::add(&self.inner.counters.resumes, 1);

@@ -5,9 +5,11 @@ use std::{
     sync::Arc,
 };
 
-use tokio::sync::mpsc;
-
-use super::{replay::Replay, Metrics};
+use super::{
+    queue::{self, TrySendError},
+    replay::Replay,
+    Metrics,
+};
 use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
 
 /// A frame queued for one tab.
@@ -56,7 +58,7 @@ impl KeyId {
 struct Tab<I> {
     identity: I,
     /// `None` once the stream ended: the tab waits out its resume window.
-    tx: Option<mpsc::Sender<Outgoing>>,
+    tx: Option<queue::Sender<Outgoing>>,
     listens: HashSet<KeyId>,
     /// Sequence number of the tab's latest frame; frames are numbered from 1.
     seq: u64,
@@ -83,8 +85,8 @@ impl<I> Tab<I> {
             seq: self.seq,
             data: data.clone(),
         }) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => Delivered::Lagged,
+            Ok(()) | Err(TrySendError::Closed) => Delivered::Queued,
+            Err(TrySendError::Full) => Delivered::Lagged,
         }
     }
 }
@@ -136,7 +138,7 @@ pub(crate) enum Delivered {
 }
 
 impl<I: Identity> State<I> {
-    pub fn open(&mut self, identity: I, tx: mpsc::Sender<Outgoing>, replay: usize) -> ClientId {
+    pub fn open(&mut self, identity: I, tx: queue::Sender<Outgoing>, replay: usize) -> ClientId {
         let mut client = ClientId::random();
         while self.tabs.contains_key(&client) {
             client = ClientId::random();
@@ -167,7 +169,7 @@ impl<I: Identity> State<I> {
         client: ClientId,
         identity: &I,
         seen: u64,
-        tx: mpsc::Sender<Outgoing>,
+        tx: queue::Sender<Outgoing>,
     ) -> Result<Resumed, ResumeRefused> {
         let tab = self.tabs.get_mut(&client).ok_or(ResumeRefused::Gone)?;
         if &tab.identity != identity {

@@ -11,10 +11,9 @@ use axum::{
     Router,
 };
 use http::StatusCode;
-use tokio::sync::mpsc;
 
 use crate::{
-    hub::{Outgoing, ResumeRefused},
+    hub::{queue, Outgoing, ResumeRefused},
     parse_event_id, ClientId, Hello, Hub, Identity, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH,
     WS_PATH,
 };
@@ -159,7 +158,7 @@ pub(crate) struct OpenTab<I: Identity> {
     hub: Hub<I>,
     client: ClientId,
     conn: u64,
-    rx: Option<mpsc::Receiver<Outgoing>>,
+    rx: Option<queue::Receiver<Outgoing>>,
 }
 
 impl<I: Identity> OpenTab<I> {

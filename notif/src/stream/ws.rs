@@ -20,7 +20,7 @@ use crate::{
 /// Read buffer per connection. Clients send only control frames (pong, close), and tungstenite
 /// zero-fills its whole read buffer on the first read: its 128 KiB default would make every idle
 /// tab cost 128 KiB.
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 256;
 /// Frames are gathered up to this size before a write; a flush writes whatever is gathered.
 const WRITE_BUFFER: usize = 16 * 1024;
 /// Largest message a client may send: it has nothing to say but control frames.
