@@ -14,7 +14,7 @@ use tokio::{
 use crate::{
     client::{Listen, Target},
     fanout::open_all,
-    procstat::{metrics, proc_stat},
+    procstat::{metrics, proc_stat, ProcStat},
 };
 
 /// What to run.
@@ -84,21 +84,22 @@ pub async fn hold(url: String, target: Target, first: usize, count: usize) -> Re
     Ok(())
 }
 
-fn kib_line(label: &str, rss: Option<u64>, baseline: Option<u64>, extra: &str) -> String {
-    match (rss, baseline) {
-        (Some(rss), Some(base)) => {
-            format!(
-                "{label}: RSS {rss} KiB ({:.2}x baseline) {extra}",
-                rss as f64 / base.max(1) as f64
-            )
-        }
+fn kib_line(label: &str, now: Option<ProcStat>, baseline: Option<ProcStat>, extra: &str) -> String {
+    match (now, baseline) {
+        (Some(now), Some(base)) => format!(
+            "{label}: RSS {} KiB ({:.2}x baseline), anonymous {} KiB ({:.2}x baseline) {extra}",
+            now.rss_kib,
+            now.rss_kib as f64 / base.rss_kib.max(1) as f64,
+            now.anon_kib,
+            now.anon_kib as f64 / base.anon_kib.max(1) as f64
+        ),
         _ => format!("{label}: {extra}"),
     }
 }
 
 pub async fn run_idle(run: Idle) -> Result<(), String> {
     let http = reqwest::Client::new();
-    let baseline = run.pid.and_then(proc_stat).map(|s| s.rss_kib);
+    let baseline = run.pid.and_then(proc_stat);
     println!(
         "{}",
         kib_line("baseline", baseline, baseline, &metrics(&http, &run.url).await)
@@ -147,13 +148,15 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
         opened.elapsed().as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let held = run.pid.and_then(proc_stat).map(|s| s.rss_kib);
+    let held = run.pid.and_then(proc_stat);
     let per_stream = held
         .zip(baseline)
         .map(|(h, b)| {
+            let per = |now: u64, base: u64| (now as f64 - base as f64) / run.streams as f64;
             format!(
-                "= {:.2} KiB per stream",
-                (h as f64 - b as f64) / run.streams as f64
+                "= {:.2} KiB per stream ({:.2} KiB anonymous)",
+                per(h.rss_kib, b.rss_kib),
+                per(h.anon_kib, b.anon_kib)
             )
         })
         .unwrap_or_default();
@@ -175,12 +178,12 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
     }
     for at in &run.after {
         tokio::time::sleep_until((left + Duration::from_secs(*at)).into()).await;
-        let rss = run.pid.and_then(proc_stat).map(|s| s.rss_kib);
+        let now = run.pid.and_then(proc_stat);
         println!(
             "{}",
             kib_line(
                 &format!("+{at} s after all left"),
-                rss,
+                now,
                 baseline,
                 &metrics(&http, &run.url).await
             )

@@ -23,8 +23,12 @@ use client::Target;
 use fanout::{run_fanout, Fanout};
 use idle::{hold, run_idle, Idle};
 
-// The allocator returns freed memory to the system: RSS falls back after clients leave.
-#[cfg(not(feature = "system-allocator"))]
+// jemalloc with its background thread gives freed memory back to the system even while the
+// server sits idle, so RSS falls back after clients leave (docs/BENCHMARKS.md compares).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -114,12 +118,21 @@ fn serve_command(args: &[String]) -> Result<(), String> {
     let args = Args::parse(args, &["--addr", "--redis"])?;
     let addr: SocketAddr = args.or("--addr", SocketAddr::from(([127, 0, 0, 1], 3300)))?;
     let redis = args.get("--redis").map(str::to_owned);
+    #[cfg(feature = "jemalloc")]
+    tikv_jemalloc_ctl::background_thread::write(true).map_err(|e| format!("jemalloc: {e}"))?;
     // One worker per core the process may run on: `taskset -c 0` makes it one.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(serve::serve(addr, redis))
+    // The server runs on the worker, not in `block_on` on the main thread: memory allocated on
+    // one thread and freed on another is returned only when its owner runs again, and a parked
+    // main thread never does.
+    runtime.block_on(async {
+        tokio::spawn(serve::serve(addr, redis))
+            .await
+            .map_err(|e| e.to_string())?
+    })
 }
 
 fn fanout_args(args: &[String]) -> Result<Fanout, String> {

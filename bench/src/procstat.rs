@@ -5,24 +5,31 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy)]
 pub struct ProcStat {
     pub rss_kib: u64,
+    /// Anonymous memory only (heap, stacks): RSS less the pages of the binary and libraries
+    /// that the run happened to touch.
+    pub anon_kib: u64,
     pub cpu_seconds: f64,
 }
 
 pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let (rss_kib, anon_kib) = (field("VmRSS:")?, field("RssAnon:")?);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ProcStat {
         rss_kib,
+        anon_kib,
         cpu_seconds: ticks / 100.0,
     })
 }

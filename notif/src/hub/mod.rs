@@ -30,6 +30,7 @@ mod metrics;
 mod notify;
 pub(crate) mod queue;
 mod replay;
+mod shrink;
 mod state;
 
 use std::{future::Future, pin::Pin, sync::Arc};

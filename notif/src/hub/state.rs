@@ -8,6 +8,7 @@ use std::{
 use super::{
     queue::{self, TrySendError},
     replay::Replay,
+    shrink::shrink,
     Metrics,
 };
 use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
@@ -59,7 +60,8 @@ struct Tab<I> {
     identity: I,
     /// `None` once the stream ended: the tab waits out its resume window.
     tx: Option<queue::Sender<Outgoing>>,
-    listens: HashSet<KeyId>,
+    /// Few per tab (capped by `max_listens_per_tab`): a vector is smaller than a set.
+    listens: Vec<KeyId>,
     /// Sequence number of the tab's latest frame; frames are numbered from 1.
     seq: u64,
     replay: Replay,
@@ -109,7 +111,8 @@ pub(crate) struct Resumed {
 pub(crate) struct State<I> {
     tabs: HashMap<ClientId, Tab<I>>,
     keys: HashMap<KeyId, HashSet<ClientId>>,
-    identities: HashMap<I, HashSet<ClientId>>,
+    /// Tabs per identity: usually one or a few, so a vector.
+    identities: HashMap<I, Vec<ClientId>>,
     listens: usize,
     /// Keys that gained their first or lost their last listener since last drained: the
     /// backplane subscriptions to update.
@@ -143,16 +146,13 @@ impl<I: Identity> State<I> {
         while self.tabs.contains_key(&client) {
             client = ClientId::random();
         }
-        self.identities
-            .entry(identity.clone())
-            .or_default()
-            .insert(client);
+        self.identities.entry(identity.clone()).or_default().push(client);
         self.tabs.insert(
             client,
             Tab {
                 identity,
                 tx: Some(tx),
-                listens: HashSet::new(),
+                listens: Vec::new(),
                 seq: 0,
                 replay: Replay::new(replay),
                 conn: 0,
@@ -221,17 +221,21 @@ impl<I: Identity> State<I> {
         for key in &tab.listens {
             self.drop_listener(key, client);
         }
-        if let Some(set) = self.identities.get_mut(&tab.identity) {
-            set.remove(&client);
-            if set.is_empty() {
+        if let Some(tabs) = self.identities.get_mut(&tab.identity) {
+            tabs.retain(|c| *c != client);
+            if tabs.is_empty() {
                 self.identities.remove(&tab.identity);
             }
         }
+        shrink(&mut self.tabs);
+        shrink(&mut self.identities);
+        shrink(&mut self.keys);
     }
 
     fn drop_listener(&mut self, key: &KeyId, client: ClientId) {
         if let Some(set) = self.keys.get_mut(key) {
             set.remove(&client);
+            shrink(set);
             if set.is_empty() {
                 self.keys.remove(key);
                 self.changes.push(key.clone());
@@ -261,7 +265,7 @@ impl<I: Identity> State<I> {
         if tab.listens.len() >= cap {
             return Err(ListenError::TooManyListens { cap });
         }
-        tab.listens.insert(key.clone());
+        tab.listens.push(key.clone());
         let listeners = self.keys.entry(key.clone()).or_default();
         if listeners.is_empty() {
             self.changes.push(key);
@@ -274,9 +278,10 @@ impl<I: Identity> State<I> {
     /// Returns whether the tab was listening.
     pub fn unlisten(&mut self, client: ClientId, identity: &I, key: &KeyId) -> Result<bool, ListenError> {
         let tab = self.owned_tab(client, identity)?;
-        if !tab.listens.remove(key) {
+        let Some(at) = tab.listens.iter().position(|k| k == key) else {
             return Ok(false);
-        }
+        };
+        tab.listens.swap_remove(at);
         self.listens -= 1;
         self.drop_listener(key, client);
         Ok(true)

@@ -1,0 +1,62 @@
+//! Giving back table memory after a crowd of tabs has left.
+use std::collections::{HashMap, HashSet};
+
+/// Tables keep their largest capacity unless told: after a crowd leaves, give most of it back
+/// (amortised: a table is rebuilt only once three quarters of it emptied).
+pub(super) fn shrink<T: Shrink>(table: &mut T) {
+    let (len, capacity) = (table.len(), table.capacity());
+    if capacity > 64 && len < capacity / 4 {
+        table.shrink_to(len * 2);
+    }
+}
+
+pub(super) trait Shrink {
+    fn len(&self) -> usize;
+    fn capacity(&self) -> usize;
+    fn shrink_to(&mut self, min: usize);
+}
+
+impl<K: Eq + std::hash::Hash, V> Shrink for HashMap<K, V> {
+    fn len(&self) -> usize {
+        HashMap::len(self)
+    }
+    fn capacity(&self) -> usize {
+        HashMap::capacity(self)
+    }
+    fn shrink_to(&mut self, min: usize) {
+        HashMap::shrink_to(self, min)
+    }
+}
+
+impl<K: Eq + std::hash::Hash> Shrink for HashSet<K> {
+    fn len(&self) -> usize {
+        HashSet::len(self)
+    }
+    fn capacity(&self) -> usize {
+        HashSet::capacity(self)
+    }
+    fn shrink_to(&mut self, min: usize) {
+        HashSet::shrink_to(self, min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_emptied_gives_its_capacity_back() {
+        let mut table: HashMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
+        let full = table.capacity();
+        for i in 0..9_990 {
+            table.remove(&i);
+            shrink(&mut table);
+        }
+        assert!(
+            table.capacity() < full / 100,
+            "{} of {full} kept",
+            table.capacity()
+        );
+        assert_eq!(table.len(), 10);
+    }
+}
