@@ -303,7 +303,7 @@ impl<I: Identity> State<I> {
     pub fn clients_of(&self, identity: &I) -> Vec<ClientId> {
         self.identities
             .get(identity)
-            .map(|s| s.iter().copied().collect())
+            .map(|tabs| tabs.to_vec())
             .unwrap_or_default()
     }
 
