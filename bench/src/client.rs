@@ -44,7 +44,7 @@ type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 /// An open stream whose listens are confirmed.
 pub enum Conn {
     Ws {
-        socket: Ws,
+        socket: Box<Ws>,
         socketio: bool,
     },
     Sse {
