@@ -136,7 +136,7 @@ impl Conn {
                     notif_listen(http, url, &client, user, listen).await?;
                 }
                 Ok(Conn::Ws {
-                    socket,
+                    socket: Box::new(socket),
                     socketio: false,
                 })
             }
@@ -189,7 +189,7 @@ impl Conn {
                     while !sio_next(&mut socket).await?.starts_with(&expected) {}
                 }
                 Ok(Conn::Ws {
-                    socket,
+                    socket: Box::new(socket),
                     socketio: true,
                 })
             }
@@ -248,7 +248,7 @@ impl Conn {
     /// Closes the stream as a tab does when it goes away.
     pub async fn close(self) {
         if let Conn::Ws { mut socket, .. } = self {
-            let _ = socket.close(None).await;
+            let _ = (*socket).close(None).await;
         }
     }
 }
