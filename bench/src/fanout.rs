@@ -186,6 +186,9 @@ fn expected_for(key: usize, keys: usize, messages: u64) -> u64 {
     messages / keys + u64::from((key as u64) < messages % keys)
 }
 
+/// Longest wait for one stream to open and confirm its listens.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Opens `run.streams` streams (stream i: user `u<i>`, key `k<i % keys>`), `parallel` at a time.
 pub async fn open_all(
     target: Target,
@@ -195,7 +198,12 @@ pub async fn open_all(
     parallel: usize,
 ) -> Result<Vec<Conn>, String> {
     let opened: Vec<Result<Conn, String>> = stream::iter(plan)
-        .map(|(user, listens)| async move { Conn::open(target, http, url, &user, &listens).await })
+        .map(|(user, listens)| async move {
+            // A connection that hangs must fail the run, not stall it.
+            tokio::time::timeout(OPEN_TIMEOUT, Conn::open(target, http, url, &user, &listens))
+                .await
+                .map_err(|_| format!("{user}: not open and listening after {OPEN_TIMEOUT:?}"))?
+        })
         .buffered(parallel)
         .collect()
         .await;
