@@ -109,3 +109,33 @@ async fn sign_out_sends_bye_and_closes() {
         ("bye", Some("disconnected"))
     );
 }
+
+#[tokio::test]
+async fn a_burst_arrives_whole_and_in_order_before_the_bye() {
+    let server = TestServer::start().await;
+    let mut socket = connect(&server, "alice", None).await.unwrap();
+    let client = next(&mut socket).await.data["client"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = server
+        .call_as(Some("alice"), Some(&client), "t/listen_chat", &[("key", "k")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Queued without yielding to the connection: it finds 200 frames at once and writes them in
+    // batches, then the bye that followed them.
+    for n in 1..=200 {
+        assert_eq!(server.notify_chat("k", &n.to_string()).await, 1);
+    }
+    server.hub.disconnect_identity(&Some("alice".into()));
+    for n in 1..=200 {
+        let frame = next(&mut socket).await;
+        assert_eq!(frame.data["message"], n.to_string());
+        assert_eq!(frame.id, Some(format!("{client}.{n}")));
+    }
+    let bye = next(&mut socket).await;
+    assert_eq!(
+        (bye.event.as_str(), bye.data["reason"].as_str()),
+        ("bye", Some("disconnected"))
+    );
+}
