@@ -3,7 +3,9 @@
 //!
 //! Targets: notif over WebSocket (what the browser client uses) or Server-Sent Events, and the
 //! Socket.IO peer (Engine.IO v4 over WebSocket: `join` events acknowledged once joined).
-use futures::{SinkExt, StreamExt};
+use std::time::Duration;
+
+use futures::{stream, SinkExt, StreamExt};
 use tokio_tungstenite::{
     tungstenite::{protocol::WebSocketConfig, Message},
     MaybeTlsStream, WebSocketStream,
@@ -251,6 +253,30 @@ impl Conn {
             let _ = (*socket).close(None).await;
         }
     }
+}
+
+/// Longest wait for one stream to open and confirm its listens.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens one stream per `(user, listens)` of `plan`, `parallel` at a time; fails if any does not.
+pub async fn open_all(
+    target: Target,
+    http: &reqwest::Client,
+    url: &str,
+    plan: Vec<(String, Vec<Listen>)>,
+    parallel: usize,
+) -> Result<Vec<Conn>, String> {
+    let opened: Vec<Result<Conn, String>> = stream::iter(plan)
+        .map(|(user, listens)| async move {
+            // A connection that hangs must fail the run, not stall it.
+            tokio::time::timeout(OPEN_TIMEOUT, Conn::open(target, http, url, &user, &listens))
+                .await
+                .map_err(|_| format!("{user}: not open and listening after {OPEN_TIMEOUT:?}"))?
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    opened.into_iter().collect()
 }
 
 /// The `message` string of a notif frame, without parsing all of it: the generator must stay

@@ -8,11 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{stream, StreamExt};
 use hdrhistogram::Histogram;
 
 use crate::{
-    client::{Conn, Listen, Target},
+    client::{open_all, Listen, Target},
     procstat::{proc_stat, ProcStat},
 };
 
@@ -184,30 +183,6 @@ fn record(shared: &Shared, stream: usize, text: &str) {
 fn expected_for(key: usize, keys: usize, messages: u64) -> u64 {
     let keys = keys as u64;
     messages / keys + u64::from((key as u64) < messages % keys)
-}
-
-/// Longest wait for one stream to open and confirm its listens.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Opens `run.streams` streams (stream i: user `u<i>`, key `k<i % keys>`), `parallel` at a time.
-pub async fn open_all(
-    target: Target,
-    http: &reqwest::Client,
-    url: &str,
-    plan: Vec<(String, Vec<Listen>)>,
-    parallel: usize,
-) -> Result<Vec<Conn>, String> {
-    let opened: Vec<Result<Conn, String>> = stream::iter(plan)
-        .map(|(user, listens)| async move {
-            // A connection that hangs must fail the run, not stall it.
-            tokio::time::timeout(OPEN_TIMEOUT, Conn::open(target, http, url, &user, &listens))
-                .await
-                .map_err(|_| format!("{user}: not open and listening after {OPEN_TIMEOUT:?}"))?
-        })
-        .buffered(parallel)
-        .collect()
-        .await;
-    opened.into_iter().collect()
 }
 
 pub async fn run_fanout(run: Fanout) -> Result<Report, String> {

@@ -12,8 +12,7 @@ use tokio::{
 };
 
 use crate::{
-    client::{Listen, Target},
-    fanout::open_all,
+    client::{open_all, Listen, Target},
     procstat::{metrics, proc_stat, ProcStat},
 };
 

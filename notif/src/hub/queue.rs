@@ -42,6 +42,13 @@ pub(crate) enum TrySendError {
     Closed,
 }
 
+/// Why no frame was taken.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TryRecvError {
+    Empty,
+    Closed,
+}
+
 /// The hub's side.
 pub(crate) struct Sender<T> {
     shared: Arc<Shared<T>>,
@@ -100,15 +107,15 @@ impl<T> Receiver<T> {
         loop {
             match self.try_recv() {
                 Ok(frame) => return Some(frame),
-                Err(TrySendError::Closed) => return None,
+                Err(TryRecvError::Closed) => return None,
                 // A notify between the check and this wait leaves a permit: nothing is missed.
-                Err(TrySendError::Full) => self.shared.ready.notified().await,
+                Err(TryRecvError::Empty) => self.shared.ready.notified().await,
             }
         }
     }
 
-    /// A frame if one is queued now (`Err(Full)` stands for "empty, still open").
-    pub fn try_recv(&mut self) -> Result<T, TrySendError> {
+    /// A frame if one is queued now.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut state = self.shared.lock();
         match state.frames.pop_front() {
             Some(frame) => {
@@ -117,8 +124,8 @@ impl<T> Receiver<T> {
                 }
                 Ok(frame)
             }
-            None if state.closed => Err(TrySendError::Closed),
-            None => Err(TrySendError::Full),
+            None if state.closed => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
         }
     }
 }

@@ -164,21 +164,22 @@ pub(crate) struct OpenTab<I: Identity> {
 impl<I: Identity> OpenTab<I> {
     /// The next frame; `None` once the stream is over (after a `bye`, or the tab was dropped).
     pub async fn next(&mut self) -> Option<Outgoing> {
-        let frame = self.rx.as_mut()?.recv().await?;
-        if matches!(frame, Outgoing::Bye(_)) {
-            // Nothing follows a bye.
-            self.rx = None;
-        }
-        Some(frame)
+        let frame = self.rx.as_mut()?.recv().await;
+        self.taken(frame)
     }
 
     /// The next frame if one is already queued: lets a transport write several in one go.
     pub fn try_next(&mut self) -> Option<Outgoing> {
-        let frame = self.rx.as_mut()?.try_recv().ok()?;
-        if matches!(frame, Outgoing::Bye(_)) {
+        let frame = self.rx.as_mut()?.try_recv().ok();
+        self.taken(frame)
+    }
+
+    fn taken(&mut self, frame: Option<Outgoing>) -> Option<Outgoing> {
+        if matches!(frame, Some(Outgoing::Bye(_))) {
+            // Nothing follows a bye.
             self.rx = None;
         }
-        Some(frame)
+        frame
     }
 }
 
