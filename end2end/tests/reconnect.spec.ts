@@ -50,3 +50,53 @@ test("a loss longer than the resume window starts over: the tab listens again an
   await post(pageA, after);
   await expect(message(pageB, after)).toBeVisible(); // it listens again
 });
+
+test("a listen lost to the network is sent again once the stream is back", async ({ browser }) => {
+  const pageA = await signedIn(browser, uniqueName("a"));
+  const pageB = await signedIn(browser, uniqueName("b"));
+  await openRoom(pageA, 1);
+  // B's room page mounts and listens; that one call dies on the way, as on a flaky network.
+  let aborted = 0;
+  await pageB.route("**/listen_room*", async (route) => {
+    aborted += 1;
+    await route.abort("internetdisconnected");
+  }, { times: 1 });
+  await pageB.click('a[href="/rooms/1"]');
+  await expect(pageB.locator("h1")).toBeVisible();
+  await expect.poll(() => aborted).toBe(1);
+  // A short drop: the tab resumes (no reset), and its hello retries the failed listen.
+  await pageB.context().setOffline(true);
+  await expect(pageB.locator(".conn")).toHaveAttribute("data-state", "reconnecting");
+  await pageB.context().setOffline(false);
+  await expectLive(pageB);
+  await expect(pageB.locator(".conn")).toHaveAttribute("data-resets", "0");
+  const text = `after the listen was retried ${Date.now()}`;
+  await post(pageA, text);
+  await expect(message(pageB, text)).toBeVisible();
+});
+
+test("a history read that failed is read again once the stream is back", async ({ browser }) => {
+  const pageA = await signedIn(browser, uniqueName("a"));
+  const pageB = await signedIn(browser, uniqueName("b"));
+  await openRoom(pageA, 1);
+  const before = `before B opened the room ${Date.now()}`;
+  await post(pageA, before);
+  await expect(message(pageA, before)).toBeVisible();
+  // Every history read of B fails: the first, and the one its confirmed listen triggers.
+  let failed = 0;
+  await pageB.route("**/room_history*", async (route) => {
+    failed += 1;
+    await route.abort("internetdisconnected");
+  });
+  await pageB.click('a[href="/rooms/1"]');
+  await expect(pageB.locator("p.error")).toContainText("server function");
+  await expect.poll(() => failed).toBe(2);
+  await pageB.unroute("**/room_history*");
+  // Nothing else would read it again: the stream coming back does.
+  await pageB.context().setOffline(true);
+  await expect(pageB.locator(".conn")).toHaveAttribute("data-state", "reconnecting");
+  await pageB.context().setOffline(false);
+  await expectLive(pageB);
+  await expect(message(pageB, before)).toBeVisible();
+  await expect(pageB.locator("p.error")).toHaveCount(0);
+});

@@ -36,6 +36,19 @@ fn RoomView(room: Signal<i64>) -> impl IntoView {
         |(room, _, _)| room_history(room),
     );
     let rooms = Resource::new(|| (), |_| list_rooms());
+    // A read that failed (the network went away mid-request) is read again once the stream is
+    // live again, rather than leaving an error or a missing list on the page.
+    let state = notif::connection_state();
+    Effect::new(move |_| {
+        if state.get() == notif::ConnectionState::Live {
+            if history.get_untracked().is_some_and(|r| r.is_err()) {
+                history.refetch();
+            }
+            if rooms.get_untracked().is_some_and(|r| r.is_err()) {
+                rooms.refetch();
+            }
+        }
+    });
     let live = RwSignal::new(Vec::<RoomMessage>::new());
     Effect::new(move |_| {
         room.track();

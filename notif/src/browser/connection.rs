@@ -6,7 +6,7 @@ use std::rc::Rc;
 use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::{closure::Closure, JsCast};
 
-use super::{ConnectionState, Relisten, Tab};
+use super::{ConnectionState, Tab};
 use crate::{
     Hello, RawNotification, WsFrame, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_QUERY, WS_PATH,
 };
@@ -171,21 +171,15 @@ fn on_hello(tab: &Rc<Tab>, hello: Hello) {
     for waiter in tab.id_waiters.borrow_mut().drain(..) {
         let _ = waiter.send(());
     }
-    if !hello.recovered && !first {
-        // The server forgot this tab: listen again on everything held, then tell the app.
-        let relistens: Vec<(Relisten, RwSignal<u64>)> = tab
-            .held
-            .borrow()
-            .values()
-            .map(|h| (h.relisten.clone(), h.confirmed))
-            .collect();
-        for (relisten, confirmed) in relistens {
-            spawn_local(async move {
-                if relisten().await {
-                    confirmed.update(|n| *n += 1);
-                }
-            });
+    // After a reset the server forgot every listen: listen again on everything held. After a
+    // resume the listens stand, but one that failed meanwhile (sent while offline) is retried.
+    let reset = !hello.recovered && !first;
+    for held in tab.held.borrow().values() {
+        if reset || held.failed.get() {
+            held.listen();
         }
+    }
+    if reset {
         tab.resets.update(|n| *n += 1);
     }
 }

@@ -34,6 +34,23 @@ struct Held {
     holders: usize,
     relisten: Relisten,
     confirmed: RwSignal<u64>,
+    /// The last listen call failed (network down, server refused): the next hello retries it,
+    /// so a listen sent while the network was away is not lost for good.
+    failed: Rc<Cell<bool>>,
+}
+
+impl Held {
+    /// Calls the listen server function again; counts it in `confirmed` once it returns Ok.
+    fn listen(&self) {
+        let (relisten, confirmed, failed) = (self.relisten.clone(), self.confirmed, self.failed.clone());
+        spawn_local(async move {
+            let ok = relisten().await;
+            failed.set(!ok);
+            if ok {
+                confirmed.update(|n| *n += 1);
+            }
+        });
+    }
 }
 
 struct TopicSlot<T: Topic> {
@@ -232,20 +249,14 @@ where
                     }
                 })
             });
-            held.insert(
-                id,
-                Held {
-                    holders: 1,
-                    relisten: relisten.clone(),
-                    confirmed,
-                },
-            );
-            drop(held);
-            spawn_local(async move {
-                if relisten().await {
-                    confirmed.update(|n| *n += 1);
-                }
-            });
+            let entry = Held {
+                holders: 1,
+                relisten,
+                confirmed,
+                failed: Rc::new(Cell::new(false)),
+            };
+            entry.listen();
+            held.insert(id, entry);
         }
     };
     Effect::new(move |_| hold(key.get()));
