@@ -139,3 +139,33 @@ async fn a_burst_arrives_whole_and_in_order_before_the_bye() {
         ("bye", Some("disconnected"))
     );
 }
+
+/// The next message that is not a notification frame (a ping, say).
+async fn next_control(socket: &mut Socket) -> Message {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("nothing within 5 s")
+            .expect("socket ended")
+            .unwrap();
+        if !matches!(message, Message::Text(_)) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_sockets_all_get_the_hubs_heartbeat() {
+    let server = TestServer::with_config(Config {
+        heartbeat: Duration::from_millis(50),
+        ..Config::default()
+    })
+    .await;
+    let mut first = connect(&server, "alice", None).await.unwrap();
+    let mut second = connect(&server, "bob", None).await.unwrap();
+    for socket in [&mut first, &mut second] {
+        for _ in 0..2 {
+            assert!(matches!(next_control(socket).await, Message::Ping(_)));
+        }
+    }
+}

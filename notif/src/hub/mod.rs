@@ -26,6 +26,7 @@
 //! ```
 mod cluster;
 mod config;
+mod heartbeat;
 mod metrics;
 mod notify;
 pub(crate) mod queue;
@@ -44,6 +45,7 @@ pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
 use crate::{Backplane, ByeReason, ClientId, Identity, ListenError, Topic};
 use cluster::Cluster;
+use heartbeat::Heartbeat;
 
 type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
 
@@ -67,6 +69,7 @@ struct Inner<I: Identity> {
     state: std::sync::Mutex<State<I>>,
     counters: Counters,
     cluster: Option<Cluster<I>>,
+    heartbeat: Heartbeat,
 }
 
 /// The hub's tables, locked. Dropping it brings backplane subscriptions in line with the keys
@@ -144,6 +147,7 @@ impl<I: Identity> Hub<I> {
     {
         Hub {
             inner: Arc::new(Inner {
+                heartbeat: Heartbeat::new(config.heartbeat),
                 config,
                 identify: Box::new(move |parts| Box::pin(identify(parts))),
                 state: std::sync::Mutex::new(State::default()),
@@ -156,6 +160,12 @@ impl<I: Identity> Hub<I> {
     /// The configuration this hub runs with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Resolves at the hub's next heartbeat tick (every `Config::heartbeat`), shared by all
+    /// connections.
+    pub(crate) fn heartbeat(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.heartbeat.next(Arc::downgrade(&self.inner))
     }
 
     /// The identity of a request, as the `identify` function given to [`Hub::new`] sees it.

@@ -1,7 +1,7 @@
 //! WebSocket transport: the same frames as SSE, one JSON text message each. Browsers allow only
 //! six HTTP/1.1 connections per host, so one SSE stream per tab freezes the seventh tab's
 //! server function calls; WebSockets do not count against that limit.
-use std::time::Duration;
+use std::pin::pin;
 
 use axum::{
     extract::{
@@ -37,13 +37,12 @@ pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Respon
         Ok(session) => session,
         Err(refused) => return refused.into_response(),
     };
-    let heartbeat = hub.config().heartbeat.max(Duration::from_millis(1));
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| run(socket, session, heartbeat))
+        .on_upgrade(move |socket| run(socket, session, hub))
 }
 
 /// A frame as a text message, and whether it is the last of the stream.
@@ -60,7 +59,7 @@ fn message(client: ClientId, frame: Outgoing) -> (Message, bool) {
     }
 }
 
-async fn run<I: Identity>(mut socket: WebSocket, mut session: Session<I>, heartbeat: Duration) {
+async fn run<I: Identity>(mut socket: WebSocket, mut session: Session<I>, hub: Hub<I>) {
     let client = session.client;
     let hello = serde_json::to_string(&session.hello()).unwrap_or_default();
     let first = encode_ws(EVENT_HELLO, Some(format_args!("{}", session.hello_id())), &hello);
@@ -76,11 +75,12 @@ async fn run<I: Identity>(mut socket: WebSocket, mut session: Session<I>, heartb
     if socket.flush().await.is_err() {
         return;
     }
-    let mut ping = tokio::time::interval(heartbeat);
-    ping.tick().await;
+    // The hub's shared clock; a connection that wrote since the last tick needs no ping.
+    let mut beat = pin!(hub.heartbeat());
+    let mut wrote = false;
     loop {
         tokio::select! {
-            // Frames first: a wake for a frame then polls neither the socket nor the timer.
+            // Frames first: a wake for a frame then polls neither the socket nor the clock.
             biased;
             frame = session.open.next() => {
                 let Some(frame) = frame else { break };
@@ -104,14 +104,16 @@ async fn run<I: Identity>(mut socket: WebSocket, mut session: Session<I>, heartb
                 if socket.flush().await.is_err() || last {
                     break;
                 }
+                wrote = true;
             }
             incoming = socket.next() => match incoming {
                 // The client sends nothing but control frames; a close or an error ends the tab's connection.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             },
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+            () = &mut beat => {
+                beat.set(hub.heartbeat());
+                if !std::mem::take(&mut wrote) && socket.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }
             }
