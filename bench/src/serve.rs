@@ -78,9 +78,35 @@ pub fn router(config: notif::Config, backplane: Option<Arc<dyn notif::Backplane>
         .route("/notify", post(notify))
         .route(
             "/metrics",
-            get(|State(hub): State<Hub<Identity>>| async move { hub.metrics().to_prometheus() }),
+            get(|State(hub): State<Hub<Identity>>| async move {
+                hub.metrics().to_prometheus() + &allocator_stats()
+            }),
         )
         .with_state(hub)
+}
+
+/// What the allocator holds, to tell memory in use from memory it keeps (Prometheus text).
+#[cfg(feature = "jemalloc")]
+fn allocator_stats() -> String {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    if epoch::advance().is_err() {
+        return String::new();
+    }
+    let read = [
+        ("allocated", stats::allocated::read()),
+        ("active", stats::active::read()),
+        ("resident", stats::resident::read()),
+        ("metadata", stats::metadata::read()),
+        ("retained", stats::retained::read()),
+    ];
+    read.iter()
+        .filter_map(|(name, value)| Some(format!("bench_jemalloc_{name}_bytes {}\n", value.as_ref().ok()?)))
+        .collect()
+}
+
+#[cfg(not(feature = "jemalloc"))]
+fn allocator_stats() -> String {
+    String::new()
 }
 
 type Params = Query<HashMap<String, String>>;
