@@ -115,7 +115,10 @@ pub fn on_notification<T: Topic>(handler: impl Fn(Notification<T>) + 'static) {
 ///
 /// When `key` changes the old key is unlistened and the new one listened; on cleanup the key is
 /// unlistened. Components holding the same key share one listen. After the stream comes back
-/// with `recovered: false` the key is listened again by itself. The returned signal counts the
+/// with `recovered: false` the key is listened again by itself, and a listen call that failed
+/// (the network went away mid-call) is sent again when the stream comes back, resumed or not.
+/// Reads of your own that failed the same way are yours to retry: watch [`connection_state`]
+/// turn `Live` (the demo's room page does). The returned signal counts the
 /// confirmed listens of this key: a change means "registered now: refetch what may have been
 /// missed before".
 pub fn use_listen<T, L, LF, U, UF, E>(key: Signal<T::Key>, listen: L, unlisten: U) -> Signal<u64>

@@ -25,16 +25,25 @@ async fn connect(server: &TestServer, user: &str, last_event_id: Option<&str>) -
     }
 }
 
-async fn next(socket: &mut Socket) -> WsFrame {
+/// The next message `wanted` accepts, skipping others.
+async fn next_message(socket: &mut Socket, wanted: impl Fn(&Message) -> bool) -> Message {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
-            .expect("no frame within 5 s")
+            .expect("nothing within 5 s")
             .expect("socket ended")
             .unwrap();
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).unwrap();
+        if wanted(&message) {
+            return message;
         }
+    }
+}
+
+/// The next frame (a text message), skipping control messages.
+async fn next(socket: &mut Socket) -> WsFrame {
+    match next_message(socket, |m| matches!(m, Message::Text(_))).await {
+        Message::Text(text) => serde_json::from_str(&text).unwrap(),
+        _ => unreachable!("only text is wanted"),
     }
 }
 
@@ -140,20 +149,6 @@ async fn a_burst_arrives_whole_and_in_order_before_the_bye() {
     );
 }
 
-/// The next message that is not a notification frame (a ping, say).
-async fn next_control(socket: &mut Socket) -> Message {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("nothing within 5 s")
-            .expect("socket ended")
-            .unwrap();
-        if !matches!(message, Message::Text(_)) {
-            return message;
-        }
-    }
-}
-
 #[tokio::test]
 async fn idle_sockets_all_get_the_hubs_heartbeat() {
     let server = TestServer::with_config(Config {
@@ -165,7 +160,7 @@ async fn idle_sockets_all_get_the_hubs_heartbeat() {
     let mut second = connect(&server, "bob", None).await.unwrap();
     for socket in [&mut first, &mut second] {
         for _ in 0..2 {
-            assert!(matches!(next_control(socket).await, Message::Ping(_)));
+            next_message(socket, |m| matches!(m, Message::Ping(_))).await;
         }
     }
 }

@@ -26,6 +26,7 @@
 //! ```
 mod cluster;
 mod config;
+mod expiry;
 mod heartbeat;
 mod metrics;
 mod notify;
@@ -45,6 +46,7 @@ pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
 use crate::{Backplane, ByeReason, ClientId, Identity, ListenError, Topic};
 use cluster::Cluster;
+use expiry::Expiries;
 use heartbeat::Heartbeat;
 
 type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
@@ -70,6 +72,8 @@ struct Inner<I: Identity> {
     counters: Counters,
     cluster: Option<Cluster<I>>,
     heartbeat: Heartbeat,
+    // Its own lock: queued under the tables' lock would hold it longer for nothing.
+    expiries: std::sync::Mutex<Expiries>,
 }
 
 /// The hub's tables, locked. Dropping it brings backplane subscriptions in line with the keys
@@ -148,6 +152,7 @@ impl<I: Identity> Hub<I> {
         Hub {
             inner: Arc::new(Inner {
                 heartbeat: Heartbeat::new(config.heartbeat),
+                expiries: std::sync::Mutex::new(Expiries::default()),
                 config,
                 identify: Box::new(move |parts| Box::pin(identify(parts))),
                 state: std::sync::Mutex::new(State::default()),
@@ -334,11 +339,50 @@ impl<I: Identity> Hub<I> {
             // No runtime left (process exit): nothing will read the tables again.
             return;
         };
-        let hub = self.clone();
-        runtime.spawn(async move {
-            tokio::time::sleep(window).await;
-            hub.state().expire(client, epoch);
-        });
+        let deadline = tokio::time::Instant::now() + window;
+        if self.expiries().push(deadline, client, epoch) {
+            runtime.spawn(self.clone().sweep_expiries(deadline));
+        }
+    }
+
+    fn expiries(&self) -> std::sync::MutexGuard<'_, Expiries> {
+        self.inner
+            .expiries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets closed tabs as their windows pass, until none is waiting.
+    async fn sweep_expiries(self, first: tokio::time::Instant) {
+        /// A sweeper dropped unfinished (its runtime shut down) lets the next close start another.
+        struct Sweeping<I: Identity>(Hub<I>, bool);
+        impl<I: Identity> Drop for Sweeping<I> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.expiries().stopped();
+                }
+            }
+        }
+        let mut sweeping = Sweeping(self, false);
+        let mut next = first;
+        loop {
+            tokio::time::sleep_until(next).await;
+            let hub = &sweeping.0;
+            let (due, after) = hub.expiries().take_due(tokio::time::Instant::now());
+            if !due.is_empty() {
+                let mut state = hub.state();
+                for (client, epoch) in due {
+                    state.expire(client, epoch);
+                }
+            }
+            match after {
+                Some(deadline) => next = deadline,
+                None => {
+                    sweeping.1 = true;
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -380,6 +424,41 @@ mod tests {
             (gone.tabs, gone.listens, gone.keys, gone.identities),
             (0, 0, 0, 0)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tabs_closed_at_different_times_expire_each_at_its_own_deadline_unless_resumed() {
+        let hub = hub(Config {
+            resume_window: Duration::from_secs(30),
+            ..Config::default()
+        });
+        let (first, rx) = hub.open(None);
+        drop(rx);
+        hub.closed(first, 0);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let (second, rx) = hub.open(None);
+        drop(rx);
+        hub.closed(second, 0);
+        let (third, rx) = hub.open(None);
+        drop(rx);
+        hub.closed(third, 0);
+        // The third comes back within its window: its pending expiry must not end it.
+        let (resumed, _rx) = hub.resume(third, &None, 0).map_err(|_| "resume").unwrap();
+        tokio::time::sleep(Duration::from_secs(21)).await;
+        assert_eq!(
+            hub.metrics().tabs,
+            2,
+            "the first is gone at 30 s, the others stay"
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(
+            hub.metrics().tabs,
+            1,
+            "the second is gone at 40 s; the resumed one stays"
+        );
+        hub.closed(third, resumed.conn);
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert_eq!(hub.metrics().tabs, 0);
     }
 
     #[tokio::test]
