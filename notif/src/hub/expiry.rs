@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 
 use tokio::time::Instant;
 
-use crate::ClientId;
+use super::Hub;
+use crate::{ClientId, Identity};
 
 /// A closed tab to forget at `deadline`, unless it was reattached since (its epoch moved on).
 struct Due {
@@ -55,11 +56,78 @@ impl Expiries {
     }
 }
 
+impl<I: Identity> Hub<I> {
+    /// Connection `conn` of `client` ended: forget the tab once its resume window has passed,
+    /// unless a new connection resumes it first.
+    pub(crate) fn closed(&self, client: ClientId, conn: u64) {
+        let window = self.inner.config.resume_window;
+        let Some(epoch) = self.state().detach(client, conn) else {
+            return;
+        };
+        if window.is_zero() {
+            self.state().expire(client, epoch);
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime left (process exit): nothing will read the tables again.
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + window;
+        if self.expiries().push(deadline, client, epoch) {
+            runtime.spawn(self.clone().sweep_expiries(deadline));
+        }
+    }
+
+    fn expiries(&self) -> std::sync::MutexGuard<'_, Expiries> {
+        self.inner
+            .expiries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets closed tabs as their windows pass, until none is waiting.
+    async fn sweep_expiries(self, first: tokio::time::Instant) {
+        /// A sweeper dropped unfinished (its runtime shut down) lets the next close start another.
+        struct Sweeping<I: Identity>(Hub<I>, bool);
+        impl<I: Identity> Drop for Sweeping<I> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.expiries().stopped();
+                }
+            }
+        }
+        let mut sweeping = Sweeping(self, false);
+        let mut next = first;
+        loop {
+            tokio::time::sleep_until(next).await;
+            let hub = &sweeping.0;
+            let (due, after) = hub.expiries().take_due(tokio::time::Instant::now());
+            if !due.is_empty() {
+                let mut state = hub.state();
+                for (client, epoch) in due {
+                    state.expire(client, epoch);
+                }
+            }
+            match after {
+                Some(deadline) => next = deadline,
+                None => {
+                    sweeping.1 = true;
+                    return;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::hub::{
+        tests::{hub, Chat},
+        Config,
+    };
 
     #[test]
     fn expiries_come_out_in_deadline_order_and_the_sweeper_stops_when_none_are_left() {
@@ -76,5 +144,61 @@ mod tests {
             expiries.push(at(70), a, 2),
             "a new sweeper once the last one stopped"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_tab_is_kept_for_its_window_then_freed() {
+        let hub = hub(Config {
+            resume_window: Duration::from_secs(30),
+            ..Config::default()
+        });
+        let (client, rx) = hub.open(None);
+        hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
+        drop(rx);
+        hub.closed(client, 0);
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        let kept = hub.metrics();
+        assert_eq!((kept.tabs, kept.connected, kept.listens, kept.keys), (1, 0, 1, 1));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let gone = hub.metrics();
+        assert_eq!(
+            (gone.tabs, gone.listens, gone.keys, gone.identities),
+            (0, 0, 0, 0)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tabs_closed_at_different_times_expire_each_at_its_own_deadline_unless_resumed() {
+        let hub = hub(Config {
+            resume_window: Duration::from_secs(30),
+            ..Config::default()
+        });
+        let (first, rx) = hub.open(None);
+        drop(rx);
+        hub.closed(first, 0);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let (second, rx) = hub.open(None);
+        drop(rx);
+        hub.closed(second, 0);
+        let (third, rx) = hub.open(None);
+        drop(rx);
+        hub.closed(third, 0);
+        // The third comes back within its window: its pending expiry must not end it.
+        let (resumed, _rx) = hub.resume(third, &None, 0).map_err(|_| "resume").unwrap();
+        tokio::time::sleep(Duration::from_secs(21)).await;
+        assert_eq!(
+            hub.metrics().tabs,
+            2,
+            "the first is gone at 30 s, the others stay"
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(
+            hub.metrics().tabs,
+            1,
+            "the second is gone at 40 s; the resumed one stays"
+        );
+        hub.closed(third, resumed.conn);
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert_eq!(hub.metrics().tabs, 0);
     }
 }
