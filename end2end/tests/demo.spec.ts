@@ -112,3 +112,23 @@ test("moving between rooms moves the listen; leaving the room page unlistens", a
   await expect(pageB.locator("ul.rooms")).toBeVisible();
   await expect.poll(() => metric(pageA, "notif_listens")).toBe(listens - 1);
 });
+
+test("leaving a room while its listen is still on the way unlistens it (the unlisten waits)", async ({ browser }) => {
+  const pageB = await signedIn(browser, uniqueName("b"));
+  const lingering = async () => (await metric(pageB, "notif_tabs")) - (await metric(pageB, "notif_connected_tabs"));
+  await expect.poll(lingering, { timeout: 20_000 }).toBe(0);
+  const listens = await metric(pageB, "notif_listens");
+  // The listen is held back in the browser long enough for B to leave the room before it lands.
+  await pageB.route("**/listen_room*", async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await route.continue();
+  }, { times: 1 });
+  const listened = pageB.waitForResponse("**/listen_room*");
+  await pageB.click('a[href="/rooms/1"]');
+  await expect(pageB.locator("h1")).toBeVisible();
+  await pageB.locator("header a").first().click();
+  await expect(pageB.locator("ul.rooms")).toBeVisible();
+  expect((await listened).status()).toBe(200);
+  // Unordered, the unlisten would have landed first and the late listen would stay for good.
+  await expect.poll(() => metric(pageB, "notif_listens")).toBe(listens);
+});

@@ -117,6 +117,7 @@ pub fn on_notification<T: Topic>(handler: impl Fn(Notification<T>) + 'static) {
 /// unlistened. Components holding the same key share one listen. After the stream comes back
 /// with `recovered: false` the key is listened again by itself, and a listen call that failed
 /// (the network went away mid-call) is sent again when the stream comes back, resumed or not.
+/// Calls for one key go out one after the other, so an unlisten never overtakes its listen.
 /// Reads of your own that failed the same way are yours to retry: watch [`connection_state`]
 /// turn `Live` (the demo's room page does). The returned signal counts the
 /// confirmed listens of this key: a change means "registered now: refetch what may have been

@@ -14,7 +14,10 @@ use std::{
     rc::Rc,
 };
 
-use futures::channel::oneshot;
+use futures::{
+    channel::oneshot,
+    future::{FutureExt, Shared},
+};
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
@@ -31,6 +34,8 @@ type Relisten = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = bool>>>>;
 
 /// A key held by one or more mounted components.
 struct Held {
+    /// The key's id in `Tab::held` and `Tab::calls`.
+    id: String,
     holders: usize,
     relisten: Relisten,
     confirmed: RwSignal<u64>,
@@ -42,15 +47,47 @@ struct Held {
 impl Held {
     /// Calls the listen server function again; counts it in `confirmed` once it returns Ok.
     fn listen(&self) {
-        let (relisten, confirmed, failed) = (self.relisten.clone(), self.confirmed, self.failed.clone());
-        spawn_local(async move {
-            let ok = relisten().await;
-            failed.set(!ok);
-            if ok {
-                confirmed.update(|n| *n += 1);
-            }
-        });
+        let (call, confirmed, failed) = ((self.relisten)(), self.confirmed, self.failed.clone());
+        in_order(
+            &self.id,
+            Box::pin(async move {
+                let ok = call.await;
+                failed.set(!ok);
+                if ok {
+                    confirmed.update(|n| *n += 1);
+                }
+            }),
+        );
     }
+}
+
+type Call = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Runs `call` once every call made before it for the same key has finished. Listen and
+/// unlisten calls travel on separate HTTP requests; unordered, an unlisten overtaking the listen
+/// it follows (a component unmounted while its listen was on the way) would leave the server
+/// listening for the rest of the tab's life.
+fn in_order(id: &str, call: Call) {
+    let tab = tab();
+    let previous = tab.calls.borrow_mut().remove(id);
+    let chained = async move {
+        if let Some(previous) = previous {
+            previous.await;
+        }
+        call.await;
+    }
+    .boxed_local()
+    .shared();
+    tab.calls.borrow_mut().insert(id.to_owned(), chained.clone());
+    let id = id.to_owned();
+    spawn_local(async move {
+        chained.clone().await;
+        // The last call of its key: nothing to wait for any more.
+        let mut calls = tab.calls.borrow_mut();
+        if calls.get(&id).is_some_and(|tail| tail.ptr_eq(&chained)) {
+            calls.remove(&id);
+        }
+    });
 }
 
 struct TopicSlot<T: Topic> {
@@ -69,6 +106,8 @@ struct Tab {
     topics: RefCell<HashMap<&'static str, Rc<dyn Any>>>,
     dispatch: RefCell<HashMap<&'static str, Dispatch>>,
     held: RefCell<HashMap<String, Held>>,
+    /// Per key, the last listen or unlisten call still running: the next one waits for it.
+    calls: RefCell<HashMap<String, Shared<Call>>>,
     socket: RefCell<Option<connection::Socket>>,
     /// The `id:` of the last frame received, to resume from when the stream is reopened.
     last_id: RefCell<Option<String>>,
@@ -87,6 +126,7 @@ thread_local! {
         topics: RefCell::new(HashMap::new()),
         dispatch: RefCell::new(HashMap::new()),
         held: RefCell::new(HashMap::new()),
+        calls: RefCell::new(HashMap::new()),
         socket: RefCell::new(None),
         last_id: RefCell::new(None),
         failures: Cell::new(0),
@@ -208,12 +248,16 @@ where
             entry.holders -= 1;
             if entry.holders == 0 {
                 held.remove(&id);
+                drop(held);
                 let call = unlisten(key);
-                spawn_local(async move {
-                    if let Err(error) = call.await {
-                        leptos::logging::warn!("notif: unlisten failed: {error}");
-                    }
-                });
+                in_order(
+                    &id,
+                    Box::pin(async move {
+                        if let Err(error) = call.await {
+                            leptos::logging::warn!("notif: unlisten failed: {error}");
+                        }
+                    }),
+                );
             }
         }
     };
@@ -250,6 +294,7 @@ where
                 })
             });
             let entry = Held {
+                id: id.clone(),
                 holders: 1,
                 relisten,
                 confirmed,
