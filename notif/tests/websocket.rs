@@ -39,6 +39,13 @@ async fn next_message(socket: &mut Socket, wanted: impl Fn(&Message) -> bool) ->
     }
 }
 
+fn assert_bye_disconnected(frame: WsFrame) {
+    assert_eq!(
+        (frame.event.as_str(), frame.data["reason"].as_str()),
+        ("bye", Some("disconnected"))
+    );
+}
+
 /// The next frame (a text message), skipping control messages.
 async fn next(socket: &mut Socket) -> WsFrame {
     match next_message(socket, |m| matches!(m, Message::Text(_))).await {
@@ -112,11 +119,7 @@ async fn sign_out_sends_bye_and_closes() {
     let mut socket = connect(&server, "alice", None).await.unwrap();
     next(&mut socket).await;
     server.hub.disconnect_identity(&Some("alice".into()));
-    let bye = next(&mut socket).await;
-    assert_eq!(
-        (bye.event.as_str(), bye.data["reason"].as_str()),
-        ("bye", Some("disconnected"))
-    );
+    assert_bye_disconnected(next(&mut socket).await);
 }
 
 #[tokio::test]
@@ -142,11 +145,7 @@ async fn a_burst_arrives_whole_and_in_order_before_the_bye() {
         assert_eq!(frame.data["message"], n.to_string());
         assert_eq!(frame.id, Some(format!("{client}.{n}")));
     }
-    let bye = next(&mut socket).await;
-    assert_eq!(
-        (bye.event.as_str(), bye.data["reason"].as_str()),
-        ("bye", Some("disconnected"))
-    );
+    assert_bye_disconnected(next(&mut socket).await);
 }
 
 #[tokio::test]

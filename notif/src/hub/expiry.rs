@@ -72,7 +72,7 @@ impl<I: Identity> Hub<I> {
             // No runtime left (process exit): nothing will read the tables again.
             return;
         };
-        let deadline = tokio::time::Instant::now() + window;
+        let deadline = Instant::now() + window;
         if self.expiries().push(deadline, client, epoch) {
             runtime.spawn(self.clone().sweep_expiries(deadline));
         }
@@ -86,22 +86,28 @@ impl<I: Identity> Hub<I> {
     }
 
     /// Forgets closed tabs as their windows pass, until none is waiting.
-    async fn sweep_expiries(self, first: tokio::time::Instant) {
+    async fn sweep_expiries(self, first: Instant) {
         /// A sweeper dropped unfinished (its runtime shut down) lets the next close start another.
-        struct Sweeping<I: Identity>(Hub<I>, bool);
+        struct Sweeping<I: Identity> {
+            hub: Hub<I>,
+            finished: bool,
+        }
         impl<I: Identity> Drop for Sweeping<I> {
             fn drop(&mut self) {
-                if !self.1 {
-                    self.0.expiries().stopped();
+                if !self.finished {
+                    self.hub.expiries().stopped();
                 }
             }
         }
-        let mut sweeping = Sweeping(self, false);
+        let mut sweeping = Sweeping {
+            hub: self,
+            finished: false,
+        };
         let mut next = first;
         loop {
             tokio::time::sleep_until(next).await;
-            let hub = &sweeping.0;
-            let (due, after) = hub.expiries().take_due(tokio::time::Instant::now());
+            let hub = &sweeping.hub;
+            let (due, after) = hub.expiries().take_due(Instant::now());
             if !due.is_empty() {
                 let mut state = hub.state();
                 for (client, epoch) in due {
@@ -111,7 +117,7 @@ impl<I: Identity> Hub<I> {
             match after {
                 Some(deadline) => next = deadline,
                 None => {
-                    sweeping.1 = true;
+                    sweeping.finished = true;
                     return;
                 }
             }
@@ -128,6 +134,14 @@ mod tests {
         tests::{hub, Chat},
         Config,
     };
+
+    /// A hub keeping closed tabs for 30 s.
+    fn hub_with_window() -> Hub<Option<String>> {
+        hub(Config {
+            resume_window: Duration::from_secs(30),
+            ..Config::default()
+        })
+    }
 
     #[test]
     fn expiries_come_out_in_deadline_order_and_the_sweeper_stops_when_none_are_left() {
@@ -148,10 +162,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_closed_tab_is_kept_for_its_window_then_freed() {
-        let hub = hub(Config {
-            resume_window: Duration::from_secs(30),
-            ..Config::default()
-        });
+        let hub = hub_with_window();
         let (client, rx) = hub.open(None);
         hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
         drop(rx);
@@ -169,10 +180,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn tabs_closed_at_different_times_expire_each_at_its_own_deadline_unless_resumed() {
-        let hub = hub(Config {
-            resume_window: Duration::from_secs(30),
-            ..Config::default()
-        });
+        let hub = hub_with_window();
         let (first, rx) = hub.open(None);
         drop(rx);
         hub.closed(first, 0);

@@ -170,7 +170,7 @@ impl<I: Identity> Hub<I> {
     /// Resolves at the hub's next heartbeat tick (every `Config::heartbeat`), shared by all
     /// connections.
     pub(crate) fn heartbeat(&self) -> tokio::sync::futures::Notified<'_> {
-        self.inner.heartbeat.next(Arc::downgrade(&self.inner))
+        self.inner.heartbeat.next()
     }
 
     /// The identity of a request, as the `identify` function given to [`Hub::new`] sees it.
