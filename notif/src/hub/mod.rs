@@ -34,6 +34,7 @@ pub(crate) mod queue;
 mod replay;
 mod shrink;
 mod state;
+mod writes;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
@@ -48,6 +49,7 @@ use crate::{Backplane, ByeReason, ClientId, Identity, ListenError, Topic};
 use cluster::Cluster;
 use expiry::Expiries;
 use heartbeat::Heartbeat;
+use writes::Writes;
 
 type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
 
@@ -74,6 +76,7 @@ struct Inner<I: Identity> {
     heartbeat: Heartbeat,
     // Its own lock: queued under the tables' lock would hold it longer for nothing.
     expiries: std::sync::Mutex<Expiries>,
+    writes: Writes,
 }
 
 /// The hub's tables, locked. Dropping it brings backplane subscriptions in line with the keys
@@ -153,6 +156,7 @@ impl<I: Identity> Hub<I> {
             inner: Arc::new(Inner {
                 heartbeat: Heartbeat::new(config.heartbeat),
                 expiries: std::sync::Mutex::new(Expiries::default()),
+                writes: Writes::default(),
                 config,
                 identify: Box::new(move |parts| Box::pin(identify(parts))),
                 state: std::sync::Mutex::new(State::default()),

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use super::{
     metrics::Counters,
-    state::{Delivered, KeyId},
+    state::{Delivered, KeyId, Wakes},
     Hub,
 };
 use crate::{wire::encode_notification, ClientId, Identity, Topic};
@@ -90,8 +90,10 @@ impl<I: Identity> Hub<I> {
             let data: Arc<str> =
                 encode_notification(T::NAME, key_json, &serde_json::to_string(&message)?).into();
             self.check_size(&data)?;
-            let (queued, lagged) = self.state().deliver_to_key(key_id, excluded, &data);
+            let mut wakes = Wakes::new();
+            let (queued, lagged) = self.state().deliver_to_key(key_id, excluded, &data, &mut wakes);
             self.count_deliveries(queued, lagged);
+            self.inner.writes.send(wakes);
             return Ok(queued as usize);
         }
         let groups = self.state().listeners(key_id, excluded);
@@ -167,11 +169,12 @@ impl<I: Identity> Hub<I> {
 
     fn enqueue(&self, key: Option<&KeyId>, batches: Vec<(Arc<str>, &[ClientId])>) -> usize {
         let (mut queued, mut lagged) = (0u64, 0u64);
+        let mut wakes = Wakes::new();
         {
             let mut state = self.state();
             for (data, clients) in &batches {
                 for &client in *clients {
-                    match state.deliver(client, key, data) {
+                    match state.deliver(client, key, data, &mut wakes) {
                         Delivered::Queued => queued += 1,
                         Delivered::Lagged => lagged += 1,
                         Delivered::Skipped => {}
@@ -180,6 +183,7 @@ impl<I: Identity> Hub<I> {
             }
         }
         self.count_deliveries(queued, lagged);
+        self.inner.writes.send(wakes);
         queued as usize
     }
 

@@ -2,9 +2,12 @@
 //! and one consumer (the tab's connection). tokio's `mpsc` would do, but it allocates a block
 //! of 32 slots per channel up front (~1.3 KiB per idle tab); this queue allocates nothing until
 //! a frame is queued and gives back a burst's memory once drained.
+//!
+//! A connection may also take its frames itself, from whichever task queued them ([`Direct`]):
+//! a notify pass then writes to the socket at once instead of waking one task per tab.
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
 
 use tokio::sync::Notify;
@@ -15,6 +18,14 @@ const KEPT_CAPACITY: usize = 8;
 struct Shared<T> {
     state: Mutex<State<T>>,
     ready: Notify,
+    direct: OnceLock<Arc<dyn Direct<T>>>,
+}
+
+/// A connection that writes its queued frames from the task that queued them.
+pub(crate) trait Direct<T>: Send + Sync {
+    /// Takes frames with `pop` and writes them out. False when the connection's own task must
+    /// carry on (the socket is busy or full, the stream ends, or `pop` may hold more): it is woken.
+    fn drain(&self, pop: &mut dyn FnMut() -> Option<T>) -> bool;
 }
 
 struct State<T> {
@@ -32,6 +43,20 @@ impl<T> Shared<T> {
     fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Result<T, TryRecvError> {
+        let mut state = self.lock();
+        match state.frames.pop_front() {
+            Some(frame) => {
+                if state.frames.is_empty() && state.frames.capacity() > KEPT_CAPACITY {
+                    state.frames.shrink_to(KEPT_CAPACITY);
+                }
+                Ok(frame)
+            }
+            None if state.closed => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
     }
 }
 
@@ -68,6 +93,7 @@ pub(crate) fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
             closed: false,
         }),
         ready: Notify::new(),
+        direct: OnceLock::new(),
     });
     (
         Sender {
@@ -80,18 +106,50 @@ pub(crate) fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 
 impl<T> Sender<T> {
     pub fn try_send(&self, frame: T) -> Result<(), TrySendError> {
-        {
-            let mut state = self.shared.lock();
-            if state.closed {
-                return Err(TrySendError::Closed);
-            }
-            if state.frames.len() >= self.cap {
-                return Err(TrySendError::Full);
-            }
-            state.frames.push_back(frame);
-        }
+        self.push(frame)?;
         self.shared.ready.notify_one();
         Ok(())
+    }
+
+    /// Queues `frame` without waking the connection. Returns a [`Wake`] if the queue was
+    /// empty: [`Wake::finish`] then writes it (and whatever joins it meanwhile) or wakes the
+    /// connection. If frames were already waiting, whoever sends them sends this one too: under
+    /// load, a tab's frames pile up and go out in one write.
+    pub fn push_quiet(&self, frame: T) -> Result<Option<Wake<T>>, TrySendError> {
+        let was_empty = self.push(frame)?;
+        Ok(was_empty.then(|| Wake {
+            shared: self.shared.clone(),
+        }))
+    }
+
+    /// Queues `frame`; true if it is the only one.
+    fn push(&self, frame: T) -> Result<bool, TrySendError> {
+        let mut state = self.shared.lock();
+        if state.closed {
+            return Err(TrySendError::Closed);
+        }
+        if state.frames.len() >= self.cap {
+            return Err(TrySendError::Full);
+        }
+        state.frames.push_back(frame);
+        Ok(state.frames.len() == 1)
+    }
+}
+
+/// A frame queued by [`Sender::push_quiet`] that still has to be sent on its way.
+pub(crate) struct Wake<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Wake<T> {
+    /// Writes the queued frames from this task if the connection allows it, else wakes it.
+    pub fn finish(self) {
+        if let Some(direct) = self.shared.direct.get() {
+            if direct.drain(&mut || self.shared.pop().ok()) {
+                return;
+            }
+        }
+        self.shared.ready.notify_one();
     }
 }
 
@@ -116,17 +174,25 @@ impl<T> Receiver<T> {
 
     /// A frame if one is queued now.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut state = self.shared.lock();
-        match state.frames.pop_front() {
-            Some(frame) => {
-                if state.frames.is_empty() && state.frames.capacity() > KEPT_CAPACITY {
-                    state.frames.shrink_to(KEPT_CAPACITY);
-                }
-                Ok(frame)
+        self.shared.pop()
+    }
+
+    /// Resolves once a frame is queued or the sender is gone (frames may have been taken
+    /// meanwhile by a [`Direct`] connection: `try_recv` says what is left).
+    pub async fn ready(&self) {
+        {
+            let state = self.shared.lock();
+            if !state.frames.is_empty() || state.closed {
+                return;
             }
-            None if state.closed => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
         }
+        // A push and wake between the check and this wait leaves a permit: nothing is missed.
+        self.shared.ready.notified().await;
+    }
+
+    /// From now on, whoever queues a frame with [`Sender::push_quiet`] lets `direct` write it.
+    pub fn set_direct(&self, direct: Arc<dyn Direct<T>>) {
+        let _ = self.shared.direct.set(direct);
     }
 }
 

@@ -13,6 +13,10 @@ use super::{
 };
 use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
 
+/// Frames queued by one pass that still have to be written or their connections woken, once
+/// the hub's lock is released.
+pub(crate) type Wakes = Vec<queue::Wake<Outgoing>>;
+
 /// A frame queued for one tab.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
@@ -75,7 +79,7 @@ struct Tab<I> {
 impl<I> Tab<I> {
     /// Numbers `data`, keeps it for replay and queues it if a connection is attached. A tab
     /// whose queue is full reports `Lagged`: the caller cuts it off, so memory stays bounded.
-    fn push(&mut self, data: &Arc<str>) -> Delivered {
+    fn push(&mut self, data: &Arc<str>, wakes: &mut Wakes) -> Delivered {
         // Every frame is numbered and kept for replay, sent or not: a reconnect names the last
         // frame it saw, and what followed it may have died in a closed connection.
         self.seq += 1;
@@ -83,11 +87,15 @@ impl<I> Tab<I> {
         let Some(tx) = &self.tx else {
             return Delivered::Queued;
         };
-        match tx.try_send(Outgoing::Notif {
+        match tx.push_quiet(Outgoing::Notif {
             seq: self.seq,
             data: data.clone(),
         }) {
-            Ok(()) | Err(TrySendError::Closed) => Delivered::Queued,
+            Ok(wake) => {
+                wakes.extend(wake);
+                Delivered::Queued
+            }
+            Err(TrySendError::Closed) => Delivered::Queued,
             Err(TrySendError::Full) => Delivered::Lagged,
         }
     }
@@ -343,6 +351,7 @@ impl<I: Identity> State<I> {
         key: &KeyId,
         excluded: impl Fn(ClientId, &I) -> bool,
         data: &Arc<str>,
+        wakes: &mut Wakes,
     ) -> (u64, u64) {
         let (mut queued, mut lagging) = (0, Vec::new());
         let Some(clients) = self.keys.get(key) else {
@@ -355,7 +364,7 @@ impl<I: Identity> State<I> {
             if excluded(client, &tab.identity) {
                 continue;
             }
-            match tab.push(data) {
+            match tab.push(data, wakes) {
                 Delivered::Queued => queued += 1,
                 Delivered::Lagged => lagging.push(client),
                 Delivered::Skipped => {}
@@ -369,14 +378,20 @@ impl<I: Identity> State<I> {
     }
 
     /// Queues `data` for `client` if it still listens on `key` (`None`: no key, always).
-    pub fn deliver(&mut self, client: ClientId, key: Option<&KeyId>, data: &Arc<str>) -> Delivered {
+    pub fn deliver(
+        &mut self,
+        client: ClientId,
+        key: Option<&KeyId>,
+        data: &Arc<str>,
+        wakes: &mut Wakes,
+    ) -> Delivered {
         let Some(tab) = self.tabs.get_mut(&client) else {
             return Delivered::Skipped;
         };
         if key.is_some_and(|k| !tab.listens.contains(k)) {
             return Delivered::Skipped;
         }
-        let delivered = tab.push(data);
+        let delivered = tab.push(data, wakes);
         if let Delivered::Lagged = delivered {
             self.remove(client);
         }

@@ -168,10 +168,28 @@ impl<I: Identity> OpenTab<I> {
         self.taken(frame)
     }
 
-    /// The next frame if one is already queued: lets a transport write several in one go.
-    pub fn try_next(&mut self) -> Option<Outgoing> {
-        let frame = self.rx.as_mut()?.try_recv().ok();
-        self.taken(frame)
+    /// Resolves once a frame may be queued or the stream is over; [`take`](Self::take) says which.
+    pub async fn ready(&self) {
+        if let Some(rx) = &self.rx {
+            rx.ready().await;
+        }
+    }
+
+    /// The next queued frame, `Empty`, or `Closed` once the stream is over.
+    pub fn take(&mut self) -> Result<Outgoing, queue::TryRecvError> {
+        let frame = self.rx.as_mut().ok_or(queue::TryRecvError::Closed)?.try_recv()?;
+        if matches!(frame, Outgoing::Bye(_)) {
+            // Nothing follows a bye.
+            self.rx = None;
+        }
+        Ok(frame)
+    }
+
+    /// Lets whoever queues a frame for this tab write it through `direct`.
+    pub fn set_direct(&self, direct: Arc<dyn queue::Direct<Outgoing>>) {
+        if let Some(rx) = &self.rx {
+            rx.set_direct(direct);
+        }
     }
 
     fn taken(&mut self, frame: Option<Outgoing>) -> Option<Outgoing> {

@@ -1,0 +1,286 @@
+//! One WebSocket connection, shared by its task and by every notify pass that queues a frame for
+//! its tab. A notify pass writes straight to the socket when the socket is free and has nothing
+//! pending; otherwise the frame stays queued and the connection's task writes it. Frames leave a
+//! tab's queue only under this lock, and in order, so whoever writes keeps them in order.
+use std::{
+    io,
+    pin::Pin,
+    sync::{Mutex, MutexGuard, TryLockError},
+    task::{Context, Poll, Waker},
+};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::frame::{self, Incoming, Violation};
+use crate::{
+    hub::{queue::Direct, Outgoing},
+    stream::WRITE_BATCH,
+    wire::encode_ws,
+    ClientId, EVENT_BYE, EVENT_NOTIF,
+};
+
+/// Largest message a client may send: it has nothing to say but control frames.
+const MAX_CLIENT_MESSAGE: usize = 4096;
+/// Bytes read per call. On the stack: an idle connection keeps no read buffer.
+const READ_CHUNK: usize = 512;
+/// Output capacity kept between writes: enough for typical frames without an allocation each;
+/// a burst's larger buffer is given back.
+const KEPT_OUT: usize = 1024;
+
+/// What reading from the client came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Read {
+    Frame(Incoming),
+    /// The client broke the protocol: close with this code.
+    Violation(u16),
+    /// The connection is gone (end of stream or an error).
+    Gone,
+}
+
+/// The socket and what goes through it.
+pub(super) struct Io<S> {
+    /// `None` once the connection's task ended: the socket is closed.
+    stream: Option<S>,
+    client: ClientId,
+    /// Encoded frames; the first `sent` bytes are written.
+    out: Vec<u8>,
+    sent: usize,
+    /// Part of a client frame.
+    inbox: Vec<u8>,
+    /// Something was written since the heartbeat last looked.
+    pub wrote: bool,
+    /// A bye or close is in `out`: nothing may follow it.
+    pub ending: bool,
+    failed: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    /// Encodes a queued frame.
+    pub fn queue(&mut self, frame: Outgoing) {
+        let text = match frame {
+            Outgoing::Notif { seq, data } => {
+                encode_ws(EVENT_NOTIF, Some(format_args!("{}.{seq}", self.client)), &data)
+            }
+            Outgoing::Bye(reason) => {
+                self.ending = true;
+                let bye = serde_json::to_string(&crate::Bye { reason }).unwrap_or_default();
+                encode_ws(EVENT_BYE, None, &bye)
+            }
+        };
+        self.put(frame::TEXT, text.as_bytes());
+    }
+
+    pub fn put(&mut self, opcode: u8, payload: &[u8]) {
+        frame::put(&mut self.out, opcode, payload);
+    }
+
+    /// Ends the stream with a close frame; nothing follows it.
+    pub fn put_close(&mut self, code: Option<u16>) {
+        frame::put_close(&mut self.out, code);
+        self.ending = true;
+    }
+
+    /// Writes whatever is encoded.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.failed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        while self.sent < self.out.len() {
+            match Pin::new(&mut *stream).poll_write(cx, &self.out[self.sent..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => return self.fail(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    self.sent += n;
+                    self.wrote = true;
+                }
+                Poll::Ready(Err(e)) => return self.fail(e),
+            }
+        }
+        self.out.clear();
+        self.sent = 0;
+        if self.out.capacity() > KEPT_OUT {
+            self.out = Vec::new();
+        }
+        match Pin::new(stream).poll_flush(cx) {
+            Poll::Ready(Err(e)) => self.fail(e),
+            other => other,
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) -> Poll<io::Result<()>> {
+        self.failed = true;
+        Poll::Ready(Err(e))
+    }
+
+    /// The next control frame the client sent.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
+        loop {
+            match frame::parse(&self.inbox, MAX_CLIENT_MESSAGE) {
+                Err(Violation(code)) => return Poll::Ready(Read::Violation(code)),
+                Ok(Some((frame, used))) => {
+                    self.inbox.drain(..used);
+                    if self.inbox.is_empty() {
+                        self.inbox = Vec::new();
+                    }
+                    if frame != Incoming::Ignored {
+                        return Poll::Ready(Read::Frame(frame));
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Poll::Ready(Read::Gone);
+            };
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut buf = ReadBuf::new(&mut chunk);
+            match Pin::new(stream).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => self.inbox.extend_from_slice(buf.filled()),
+                Poll::Ready(_) => return Poll::Ready(Read::Gone),
+            }
+        }
+    }
+}
+
+/// The connection, shared with the tab's queue (see [`Direct`]).
+pub(super) struct Link<S> {
+    io: Mutex<Io<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
+    pub fn new(stream: S, client: ClientId) -> Self {
+        Link {
+            io: Mutex::new(Io {
+                stream: Some(stream),
+                client,
+                out: Vec::new(),
+                sent: 0,
+                inbox: Vec::new(),
+                wrote: false,
+                ending: false,
+                failed: false,
+            }),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Io<S>> {
+        // Nothing panics under the lock; a poisoned one is still consistent.
+        self.io.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub async fn flush(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.lock().poll_flush(cx)).await
+    }
+
+    pub async fn read(&self) -> Read {
+        std::future::poll_fn(|cx| self.lock().poll_read(cx)).await
+    }
+
+    /// Closes the socket. The link itself lives on with the tab's queue until the tab goes.
+    pub fn shut(&self) {
+        let mut io = self.lock();
+        io.stream = None;
+        io.out = Vec::new();
+        io.inbox = Vec::new();
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
+    fn drain(&self, pop: &mut dyn FnMut() -> Option<Outgoing>) -> bool {
+        let mut io = match self.io.try_lock() {
+            Ok(io) => io,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // The task is writing or reading: it takes the frame after.
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        if io.stream.is_none() || io.ending || io.failed || !io.out.is_empty() {
+            return false;
+        }
+        let mut taken = 0;
+        while taken < WRITE_BATCH && !io.ending {
+            let Some(frame) = pop() else { break };
+            io.queue(frame);
+            taken += 1;
+        }
+        // A waker that does nothing: if the socket is full, the task is woken and writes the
+        // rest with its own waker, which replaces this one.
+        let written = matches!(
+            io.poll_flush(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Ok(()))
+        );
+        written && !io.ending && taken < WRITE_BATCH
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ByeReason;
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+
+    fn notif(seq: u64) -> Outgoing {
+        Outgoing::Notif {
+            seq,
+            data: Arc::from("{}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_free_socket_takes_frames_directly_and_a_full_one_leaves_them_to_its_task() {
+        let (ours, mut theirs) = tokio::io::duplex(128);
+        let link = Link::new(ours, ClientId::random());
+        let mut frames = vec![notif(1)].into_iter();
+        assert!(
+            link.drain(&mut || frames.next()),
+            "written in full: nothing to wake"
+        );
+        let mut got = [0u8; 128];
+        let n = theirs.read(&mut got).await.unwrap();
+        assert_eq!(got[0], 0x81, "a final text frame");
+        assert!(std::str::from_utf8(&got[2..n]).unwrap().contains(".1\""));
+
+        // 128 bytes of room: a batch of frames does not fit, the rest waits in `out`.
+        let mut frames = (2..6).map(notif);
+        assert!(
+            !link.drain(&mut || frames.next()),
+            "the task must finish the write"
+        );
+        assert!(
+            !link.drain(&mut || Some(notif(9))),
+            "nothing jumps a pending write"
+        );
+        let mut all = Vec::new();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = theirs.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
+            all
+        });
+        link.flush().await.unwrap();
+        link.shut();
+        let all = String::from_utf8_lossy(&reader.await.unwrap()).into_owned();
+        let seqs: Vec<usize> = (2..6).map(|s| all.find(&format!(".{s}\"")).unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {all}");
+        assert!(!all.contains(".9\""), "frame 9 stayed queued for the task");
+    }
+
+    #[tokio::test]
+    async fn a_bye_leaves_the_rest_to_the_task_and_nothing_follows_it() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let link = Link::new(ours, ClientId::random());
+        let mut frames = vec![Outgoing::Bye(ByeReason::Disconnected), notif(1)].into_iter();
+        assert!(!link.drain(&mut || frames.next()));
+        assert!(frames.next().is_some(), "the frame after the bye was not taken");
+        assert!(link.lock().ending);
+        assert!(!link.drain(&mut || Some(notif(2))));
+    }
+}

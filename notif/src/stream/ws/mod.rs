@@ -1,0 +1,257 @@
+//! WebSocket transport: the same frames as SSE, one JSON text message each. Browsers allow only
+//! six HTTP/1.1 connections per host, so one SSE stream per tab freezes the seventh tab's
+//! server function calls; WebSockets do not count against that limit.
+//!
+//! notif speaks the protocol itself rather than through a WebSocket library: the socket is
+//! shared with the hub, so a notify pass writes a tab's frame at once when the socket is free
+//! instead of waking the connection's task (see `link.rs`). That halves the CPU spent per
+//! delivery outside the kernel.
+mod frame;
+mod link;
+
+use std::{pin::pin, sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::Request,
+    response::{IntoResponse, Response},
+};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Session, WRITE_BATCH};
+use crate::{hub::queue::TryRecvError, wire::encode_ws, Hub, Identity, EVENT_HELLO};
+use frame::Incoming;
+use link::{Link, Read};
+
+/// How long a closing connection may take to write its last frames before it is dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a request is not a WebSocket handshake notif accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum HandshakeRefused {
+    #[error("not a WebSocket upgrade: send `Connection: Upgrade` and `Upgrade: websocket`")]
+    NotUpgrade,
+    #[error("unsupported WebSocket version: send `Sec-WebSocket-Version: 13`")]
+    Version,
+    #[error("missing `Sec-WebSocket-Key` header")]
+    NoKey,
+    #[error("this connection cannot be upgraded (HTTP/1.1 is required)")]
+    NotUpgradable,
+}
+
+impl IntoResponse for HandshakeRefused {
+    fn into_response(self) -> Response {
+        let status = match self {
+            HandshakeRefused::NotUpgradable => StatusCode::UPGRADE_REQUIRED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        (status, self.to_string()).into_response()
+    }
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// The `Sec-WebSocket-Accept` answer to a handshake, or why there is none.
+fn accept(headers: &HeaderMap) -> Result<HeaderValue, HandshakeRefused> {
+    use base64::Engine;
+    use sha1::Digest;
+    if !has_token(headers, header::CONNECTION, "upgrade") || !has_token(headers, header::UPGRADE, "websocket")
+    {
+        return Err(HandshakeRefused::NotUpgrade);
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(HandshakeRefused::Version);
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(HandshakeRefused::NoKey)?;
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key.as_bytes());
+    sha1.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    let accept = base64::engine::general_purpose::STANDARD.encode(sha1.finalize());
+    HeaderValue::from_str(&accept).map_err(|_| HandshakeRefused::NoKey)
+}
+
+/// Checks the request, starts the tab's session, then upgrades.
+pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let accept = match accept(&parts.headers) {
+        Ok(accept) => accept,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some(upgrade) = parts.extensions.remove::<OnUpgrade>() else {
+        return HandshakeRefused::NotUpgradable.into_response();
+    };
+    let session = match hub.start_session(&parts).await {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => run(TokioIo::new(upgraded), session, hub).await,
+            // Dropping the session starts the tab's resume window, as for any ended stream.
+            Err(error) => tracing::debug!(%error, "notif: WebSocket upgrade failed"),
+        }
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    response
+}
+
+/// What a turn of the connection's loop leaves to do.
+enum Step {
+    /// Write what was encoded, then carry on.
+    Write,
+    /// Write what was encoded (ending with a close frame), then end.
+    Finish,
+    /// The connection is gone.
+    Gone,
+}
+
+async fn run<I, S>(stream: S, mut session: Session<I>, hub: Hub<I>)
+where
+    I: Identity,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let link = Arc::new(Link::new(stream, session.client));
+    {
+        let mut io = link.lock();
+        let hello = serde_json::to_string(&session.hello()).unwrap_or_default();
+        let first = encode_ws(EVENT_HELLO, Some(format_args!("{}", session.hello_id())), &hello);
+        io.put(frame::TEXT, first.as_bytes());
+        for (seq, data) in std::mem::take(&mut session.replay) {
+            io.queue(crate::hub::Outgoing::Notif { seq, data });
+        }
+    }
+    if link.flush().await.is_ok() {
+        // From here on, frames may be written by whoever queues them.
+        session.open.set_direct(link.clone());
+        serve(&link, &mut session, &hub).await;
+    }
+    link.shut();
+}
+
+async fn serve<I, S>(link: &Link<S>, session: &mut Session<I>, hub: &Hub<I>)
+where
+    I: Identity,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    // The hub's shared clock; a connection that wrote since the last tick needs no ping.
+    let mut beat = pin!(hub.heartbeat());
+    loop {
+        let step = tokio::select! {
+            // Frames first: a wake for a frame then polls neither the socket nor the clock.
+            biased;
+            () = session.open.ready() => {
+                let mut io = link.lock();
+                // A notify pass may have written frames meanwhile, or queued a bye.
+                let mut end = io.ending;
+                let mut taken = 0;
+                while !end && taken < WRITE_BATCH {
+                    match session.open.take() {
+                        Ok(frame) => {
+                            io.queue(frame);
+                            taken += 1;
+                            end = io.ending;
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Closed) => end = true,
+                    }
+                }
+                if end {
+                    io.put_close(None);
+                    Step::Finish
+                } else {
+                    Step::Write
+                }
+            }
+            read = link.read() => match read {
+                Read::Frame(Incoming::Ping(payload)) => {
+                    link.lock().put(frame::PONG, &payload);
+                    Step::Write
+                }
+                Read::Frame(Incoming::Close(code)) => {
+                    // Echo the client's code, as the protocol asks.
+                    link.lock().put_close(code);
+                    Step::Finish
+                }
+                Read::Frame(Incoming::Ignored) => Step::Write,
+                Read::Violation(code) => {
+                    link.lock().put_close(Some(code));
+                    Step::Finish
+                }
+                Read::Gone => Step::Gone,
+            },
+            () = &mut beat => {
+                beat.set(hub.heartbeat());
+                let mut io = link.lock();
+                if !std::mem::take(&mut io.wrote) {
+                    io.put(frame::PING, &[]);
+                }
+                Step::Write
+            }
+        };
+        match step {
+            Step::Write => {
+                if link.flush().await.is_err() {
+                    return;
+                }
+            }
+            Step::Finish => {
+                let _ = tokio::time::timeout(CLOSE_WAIT, link.flush()).await;
+                return;
+            }
+            Step::Gone => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn the_accept_key_is_the_rfcs_and_bad_handshakes_say_why() {
+        let good = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        // RFC 6455 §1.3's example.
+        assert_eq!(accept(&handshake(&good)).unwrap(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(accept(&handshake(&good[1..])), Err(HandshakeRefused::NotUpgrade));
+        let mut old = good;
+        old[2].1 = "8";
+        assert_eq!(accept(&handshake(&old)), Err(HandshakeRefused::Version));
+        assert_eq!(accept(&handshake(&good[..3])), Err(HandshakeRefused::NoKey));
+    }
+}
