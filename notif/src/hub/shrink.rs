@@ -16,7 +16,7 @@ pub(super) trait Shrink {
     fn shrink_to(&mut self, min: usize);
 }
 
-impl<K: Eq + std::hash::Hash, V> Shrink for HashMap<K, V> {
+impl<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher> Shrink for HashMap<K, V, S> {
     fn len(&self) -> usize {
         HashMap::len(self)
     }
@@ -28,7 +28,7 @@ impl<K: Eq + std::hash::Hash, V> Shrink for HashMap<K, V> {
     }
 }
 
-impl<K: Eq + std::hash::Hash> Shrink for HashSet<K> {
+impl<K: Eq + std::hash::Hash, S: std::hash::BuildHasher> Shrink for HashSet<K, S> {
     fn len(&self) -> usize {
         HashSet::len(self)
     }

@@ -1,9 +1,6 @@
 //! The hub's tables: tabs by id, listeners by key, tabs by identity. Plain data behind one
 //! mutex; every method is synchronous so the lock is never held across an `.await`.
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use super::{
     queue::{self, TrySendError},
@@ -11,7 +8,10 @@ use super::{
     shrink::shrink,
     Metrics,
 };
-use crate::{ByeReason, ClientId, Identity, ListenError, Topic};
+use crate::{
+    client_id::{IdMap, IdSet},
+    ByeReason, ClientId, Identity, ListenError, Topic,
+};
 
 /// Frames queued by one pass that still have to be written or their connections woken, once
 /// the hub's lock is released.
@@ -117,8 +117,8 @@ pub(crate) struct Resumed {
 }
 
 pub(crate) struct State<I> {
-    tabs: HashMap<ClientId, Tab<I>>,
-    keys: HashMap<KeyId, HashSet<ClientId>>,
+    tabs: IdMap<Tab<I>>,
+    keys: HashMap<KeyId, IdSet>,
     /// Tabs per identity: usually one or a few, so a vector.
     identities: HashMap<I, Vec<ClientId>>,
     listens: usize,
@@ -130,7 +130,7 @@ pub(crate) struct State<I> {
 impl<I> Default for State<I> {
     fn default() -> Self {
         State {
-            tabs: HashMap::new(),
+            tabs: IdMap::default(),
             keys: HashMap::new(),
             identities: HashMap::new(),
             listens: 0,

@@ -14,7 +14,12 @@ pub(super) const TOO_BIG: u16 = 1009;
 
 /// Appends one final, unmasked frame.
 pub(super) fn put(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    let len = payload.len();
+    put_header(out, opcode, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Appends the header of a final, unmasked frame of `len` bytes; the payload must follow.
+pub(super) fn put_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
     out.reserve(len + 10);
     out.push(0x80 | opcode);
     if len < 126 {
@@ -26,7 +31,6 @@ pub(super) fn put(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
         out.push(127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    out.extend_from_slice(payload);
 }
 
 /// A close frame carrying `code`.

@@ -27,6 +27,22 @@ const READ_CHUNK: usize = 512;
 /// a burst's larger buffer is given back.
 const KEPT_OUT: usize = 1024;
 
+/// What follows a notification frame's id.
+const DATA: &[u8] = b"\",\"data\":";
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// What reading from the client came to.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Read {
@@ -41,7 +57,8 @@ pub(super) enum Read {
 pub(super) struct Io<S> {
     /// `None` once the connection's task ended: the socket is closed.
     stream: Option<S>,
-    client: ClientId,
+    /// `{"event":"notif","id":"<client>.`: what every notification frame starts with.
+    prefix: Box<str>,
     /// Encoded frames; the first `sent` bytes are written.
     out: Vec<u8>,
     sent: usize,
@@ -59,7 +76,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     pub fn queue(&mut self, frame: Outgoing) {
         let text = match frame {
             Outgoing::Notif { seq, data } => {
-                encode_ws(EVENT_NOTIF, Some(format_args!("{}.{seq}", self.client)), &data)
+                // What `encode_ws` writes, in place: this runs once per delivery.
+                let mut digits = [0u8; 20];
+                let seq = decimal(seq, &mut digits);
+                let len = self.prefix.len() + seq.len() + DATA.len() + data.len() + 1;
+                frame::put_header(&mut self.out, frame::TEXT, len);
+                for part in [self.prefix.as_bytes(), seq, DATA, data.as_bytes(), b"}"] {
+                    self.out.extend_from_slice(part);
+                }
+                return;
             }
             Outgoing::Bye(reason) => {
                 self.ending = true;
@@ -156,7 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         Link {
             io: Mutex::new(Io {
                 stream: Some(stream),
-                client,
+                prefix: format!("{{\"event\":\"{EVENT_NOTIF}\",\"id\":\"{client}.").into(),
                 out: Vec::new(),
                 sent: 0,
                 inbox: Vec::new(),
@@ -227,6 +252,25 @@ mod tests {
         Outgoing::Notif {
             seq,
             data: Arc::from("{}"),
+        }
+    }
+
+    #[test]
+    fn notification_frames_are_encode_ws_text_frames() {
+        let client = ClientId::random();
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let link = Link::new(ours, client);
+        let mut io = link.lock();
+        for (seq, data) in [(0, "{}".to_owned()), (u64::MAX, "x".repeat(200))] {
+            io.out.clear();
+            io.queue(Outgoing::Notif {
+                seq,
+                data: Arc::from(data.as_str()),
+            });
+            let text = encode_ws(EVENT_NOTIF, Some(format_args!("{client}.{seq}")), &data);
+            let mut want = Vec::new();
+            frame::put(&mut want, frame::TEXT, text.as_bytes());
+            assert_eq!(io.out, want, "seq {seq}");
         }
     }
 
