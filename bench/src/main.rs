@@ -6,6 +6,7 @@
 //!              [--rates 100,200] [--seconds 5] [--settle 5] [--publish-url URL] [--pid PID]
 //! bench idle   --url URL [--target ws|sse|socketio] [--streams 1000] [--processes 1] [--pid PID]
 //!              [--after 0,30,60]
+//! bench floor  [--streams 1000] [--rounds 50]              the machine's floor: raw writes, no notif
 //! bench smoke                                              in-process, seconds: asserts zero loss
 //! ```
 //! Latency is timed from each notification's *scheduled* send time (so a stalled publisher
@@ -13,6 +14,7 @@
 //! memory and CPU are read from /proc. See docs/BENCHMARKS.md for the scenarios.
 mod client;
 mod fanout;
+mod floor;
 mod idle;
 mod procstat;
 mod serve;
@@ -21,6 +23,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use client::Target;
 use fanout::{run_fanout, Fanout};
+use floor::{run_floor, Floor};
 use idle::{hold, run_idle, Idle};
 
 // jemalloc with its background thread gives freed memory back to the system even while the
@@ -86,7 +89,7 @@ impl Args {
 }
 
 const USAGE: &str =
-    "usage: bench serve|fanout|idle|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
+    "usage: bench serve|fanout|idle|floor|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,6 +99,7 @@ fn main() {
         Some("fanout") => local(fanout_command(&args[1..])),
         Some("idle") => local(idle_command(&args[1..])),
         Some("hold") => local(hold_command(&args[1..])),
+        Some("floor") => local(floor_command(&args[1..])),
         _ => Err(USAGE.into()),
     };
     if let Err(error) = result {
@@ -211,6 +215,17 @@ async fn idle_command(args: &[String]) -> Result<(), String> {
     .await
 }
 
+async fn floor_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["--streams", "--rounds"])?;
+    let report = run_floor(Floor {
+        streams: args.or("--streams", 1000)?,
+        rounds: args.or::<usize>("--rounds", 50)?.max(1),
+    })
+    .await?;
+    println!("{report}");
+    Ok(())
+}
+
 async fn hold_command(args: &[String]) -> Result<(), String> {
     let args = Args::parse(args, &["--url", "--target", "--first", "--streams"])?;
     hold(
@@ -264,5 +279,13 @@ async fn smoke() -> Result<(), String> {
             ));
         }
     }
+    println!(
+        "{}",
+        run_floor(Floor {
+            streams: 20,
+            rounds: 2
+        })
+        .await?
+    );
     Ok(())
 }

@@ -163,3 +163,75 @@ async fn idle_sockets_all_get_the_hubs_heartbeat() {
         }
     }
 }
+
+/// Passes on several keys at once, from two worker threads, reach every tab whole and in order.
+/// Each pass writes frames straight to the sockets (passes to 40 tabs go through the hub's writer
+/// task), racing the other passes and the connections' own tasks: frames must still leave each
+/// tab's queue in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_passes_reach_every_tab_whole_and_in_order() {
+    const TABS: usize = 40;
+    const KEYS: usize = 4;
+    // 240 frames per tab: under the queue's cap (256), since the passes may outrun every write.
+    const EACH: usize = 60;
+    let server = TestServer::start().await;
+    let mut sockets = Vec::new();
+    for tab in 0..TABS {
+        let user = format!("user{tab}");
+        let mut socket = connect(&server, &user, None).await.unwrap();
+        let client = next(&mut socket).await.data["client"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for key in 0..KEYS {
+            let key = format!("k{key}");
+            let (status, body) = server
+                .call_as(Some(&user), Some(&client), "t/listen_chat", &[("key", &key)])
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        sockets.push((client, socket));
+    }
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|(client, mut socket)| {
+            tokio::spawn(async move {
+                let mut last: [Option<usize>; KEYS] = [None; KEYS];
+                for seq in 1..=KEYS * EACH {
+                    let frame = next(&mut socket).await;
+                    assert_eq!(
+                        frame.id,
+                        Some(format!("{client}.{seq}")),
+                        "numbered in order, none missing"
+                    );
+                    let message = frame.data["message"].as_str().unwrap().to_owned();
+                    let (key, n) = message.split_once(':').unwrap();
+                    let (key, n): (usize, usize) = (key.parse().unwrap(), n.parse().unwrap());
+                    assert_eq!(n, last[key].map_or(0, |l| l + 1), "key k{key} out of order");
+                    last[key] = Some(n);
+                }
+            })
+        })
+        .collect();
+    let passes: Vec<_> = (0..KEYS)
+        .map(|key| {
+            let hub = server.hub.clone();
+            tokio::spawn(async move {
+                for n in 0..EACH {
+                    let sent = hub
+                        .notify::<common::Chat>(
+                            &format!("k{key}"),
+                            &format!("{key}:{n}"),
+                            notif::Exclude::Nobody,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(sent, TABS);
+                }
+            })
+        })
+        .collect();
+    for task in passes.into_iter().chain(readers) {
+        task.await.unwrap();
+    }
+}

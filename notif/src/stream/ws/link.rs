@@ -318,6 +318,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn frames_leave_the_queue_only_under_the_connections_lock() {
+        let (ours, _theirs) = tokio::io::duplex(4096);
+        let link = Link::new(ours, ClientId::random());
+        let mut left = vec![notif(2), notif(1)];
+        let mut pop = || {
+            // What keeps frames in order: nobody else can take or write one meanwhile.
+            assert!(
+                link.io.try_lock().is_err(),
+                "popped without holding the connection"
+            );
+            left.pop()
+        };
+        assert!(link.drain(&mut pop));
+        assert!(left.is_empty());
+
+        let held = link.lock();
+        let mut popped = false;
+        assert!(!link.drain(&mut || {
+            popped = true;
+            None
+        }));
+        assert!(!popped, "a busy connection leaves its frames to its task");
+        drop(held);
+    }
+
+    #[tokio::test]
     async fn a_bye_leaves_the_rest_to_the_task_and_nothing_follows_it() {
         let (ours, _theirs) = tokio::io::duplex(1024);
         let link = Link::new(ours, ClientId::random());
