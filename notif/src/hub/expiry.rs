@@ -74,7 +74,13 @@ impl<I: Identity> Hub<I> {
         };
         let deadline = Instant::now() + window;
         if self.expiries().push(deadline, client, epoch) {
-            runtime.spawn(self.clone().sweep_expiries(deadline));
+            // The guard goes into the task's future: dropped unpolled, it still lets the next
+            // close start a sweeper.
+            let sweeping = Sweeping {
+                hub: self.clone(),
+                finished: false,
+            };
+            runtime.spawn(sweep_expiries(sweeping, deadline));
         }
     }
 
@@ -84,42 +90,41 @@ impl<I: Identity> Hub<I> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
 
-    /// Forgets closed tabs as their windows pass, until none is waiting.
-    async fn sweep_expiries(self, first: Instant) {
-        /// A sweeper dropped unfinished (its runtime shut down) lets the next close start another.
-        struct Sweeping<I: Identity> {
-            hub: Hub<I>,
-            finished: bool,
+/// A sweeper's place: one dropped unfinished (its runtime shut down) lets the next close start
+/// another.
+struct Sweeping<I: Identity> {
+    hub: Hub<I>,
+    finished: bool,
+}
+
+impl<I: Identity> Drop for Sweeping<I> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.hub.expiries().stopped();
         }
-        impl<I: Identity> Drop for Sweeping<I> {
-            fn drop(&mut self) {
-                if !self.finished {
-                    self.hub.expiries().stopped();
-                }
+    }
+}
+
+/// Forgets closed tabs as their windows pass, until none is waiting.
+async fn sweep_expiries<I: Identity>(mut sweeping: Sweeping<I>, first: Instant) {
+    let mut next = first;
+    loop {
+        tokio::time::sleep_until(next).await;
+        let hub = &sweeping.hub;
+        let (due, after) = hub.expiries().take_due(Instant::now());
+        if !due.is_empty() {
+            let mut state = hub.state();
+            for (client, epoch) in due {
+                state.expire(client, epoch);
             }
         }
-        let mut sweeping = Sweeping {
-            hub: self,
-            finished: false,
-        };
-        let mut next = first;
-        loop {
-            tokio::time::sleep_until(next).await;
-            let hub = &sweeping.hub;
-            let (due, after) = hub.expiries().take_due(Instant::now());
-            if !due.is_empty() {
-                let mut state = hub.state();
-                for (client, epoch) in due {
-                    state.expire(client, epoch);
-                }
-            }
-            match after {
-                Some(deadline) => next = deadline,
-                None => {
-                    sweeping.finished = true;
-                    return;
-                }
+        match after {
+            Some(deadline) => next = deadline,
+            None => {
+                sweeping.finished = true;
+                return;
             }
         }
     }
@@ -158,6 +163,34 @@ mod tests {
             expiries.push(at(70), a, 2),
             "a new sweeper once the last one stopped"
         );
+    }
+
+    #[test]
+    fn a_sweeper_dropped_with_its_runtime_lets_the_next_close_start_another() {
+        let hub = hub_with_window();
+        let gone = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        gone.block_on(async {
+            let (client, rx) = hub.open(None);
+            drop(rx);
+            hub.closed(client, 0);
+        });
+        // The sweeper it spawned never ran.
+        drop(gone);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, rx) = hub.open(None);
+            drop(rx);
+            hub.closed(client, 0);
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            assert_eq!(hub.metrics().tabs, 0, "both windows passed: both tabs are gone");
+        });
     }
 
     #[tokio::test(start_paused = true)]

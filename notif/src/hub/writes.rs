@@ -42,29 +42,31 @@ impl Writes {
         if backlog.writers < runtime.metrics().num_workers() {
             backlog.writers += 1;
             drop(backlog);
-            runtime.spawn(write(self.backlog.clone()));
+            // The guard goes into the task's future: dropped unpolled, it still gives its place back.
+            runtime.spawn(write(Writer {
+                backlog: self.backlog.clone(),
+                finished: false,
+            }));
+        }
+    }
+}
+
+/// A writer task's place: one dropped unfinished (its runtime shut down) leaves room for another.
+struct Writer {
+    backlog: Arc<Mutex<Backlog>>,
+    finished: bool,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.finished {
+            lock(&self.backlog).writers -= 1;
         }
     }
 }
 
 /// Works through the backlog until it is empty.
-async fn write(backlog: Arc<Mutex<Backlog>>) {
-    /// A writer dropped unfinished (its runtime shut down) leaves room for another.
-    struct Writer {
-        backlog: Arc<Mutex<Backlog>>,
-        finished: bool,
-    }
-    impl Drop for Writer {
-        fn drop(&mut self) {
-            if !self.finished {
-                lock(&self.backlog).writers -= 1;
-            }
-        }
-    }
-    let mut writer = Writer {
-        backlog,
-        finished: false,
-    };
+async fn write(mut writer: Writer) {
     loop {
         let pass = {
             let mut backlog = lock(&writer.backlog);
@@ -84,5 +86,89 @@ async fn write(backlog: Arc<Mutex<Backlog>>) {
             // Thousands of sockets take a while: let other tasks in meanwhile.
             tokio::task::consume_budget().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::hub::{queue, Outgoing};
+
+    /// `n` tabs' queues, each with one frame just pushed: their receivers and the pass's wakes.
+    fn pass(
+        n: usize,
+    ) -> (
+        Vec<queue::Sender<Outgoing>>,
+        Vec<queue::Receiver<Outgoing>>,
+        Wakes,
+    ) {
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| queue::channel(4)).unzip();
+        let frame = || Outgoing::Notif {
+            seq: 1,
+            data: Arc::from("{}"),
+        };
+        let wakes = senders
+            .iter()
+            .map(|tx| {
+                tx.push_quiet(frame())
+                    .unwrap()
+                    .expect("an empty queue gives a wake")
+            })
+            .collect();
+        (senders, receivers, wakes)
+    }
+
+    fn writers(writes: &Writes) -> usize {
+        lock(&writes.backlog).writers
+    }
+
+    #[tokio::test]
+    async fn a_small_pass_is_sent_at_once_a_large_one_by_a_writer_that_stops_when_done() {
+        let writes = Writes::default();
+        let (_tx, receivers, wakes) = pass(WRITTEN_INLINE);
+        writes.send(wakes);
+        assert_eq!(writers(&writes), 0, "no task for a small pass");
+        for rx in &receivers {
+            // Woken already: resolves without anything else running.
+            futures::FutureExt::now_or_never(rx.ready()).expect("woken before send returned");
+        }
+
+        let (_tx, receivers, wakes) = pass(WRITTEN_INLINE + 1);
+        writes.send(wakes);
+        assert_eq!(writers(&writes), 1, "one writer on a one-worker runtime");
+        let (_tx2, receivers2, wakes2) = pass(WRITTEN_INLINE + 1);
+        writes.send(wakes2);
+        assert_eq!(writers(&writes), 1, "the second pass waits for the same writer");
+        for rx in receivers.iter().chain(&receivers2) {
+            tokio::time::timeout(std::time::Duration::from_secs(5), rx.ready())
+                .await
+                .expect("the writer woke every tab");
+        }
+        while writers(&writes) > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(lock(&writes.backlog).passes.is_empty());
+    }
+
+    #[test]
+    fn a_writer_dropped_with_its_runtime_leaves_room_for_the_next() {
+        let writes = Writes::default();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (_tx, _rx, wakes) = pass(WRITTEN_INLINE + 1);
+        runtime.block_on(async { writes.send(wakes) });
+        assert_eq!(writers(&writes), 1);
+        drop(runtime);
+        assert_eq!(writers(&writes), 0, "the unfinished writer gave its place back");
+
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (_tx, receivers, wakes) = pass(WRITTEN_INLINE + 1);
+        runtime.block_on(async {
+            writes.send(wakes);
+            for rx in &receivers {
+                rx.ready().await;
+            }
+        });
     }
 }
