@@ -42,7 +42,9 @@ const SHARED_ENCODINGS: usize = 32;
 impl<I: Identity> Hub<I> {
     /// Sends `event` to every tab listening on `key` now, minus `exclude`. Each recipient
     /// identity gets `T::prepare(identity, event)`, computed once per identity; equal messages
-    /// are encoded once. Returns how many tabs a frame was queued for.
+    /// are encoded once. Returns how many tabs a frame was queued for: a notification to a few
+    /// tabs is written to their WebSockets before this returns, one to many tabs by the hub's
+    /// writer tasks just after, so a caller never waits for thousands of writes.
     pub async fn notify<T: Topic<Identity = I>>(
         &self,
         key: &T::Key,
