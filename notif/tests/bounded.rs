@@ -10,17 +10,32 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn a_tab_that_never_reads_is_cut_at_its_queue_cap() {
+    never_reads(b"GET /notif/stream HTTP/1.1\r\nhost: test\r\nx-user: slow\r\n\r\n").await;
+}
+
+/// Over a WebSocket, notify passes write straight to the socket until it is full; then the
+/// connection's task holds what is left, the queue fills, and the tab is cut all the same.
+#[tokio::test]
+async fn a_websocket_tab_that_never_reads_is_cut_at_its_queue_cap() {
+    never_reads(
+        b"GET /notif/ws HTTP/1.1\r\nhost: test\r\nx-user: slow\r\nconnection: Upgrade\r\n\
+          upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+          sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+}
+
+/// Opens a stream with `request` on a raw connection that reads up to the hello and then
+/// nothing ever again; notifies until the tab is cut off.
+async fn never_reads(request: &[u8]) {
     let server = TestServer::with_config(Config {
         queue_capacity: 16,
         resume_window: Duration::from_secs(30),
         ..Config::default()
     })
     .await;
-    // A raw connection that reads the hello and then nothing ever again.
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    slow.write_all(b"GET /notif/stream HTTP/1.1\r\nhost: test\r\nx-user: slow\r\n\r\n")
-        .await
-        .unwrap();
+    slow.write_all(request).await.unwrap();
     let mut head = Vec::new();
     while !String::from_utf8_lossy(&head).contains("\"recovered\"") {
         let mut chunk = [0u8; 1024];
