@@ -6,7 +6,7 @@
 //!              [--rates 100,200] [--seconds 5] [--settle 5] [--publish-url URL] [--pid PID]
 //! bench idle   --url URL [--target ws|sse|socketio] [--streams 1000] [--processes 1] [--pid PID]
 //!              [--after 0,30,60]
-//! bench floor  [--streams 1000] [--rounds 50]              the machine's floor: raw writes, no notif
+//! bench floor  [--streams 1000] [--rounds 50] [--reader-cpu 1]   the machine's floor: raw writes
 //! bench smoke                                              in-process, seconds: asserts zero loss
 //! ```
 //! Latency is timed from each notification's *scheduled* send time (so a stalled publisher
@@ -23,7 +23,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use client::Target;
 use fanout::{run_fanout, Fanout};
-use floor::{run_floor, Floor};
+use floor::{read_floor, run_floor, Floor};
 use idle::{hold, run_idle, Idle};
 
 // jemalloc with its background thread gives freed memory back to the system even while the
@@ -99,7 +99,8 @@ fn main() {
         Some("fanout") => local(fanout_command(&args[1..])),
         Some("idle") => local(idle_command(&args[1..])),
         Some("hold") => local(hold_command(&args[1..])),
-        Some("floor") => local(floor_command(&args[1..])),
+        Some("floor") => floor_command(&args[1..]),
+        Some("floor-read") => local(floor_read_command(&args[1..])),
         _ => Err(USAGE.into()),
     };
     if let Err(error) = result {
@@ -215,14 +216,28 @@ async fn idle_command(args: &[String]) -> Result<(), String> {
     .await
 }
 
-async fn floor_command(args: &[String]) -> Result<(), String> {
-    let args = Args::parse(args, &["--streams", "--rounds"])?;
+fn floor_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["--streams", "--rounds", "--reader-cpu"])?;
     let report = run_floor(Floor {
         streams: args.or("--streams", 1000)?,
         rounds: args.or::<usize>("--rounds", 50)?.max(1),
-    })
-    .await?;
+        reader_cpu: args
+            .get("--reader-cpu")
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| "--reader-cpu: not a core number")?,
+    })?;
     println!("{report}");
+    Ok(())
+}
+
+/// `bench floor`'s reader, started by it: `floor-read ADDR STREAMS ROUNDS`.
+async fn floor_read_command(args: &[String]) -> Result<(), String> {
+    let [addr, streams, rounds] = args else {
+        return Err("floor-read ADDR STREAMS ROUNDS (started by `bench floor`)".into());
+    };
+    let number = |v: &str| v.parse::<usize>().map_err(|_| format!("{v}: not a number"));
+    println!("{}", read_floor(addr, number(streams)?, number(rounds)?).await?);
     Ok(())
 }
 
@@ -279,13 +294,11 @@ async fn smoke() -> Result<(), String> {
             ));
         }
     }
-    println!(
-        "{}",
-        run_floor(Floor {
-            streams: 20,
-            rounds: 2
-        })
-        .await?
-    );
+    let floor = Floor {
+        streams: 20,
+        rounds: 2,
+        reader_cpu: None,
+    };
+    println!("{}", run_floor(floor)?);
     Ok(())
 }
