@@ -235,3 +235,36 @@ async fn concurrent_passes_reach_every_tab_whole_and_in_order() {
         task.await.unwrap();
     }
 }
+
+/// notif speaks the protocol itself: a client's ping gets its pong, and a client's close is
+/// echoed with its code and ends the tab's connection.
+#[tokio::test]
+async fn pings_are_answered_and_a_close_is_echoed_and_ends_the_connection() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+
+    let server = TestServer::start().await;
+    let mut socket = connect(&server, "alice", None).await.unwrap();
+    next(&mut socket).await;
+    assert_eq!(server.hub.metrics().connected, 1);
+    socket.send(Message::Ping(b"hi"[..].into())).await.unwrap();
+    let pong = next_message(&mut socket, |m| matches!(m, Message::Pong(_))).await;
+    assert_eq!(pong, Message::Pong(b"hi"[..].into()));
+
+    socket
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: "".into(),
+        })))
+        .await
+        .unwrap();
+    let echoed = next_message(&mut socket, |m| matches!(m, Message::Close(_))).await;
+    match echoed {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected the close echoed with its code, got {other:?}"),
+    }
+    common::eventually("the tab's connection ended", || {
+        server.hub.metrics().connected == 0
+    })
+    .await;
+}

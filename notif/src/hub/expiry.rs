@@ -168,10 +168,14 @@ mod tests {
     #[test]
     fn a_sweeper_dropped_with_its_runtime_lets_the_next_close_start_another() {
         let hub = hub_with_window();
-        let gone = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let runtime = |paused| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(paused)
+                .build()
+                .unwrap()
+        };
+        let gone = runtime(false);
         gone.block_on(async {
             let (client, rx) = hub.open(None);
             drop(rx);
@@ -179,12 +183,7 @@ mod tests {
         });
         // The sweeper it spawned never ran.
         drop(gone);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        runtime(true).block_on(async {
             let (client, rx) = hub.open(None);
             drop(rx);
             hub.closed(client, 0);

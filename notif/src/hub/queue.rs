@@ -166,8 +166,7 @@ impl<T> Receiver<T> {
             match self.try_recv() {
                 Ok(frame) => return Some(frame),
                 Err(TryRecvError::Closed) => return None,
-                // A notify between the check and this wait leaves a permit: nothing is missed.
-                Err(TryRecvError::Empty) => self.shared.ready.notified().await,
+                Err(TryRecvError::Empty) => self.ready().await,
             }
         }
     }

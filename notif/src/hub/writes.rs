@@ -33,9 +33,11 @@ fn lock(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
 impl Writes {
     /// Writes a pass's frames (or wakes their connections), now or soon.
     pub fn send(&self, wakes: Wakes) {
-        let runtime = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) if wakes.len() > WRITTEN_INLINE => runtime,
-            _ => return wakes.into_iter().for_each(Wake::finish),
+        if wakes.len() <= WRITTEN_INLINE {
+            return wakes.into_iter().for_each(Wake::finish);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return wakes.into_iter().for_each(Wake::finish);
         };
         let mut backlog = lock(&self.backlog);
         backlog.passes.push_back(wakes);

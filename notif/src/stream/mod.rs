@@ -164,8 +164,8 @@ pub(crate) struct OpenTab<I: Identity> {
 impl<I: Identity> OpenTab<I> {
     /// The next frame; `None` once the stream is over (after a `bye`, or the tab was dropped).
     pub async fn next(&mut self) -> Option<Outgoing> {
-        let frame = self.rx.as_mut()?.recv().await;
-        self.taken(frame)
+        let frame = self.rx.as_mut()?.recv().await?;
+        Some(self.taken(frame))
     }
 
     /// Resolves once a frame may be queued or the stream is over; [`take`](Self::take) says which.
@@ -178,11 +178,7 @@ impl<I: Identity> OpenTab<I> {
     /// The next queued frame, `Empty`, or `Closed` once the stream is over.
     pub fn take(&mut self) -> Result<Outgoing, queue::TryRecvError> {
         let frame = self.rx.as_mut().ok_or(queue::TryRecvError::Closed)?.try_recv()?;
-        if matches!(frame, Outgoing::Bye(_)) {
-            // Nothing follows a bye.
-            self.rx = None;
-        }
-        Ok(frame)
+        Ok(self.taken(frame))
     }
 
     /// Lets whoever queues a frame for this tab write it through `direct`.
@@ -192,8 +188,8 @@ impl<I: Identity> OpenTab<I> {
         }
     }
 
-    fn taken(&mut self, frame: Option<Outgoing>) -> Option<Outgoing> {
-        if matches!(frame, Some(Outgoing::Bye(_))) {
+    fn taken(&mut self, frame: Outgoing) -> Outgoing {
+        if matches!(frame, Outgoing::Bye(_)) {
             // Nothing follows a bye.
             self.rx = None;
         }

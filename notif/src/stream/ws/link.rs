@@ -46,7 +46,10 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 /// What reading from the client came to.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Read {
-    Frame(Incoming),
+    /// Answer with a pong carrying this payload.
+    Ping(Vec<u8>),
+    /// The client closes, with its status code if it gave one.
+    Close(Option<u16>),
     /// The client broke the protocol: close with this code.
     Violation(u16),
     /// The connection is gone (end of stream or an error).
@@ -150,10 +153,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                     if self.inbox.is_empty() {
                         self.inbox = Vec::new();
                     }
-                    if frame != Incoming::Ignored {
-                        return Poll::Ready(Read::Frame(frame));
+                    match frame {
+                        Incoming::Ping(payload) => return Poll::Ready(Read::Ping(payload)),
+                        Incoming::Close(code) => return Poll::Ready(Read::Close(code)),
+                        Incoming::Ignored => continue,
                     }
-                    continue;
                 }
                 Ok(None) => {}
             }

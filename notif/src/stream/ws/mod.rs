@@ -23,7 +23,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Session, WRITE_BATCH};
 use crate::{hub::queue::TryRecvError, wire::encode_ws, Hub, Identity, EVENT_HELLO};
-use frame::Incoming;
 use link::{Link, Read};
 
 /// How long a closing connection may take to write its last frames before it is dropped.
@@ -183,16 +182,15 @@ where
                 }
             }
             read = link.read() => match read {
-                Read::Frame(Incoming::Ping(payload)) => {
+                Read::Ping(payload) => {
                     link.lock().put(frame::PONG, &payload);
                     Step::Write
                 }
-                Read::Frame(Incoming::Close(code)) => {
+                Read::Close(code) => {
                     // Echo the client's code, as the protocol asks.
                     link.lock().put_close(code);
                     Step::Finish
                 }
-                Read::Frame(Incoming::Ignored) => Step::Write,
                 Read::Violation(code) => {
                     link.lock().put_close(Some(code));
                     Step::Finish
