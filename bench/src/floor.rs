@@ -15,6 +15,8 @@ use std::{
 use hdrhistogram::Histogram;
 use tokio::io::AsyncReadExt;
 
+use crate::procstat::proc_stat;
+
 /// About a notification frame's size.
 const MESSAGE: usize = 120;
 /// Pause between rounds: every round starts with idle sockets, as at light load.
@@ -32,6 +34,26 @@ fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// This process's CPU time (user + system, 10 ms ticks) since `start`, per message. Whichever
+/// side runs out of CPU first sets the arrivals: the writer (whose `write()`s also run the
+/// loopback receive path) or the reader (whose reads also send the ACKs).
+struct Cpu(Option<f64>);
+
+impl Cpu {
+    fn start() -> Self {
+        Cpu(proc_stat(std::process::id()).map(|s| s.cpu_seconds))
+    }
+
+    fn per(&self, messages: usize) -> String {
+        match (self.0, proc_stat(std::process::id())) {
+            (Some(before), Some(now)) if messages > 0 => {
+                format!("{:.2} µs", (now.cpu_seconds - before) * 1e6 / messages as f64)
+            }
+            _ => "unknown (no /proc)".into(),
+        }
+    }
 }
 
 /// The writing side: starts the reader, then writes the rounds. Returns the report.
@@ -67,6 +89,7 @@ pub fn run_floor(floor: Floor) -> Result<String, String> {
     }
     let mut message = [b'.'; MESSAGE];
     let mut took = Vec::with_capacity(rounds);
+    let cpu = Cpu::start();
     for _ in 0..rounds {
         std::thread::sleep(GAP);
         let start = Instant::now();
@@ -76,6 +99,7 @@ pub fn run_floor(floor: Floor) -> Result<String, String> {
         }
         took.push(start.elapsed());
     }
+    let write_cpu = cpu.per(streams * rounds);
     let mut arrivals = String::new();
     let stdout = reader.stdout.take().ok_or("the reader has no output")?;
     for line in BufReader::new(stdout).lines() {
@@ -91,6 +115,7 @@ pub fn run_floor(floor: Floor) -> Result<String, String> {
     Ok(format!(
         "floor: {streams} loopback sockets, {rounds} rounds of one {MESSAGE}-byte write each\n\
          writing a round: {:.2} / {:.2} / {:.2} ms (min / median / max) = {:.2} µs per write\n\
+         writer's CPU per write: {write_cpu}\n\
          {arrivals}",
         round_ms(took[0]),
         round_ms(median),
@@ -113,6 +138,7 @@ pub async fn read_floor(addr: &str, streams: usize, rounds: usize) -> Result<Str
                 .map_err(|e| e.to_string())?,
         );
     }
+    let cpu = Cpu::start();
     let tasks: Vec<_> = sockets
         .into_iter()
         .map(|mut socket| {
@@ -136,10 +162,12 @@ pub async fn read_floor(addr: &str, streams: usize, rounds: usize) -> Result<Str
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
     }
+    let read_cpu = cpu.per(streams * rounds);
     let latency = latency.borrow();
     let ms = |us: u64| us as f64 / 1000.0;
     Ok(format!(
-        "arrival after the round began: p50 {:.2} / p99 {:.2} / max {:.2} ms",
+        "arrival after the round began: p50 {:.2} / p99 {:.2} / max {:.2} ms\n\
+         reader's CPU per message: {read_cpu}",
         ms(latency.value_at_quantile(0.5)),
         ms(latency.value_at_quantile(0.99)),
         ms(latency.max()),
