@@ -104,11 +104,13 @@ pub fn run_floor(floor: Floor) -> Result<String, String> {
     let stdout = reader.stdout.take().ok_or("the reader has no output")?;
     for line in BufReader::new(stdout).lines() {
         arrivals.push_str(&line.map_err(err)?);
+        arrivals.push('\n');
     }
     let status = reader.wait().map_err(err)?;
     if !status.success() || arrivals.is_empty() {
         return Err(format!("the reader failed ({status})"));
     }
+    let arrivals = arrivals.trim_end();
     took.sort();
     let round_ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let median = took[took.len() / 2];
