@@ -48,6 +48,13 @@ impl Cpu {
 
     fn per(&self, messages: usize) -> String {
         match (self.0, proc_stat(std::process::id())) {
+            // /proc counts in 10 ms ticks: a short run may not reach one.
+            (Some(before), Some(now)) if now.cpu_seconds <= before => {
+                format!(
+                    "under {:.2} µs (less than one 10 ms tick)",
+                    1e4 / messages.max(1) as f64
+                )
+            }
             (Some(before), Some(now)) if messages > 0 => {
                 format!("{:.2} µs", (now.cpu_seconds - before) * 1e6 / messages as f64)
             }
