@@ -325,3 +325,15 @@ async fn smoke() -> Result<(), String> {
     println!("{}", run_floor(floor)?);
     Ok(())
 }
+
+#[cfg(all(test, feature = "jemalloc"))]
+mod tests {
+    use tikv_jemalloc_ctl::{Access, AsName};
+
+    #[test]
+    fn a_server_thread_runs_without_jemallocs_thread_cache() {
+        super::no_thread_cache().unwrap();
+        let enabled: bool = b"thread.tcache.enabled\0".name().read().unwrap();
+        assert!(!enabled);
+    }
+}
