@@ -36,9 +36,9 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// This process's CPU time (user + system, 10 ms ticks) since `start`, per message. Whichever
-/// side runs out of CPU first sets the arrivals: the writer (whose `write()`s also run the
-/// loopback receive path) or the reader (whose reads also send the ACKs).
+/// This process's CPU time (user + system, 10 ms ticks) since `start`, per message: how busy
+/// each side's core was during the rounds. The writer's `write()`s include the loopback receive
+/// path; the reader's reads include sending the ACKs.
 struct Cpu(Option<f64>);
 
 impl Cpu {

@@ -260,8 +260,8 @@ async fn hold_command(args: &[String]) -> Result<(), String> {
 
 /// Turns off jemalloc's per-thread cache for the calling thread. A thread's cache keeps objects
 /// it freed for its next allocations; a worker that goes idle after everyone left keeps them,
-/// and each pins a page the allocator could otherwise give back. Without the caches RSS after
-/// 10,000 streams left is 1.08-1.11x its baseline instead of 1.15-1.17x, at no CPU cost this
+/// and each pins a page the allocator could otherwise give back. Same binary with and without
+/// the caches: RSS after 10,000 streams left 1.15x -> 1.11x its baseline, at no CPU cost this
 /// harness can measure (docs/BENCHMARKS.md, "What moved the numbers").
 fn no_thread_cache() -> Result<(), String> {
     #[cfg(feature = "jemalloc")]
