@@ -26,12 +26,16 @@ async fn memory_nodes(n: usize) -> Vec<TestServer> {
 async fn redis_nodes(redis: &RedisServer, n: usize) -> Vec<TestServer> {
     let mut nodes = Vec::new();
     for _ in 0..n {
-        let backplane: Arc<dyn Backplane> = Arc::new(RedisBackplane::new(&redis.url()).unwrap());
-        let node = TestServer::node(config(), Some(backplane)).await;
-        eventually("the node reaches Redis", || node.hub.metrics().backplane_up == 1).await;
-        nodes.push(node);
+        let backplane = RedisBackplane::new(&redis.url()).unwrap();
+        nodes.push(redis_node(config(), backplane).await);
     }
     nodes
+}
+
+async fn redis_node(config: Config, backplane: RedisBackplane) -> TestServer {
+    let node = TestServer::node(config, Some(Arc::new(backplane) as Arc<dyn Backplane>)).await;
+    eventually("the node reaches Redis", || node.hub.metrics().backplane_up == 1).await;
+    node
 }
 
 /// A notify on one node reaches listeners on every node, once each.
@@ -240,4 +244,73 @@ async fn redis_outage_local_delivery_goes_on_then_nodes_reconnect_and_reset_tabs
     b.notify_chat("k", "after").await;
     assert_eq!(alice.next_text().await, "after", "cross-node delivery is back");
     assert_eq!(bob.next_text().await, "after");
+}
+
+/// Notifications published back to back (many within one round trip to Redis) all cross, in
+/// the order they were made.
+#[tokio::test]
+async fn redis_notifications_published_back_to_back_cross_in_order() {
+    let redis = RedisServer::start().await;
+    let roomy = Config {
+        queue_capacity: 4096,
+        ..config()
+    };
+    let a = redis_node(roomy.clone(), RedisBackplane::new(&redis.url()).unwrap()).await;
+    let b = redis_node(roomy, RedisBackplane::new(&redis.url()).unwrap()).await;
+    let mut bob = b.tab(Some("bob")).await;
+    b.listen_chat(&bob, "k").await;
+    for i in 0..1000 {
+        a.notify_chat("k", &i.to_string()).await;
+    }
+    for i in 0..1000 {
+        assert_eq!(bob.next_text().await, i.to_string());
+    }
+}
+
+/// A Redis that stops answering (here: writes paused) is noticed within seconds, not waited on
+/// for ever: the node reports it down, then comes back by itself.
+#[tokio::test]
+async fn redis_that_stops_answering_publishes_is_treated_as_down() {
+    let redis = RedisServer::start().await;
+    let a = redis_node(config(), RedisBackplane::new(&redis.url()).unwrap()).await;
+    redis.pause_writes(Duration::from_secs(4)).await;
+    a.notify_chat("k", "into the void").await;
+    eventually("the node gives up on a publish Redis does not answer", || {
+        a.hub.metrics().backplane_outages >= 1
+    })
+    .await;
+    eventually("and reconnects by itself", || a.hub.metrics().backplane_up == 1).await;
+}
+
+/// Publishes that Redis is slow to take do not pile up without end: past `max_unsent_bytes`
+/// the node treats Redis as down (local delivery goes on), and resets its tabs once it is back.
+#[tokio::test]
+async fn redis_too_far_behind_is_treated_as_down_instead_of_queued_for() {
+    let redis = RedisServer::start().await;
+    let backplane = RedisBackplane::new(&redis.url())
+        .unwrap()
+        .max_unsent_bytes(16 * 1024);
+    let a = redis_node(config(), backplane).await;
+    let mut alice = a.tab(Some("alice")).await;
+    a.listen_chat(&alice, "k").await;
+    // Shorter than the time a node waits for an answer: only the bound can trip.
+    redis.pause_writes(Duration::from_millis(1500)).await;
+    let kilobyte = "x".repeat(1024);
+    for _ in 0..64 {
+        assert_eq!(a.notify_chat("k", &kilobyte).await, 1, "local delivery goes on");
+    }
+    eventually("the node stops queueing for Redis", || {
+        a.hub.metrics().backplane_outages >= 1
+    })
+    .await;
+    for _ in 0..64 {
+        assert_eq!(alice.next_text().await, kilobyte);
+    }
+    let bye = alice.next().await;
+    assert_eq!(
+        bye.event, "bye",
+        "the tab may have missed messages: it starts over"
+    );
+    assert!(bye.data.contains("resync"), "{}", bye.data);
+    assert_eq!(a.hub.metrics().backplane_up, 1);
 }

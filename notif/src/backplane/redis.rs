@@ -1,8 +1,7 @@
 //! The Redis backplane: Redis pub/sub between nodes (feature `redis`).
-use std::{collections::HashSet, sync::Mutex, time::Duration};
+use std::{collections::HashSet, future::Future, pin::Pin, sync::Mutex, time::Duration};
 
-use futures::StreamExt;
-use redis::AsyncCommands;
+use futures::{future::OptionFuture, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Backplane, BackplaneEvent};
@@ -22,6 +21,7 @@ pub struct RedisBackplane {
     client: redis::Client,
     commands: mpsc::UnboundedSender<Command>,
     pending: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
+    max_unsent: usize,
 }
 
 enum Command {
@@ -40,7 +40,17 @@ impl RedisBackplane {
             client,
             commands,
             pending: Mutex::new(Some(pending)),
+            max_unsent: DEFAULT_MAX_UNSENT,
         })
+    }
+
+    /// At most `bytes` of payload published but not yet acknowledged by Redis (default 16 MiB).
+    /// A Redis that falls that far behind is treated as down: what is unsent is dropped, and
+    /// when Redis is back every node resets the tabs that may have missed something, as after
+    /// an outage. Memory stays bounded however slow Redis gets.
+    pub fn max_unsent_bytes(mut self, bytes: usize) -> Self {
+        self.max_unsent = bytes;
+        self
     }
 }
 
@@ -48,7 +58,7 @@ impl Backplane for RedisBackplane {
     fn start(&self, events: mpsc::UnboundedSender<BackplaneEvent>) {
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(commands) = pending {
-            tokio::spawn(drive(self.client.clone(), commands, events));
+            tokio::spawn(drive(self.client.clone(), commands, events, self.max_unsent));
         }
     }
 
@@ -69,6 +79,9 @@ impl Backplane for RedisBackplane {
 
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const LAST_RETRY: Duration = Duration::from_secs(2);
+const DEFAULT_MAX_UNSENT: usize = 16 << 20;
+/// A publish batch not acknowledged within this is a Redis that hangs: treated as down.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Owns the connections. Connected: carries commands and messages until either fails. Down:
 /// records subscriptions (confirming them at once, so listens go on locally), drops publishes,
@@ -77,21 +90,48 @@ async fn drive(
     client: redis::Client,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<BackplaneEvent>,
+    max_unsent: usize,
 ) {
     let mut channels: HashSet<String> = HashSet::new();
     let mut retry = FIRST_RETRY;
     loop {
         match connect(&client, &channels).await {
-            Ok((mut sink, mut stream, mut publisher)) => {
+            Ok((mut sink, mut stream, publisher)) => {
                 retry = FIRST_RETRY;
                 let _ = events.send(BackplaneEvent::Up);
+                let mut unsent = Unsent::new(max_unsent);
+                // One pipeline of publishes in flight; those made meanwhile wait for the next.
+                // One round trip carries everything published during the previous one, in order.
+                let mut in_flight: Option<Pin<Box<dyn Future<Output = bool> + Send>>> = None;
                 loop {
+                    if in_flight.is_none() {
+                        if let Some(pipe) = unsent.next_batch() {
+                            let mut publisher = publisher.clone();
+                            in_flight = Some(Box::pin(async move {
+                                pipe.query_async::<()>(&mut publisher).await.is_ok()
+                            }));
+                        }
+                    }
                     tokio::select! {
+                        Some(ok) = OptionFuture::from(in_flight.as_mut()), if in_flight.is_some() => {
+                            in_flight = None;
+                            unsent.sent();
+                            if !ok {
+                                break;
+                            }
+                        }
                         command = commands.recv() => {
                             let ok = match command {
                                 None => return,
                                 Some(Command::Publish(channel, payload)) => {
-                                    publisher.publish::<_, _, ()>(channel, payload).await.is_ok()
+                                    let ok = unsent.push(channel, payload);
+                                    if !ok {
+                                        tracing::warn!(
+                                            max_unsent,
+                                            "notif: Redis is too far behind; treating it as down"
+                                        );
+                                    }
+                                    ok
                                 }
                                 Some(Command::Subscribe(channel, done)) => {
                                     let ok = sink.subscribe(&channel).await.is_ok();
@@ -144,6 +184,51 @@ async fn drive(
     }
 }
 
+/// Publishes not yet acknowledged by Redis: those waiting for the next round trip, and the
+/// bytes of the batch in flight.
+struct Unsent {
+    waiting: Vec<(String, Vec<u8>)>,
+    waiting_bytes: usize,
+    in_flight_bytes: usize,
+    max: usize,
+}
+
+impl Unsent {
+    fn new(max: usize) -> Self {
+        Unsent {
+            waiting: Vec::new(),
+            waiting_bytes: 0,
+            in_flight_bytes: 0,
+            max,
+        }
+    }
+
+    /// Queues a publish; `false` once more than `max` bytes would be unsent.
+    fn push(&mut self, channel: String, payload: Vec<u8>) -> bool {
+        self.waiting_bytes += channel.len() + payload.len();
+        self.waiting.push((channel, payload));
+        self.waiting_bytes + self.in_flight_bytes <= self.max
+    }
+
+    /// Everything waiting, in order, as one pipeline; `None` if nothing waits.
+    fn next_batch(&mut self) -> Option<redis::Pipeline> {
+        if self.waiting.is_empty() {
+            return None;
+        }
+        let mut pipe = redis::pipe();
+        for (channel, payload) in self.waiting.drain(..) {
+            pipe.publish(channel, payload).ignore();
+        }
+        self.in_flight_bytes = std::mem::take(&mut self.waiting_bytes);
+        Some(pipe)
+    }
+
+    /// The batch in flight was answered.
+    fn sent(&mut self) {
+        self.in_flight_bytes = 0;
+    }
+}
+
 async fn connect(
     client: &redis::Client,
     channels: &HashSet<String>,
@@ -157,7 +242,10 @@ async fn connect(
         for channel in channels {
             sink.subscribe(channel).await?;
         }
-        let publisher = client.get_multiplexed_async_connection().await?;
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(RESPONSE_TIMEOUT);
+        let publisher = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         Ok((sink, stream, publisher))
     };
     match tokio::time::timeout(Duration::from_secs(2), work).await {
@@ -166,5 +254,51 @@ async fn connect(
             redis::ErrorKind::IoError,
             "connecting to Redis timed out",
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publishes(list: &[(&str, &str)]) -> Vec<u8> {
+        let mut pipe = redis::pipe();
+        for (channel, payload) in list {
+            pipe.publish(*channel, payload.as_bytes()).ignore();
+        }
+        pipe.get_packed_pipeline()
+    }
+
+    #[test]
+    fn publishes_made_during_a_round_trip_go_together_in_the_next_in_order() {
+        let mut unsent = Unsent::new(1 << 20);
+        assert!(unsent.next_batch().is_none(), "nothing to send");
+        assert!(unsent.push("a".into(), b"1".to_vec()));
+        let first = unsent.next_batch().unwrap();
+        assert_eq!(first.get_packed_pipeline(), publishes(&[("a", "1")]));
+        assert!(unsent.push("b".into(), b"2".to_vec()));
+        assert!(unsent.push("a".into(), b"3".to_vec()));
+        unsent.sent();
+        let second = unsent.next_batch().unwrap();
+        assert_eq!(second.get_packed_pipeline(), publishes(&[("b", "2"), ("a", "3")]));
+        assert!(unsent.next_batch().is_none(), "each publish goes once");
+    }
+
+    #[test]
+    fn the_bound_counts_what_waits_and_what_is_in_flight() {
+        let mut unsent = Unsent::new(10);
+        assert!(unsent.push("k".into(), vec![0; 4])); // 5 bytes
+        let _in_flight = unsent.next_batch();
+        assert!(unsent.push("k".into(), vec![0; 4])); // 10: at the bound
+        assert!(!unsent.push("k".into(), vec![0; 1]), "12 bytes unsent > 10");
+        unsent.sent();
+        let mut unsent = Unsent::new(10);
+        assert!(unsent.push("k".into(), vec![0; 9]));
+        let _ = unsent.next_batch();
+        unsent.sent();
+        assert!(
+            unsent.push("k".into(), vec![0; 9]),
+            "an answered batch no longer counts"
+        );
     }
 }

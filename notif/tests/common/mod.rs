@@ -396,6 +396,19 @@ impl RedisServer {
         panic!("redis-server did not start on port {}", self.port);
     }
 
+    /// Redis stops answering write commands (`PUBLISH` included) for `how_long`.
+    pub async fn pause_writes(&self, how_long: Duration) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut redis = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let command = format!("CLIENT PAUSE {} WRITE\r\n", how_long.as_millis());
+        redis.write_all(command.as_bytes()).await.unwrap();
+        let mut reply = [0; 5];
+        redis.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"+OK\r\n");
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
