@@ -25,7 +25,13 @@ pub struct Idle {
     pub pid: Option<u32>,
     /// Seconds after everyone left at which to read memory and counters.
     pub after: Vec<u64>,
+    /// Streams that open, listen and leave before the baseline is read, so that it counts the
+    /// code and stacks any first client brings into memory (0: a baseline never served).
+    pub warm: usize,
 }
+
+/// Wait after the warm-up: past notif's 30 s resume window and its sweep.
+const WARM_SETTLE: Duration = Duration::from_secs(40);
 
 /// Stream `i`'s user and listens: its own key and group `i / 10`.
 fn plan(first: usize, count: usize) -> Vec<(String, Vec<Listen>)> {
@@ -96,51 +102,94 @@ fn kib_line(label: &str, now: Option<ProcStat>, baseline: Option<ProcStat>, extr
     }
 }
 
-pub async fn run_idle(run: Idle) -> Result<(), String> {
-    let http = reqwest::Client::new();
-    let baseline = run.pid.and_then(proc_stat);
-    println!(
-        "{}",
-        kib_line("baseline", baseline, baseline, &metrics(&http, &run.url).await)
-    );
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let per = run.streams.div_ceil(run.processes.max(1));
-    let mut children = Vec::new();
-    for p in 0..run.processes.max(1) {
-        let first = p * per;
-        let count = per.min(run.streams.saturating_sub(first));
-        if count == 0 {
-            break;
-        }
+/// The `bench hold` children holding one batch of streams.
+struct Holders(
+    Vec<(
+        tokio::process::Child,
+        tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    )>,
+);
+
+impl Holders {
+    /// Opens streams `first..first + streams` over `processes` children; returns once all listen.
+    async fn open(run: &Idle, first: usize, streams: usize, processes: usize) -> Result<Holders, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let target = match run.target {
             Target::NotifWs => "ws",
             Target::NotifSse => "sse",
             Target::SocketIo => "socketio",
         };
-        let mut child = Command::new(&exe)
-            .args(["hold", "--url", &run.url, "--target", target])
-            .args(["--first", &first.to_string(), "--streams", &count.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        let lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-        children.push((child, lines));
+        let per = streams.div_ceil(processes.max(1));
+        let mut children = Vec::new();
+        for p in 0..processes.max(1) {
+            let count = per.min(streams.saturating_sub(p * per));
+            if count == 0 {
+                break;
+            }
+            let mut child = Command::new(&exe)
+                .args(["hold", "--url", &run.url, "--target", target])
+                .args([
+                    "--first",
+                    &(first + p * per).to_string(),
+                    "--streams",
+                    &count.to_string(),
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+            children.push((child, lines));
+        }
+        for (_, lines) in &mut children {
+            let line = lines
+                .next_line()
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            if !line.starts_with("ready") {
+                return Err(format!(
+                    "a generator process failed to open its streams ({line:?})"
+                ));
+            }
+        }
+        Ok(Holders(children))
     }
-    let opened = std::time::Instant::now();
-    for (_, lines) in &mut children {
-        let line = lines
-            .next_line()
-            .await
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
-        if !line.starts_with("ready") {
-            return Err(format!(
-                "a generator process failed to open its streams ({line:?})"
-            ));
+
+    /// Tells every child to close its streams; returns once they have.
+    async fn close(mut self) {
+        for (child, lines) in &mut self.0 {
+            if let Some(stdin) = child.stdin.as_mut() {
+                let _ = stdin.write_all(b"close\n").await;
+            }
+            let _ = lines.next_line().await;
+        }
+        for (mut child, _) in self.0 {
+            let _ = child.wait().await;
         }
     }
+}
+
+pub async fn run_idle(run: Idle) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    if run.warm > 0 {
+        // Users after the measured ones, so nothing of theirs is reused.
+        Holders::open(&run, run.streams, run.warm, 1).await?.close().await;
+        println!(
+            "warm-up: {} streams opened, listened and left; baseline taken {} s later",
+            run.warm,
+            WARM_SETTLE.as_secs()
+        );
+        tokio::time::sleep(WARM_SETTLE).await;
+    }
+    let baseline = run.pid.and_then(proc_stat);
+    println!(
+        "{}",
+        kib_line("baseline", baseline, baseline, &metrics(&http, &run.url).await)
+    );
+    let opened = std::time::Instant::now();
+    let holders = Holders::open(&run, 0, run.streams, run.processes).await?;
     println!(
         "{} streams open, 2 confirmed listens each, in {:.1} s",
         run.streams,
@@ -169,12 +218,7 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
         )
     );
     let left = std::time::Instant::now();
-    for (child, lines) in &mut children {
-        if let Some(stdin) = child.stdin.as_mut() {
-            let _ = stdin.write_all(b"close\n").await;
-        }
-        let _ = lines.next_line().await;
-    }
+    holders.close().await;
     for at in &run.after {
         tokio::time::sleep_until((left + Duration::from_secs(*at)).into()).await;
         let now = run.pid.and_then(proc_stat);
@@ -187,9 +231,6 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
                 &metrics(&http, &run.url).await
             )
         );
-    }
-    for (mut child, _) in children {
-        let _ = child.wait().await;
     }
     Ok(())
 }

@@ -5,14 +5,16 @@
 //! bench fanout --url URL [--target ws|sse|socketio] [--streams 1000] [--keys 1] [--topic group|each]
 //!              [--rates 100,200] [--seconds 5] [--settle 5] [--publish-url URL] [--pid PID]
 //! bench idle   --url URL [--target ws|sse|socketio] [--streams 1000] [--processes 1] [--pid PID]
-//!              [--after 0,30,60]
+//!              [--after 0,30,60] [--warm 0]
 //! bench floor  [--streams 1000] [--rounds 50] [--reader-cpu 1]   the machine's floor: raw writes
+//! bench delay  --to HOST:PORT [--listen 127.0.0.1:6392] [--ms 1]   a TCP relay adding delay
 //! bench smoke                                              in-process, seconds: asserts zero loss
 //! ```
 //! Latency is timed from each notification's *scheduled* send time (so a stalled publisher
 //! cannot hide delay) to its arrival at each stream. `--pid` names the server process whose
 //! memory and CPU are read from /proc. See docs/BENCHMARKS.md for the scenarios.
 mod client;
+mod delay;
 mod fanout;
 mod floor;
 mod idle;
@@ -89,7 +91,7 @@ impl Args {
 }
 
 const USAGE: &str =
-    "usage: bench serve|fanout|idle|floor|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
+    "usage: bench serve|fanout|idle|floor|delay|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -101,6 +103,7 @@ fn main() {
         Some("hold") => local(hold_command(&args[1..])),
         Some("floor") => floor_command(&args[1..]),
         Some("floor-read") => local(floor_read_command(&args[1..])),
+        Some("delay") => local(delay_command(&args[1..])),
         _ => Err(USAGE.into()),
     };
     if let Err(error) = result {
@@ -205,6 +208,7 @@ async fn idle_command(args: &[String]) -> Result<(), String> {
             "--processes",
             "--pid",
             "--after",
+            "--warm",
         ],
     )?;
     run_idle(Idle {
@@ -218,7 +222,20 @@ async fn idle_command(args: &[String]) -> Result<(), String> {
             .transpose()
             .map_err(|_| "--pid: not a pid")?,
         after: args.list("--after", vec![0, 30, 60])?,
+        warm: args.or("--warm", 0)?,
     })
+    .await
+}
+
+async fn delay_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["--listen", "--to", "--ms"])?;
+    let to = args.get("--to").ok_or("--to host:port is required")?.to_owned();
+    let listen = args.get("--listen").unwrap_or("127.0.0.1:6392").to_owned();
+    delay::relay(
+        &listen,
+        to,
+        Duration::from_secs_f64(args.or("--ms", 1.0)? / 1000.0),
+    )
     .await
 }
 
