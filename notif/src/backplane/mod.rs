@@ -40,10 +40,19 @@ pub enum BackplaneEvent {
     Up,
     /// The connection is lost: messages published meanwhile are lost. Local delivery goes on.
     Down,
+    /// Publishes on these channels were dropped (the connection was down, or too far behind),
+    /// so other nodes' listeners on them may have missed something; `None`: too many to list.
+    /// Sent once the connection works again, just before `Up`.
+    Lost {
+        /// The channels published on and dropped, or `None` for any channel.
+        channels: Option<Vec<String>>,
+    },
 }
 
 /// Transport between nodes. Implementations keep the order of publishes, subscribes and
-/// unsubscribes made by one node, and resubscribe every channel by themselves after an outage.
+/// unsubscribes made by one node, resubscribe every channel by themselves after an outage, and
+/// report what they dropped ([`BackplaneEvent::Lost`]) so the other nodes can reset the tabs
+/// that missed it.
 pub trait Backplane: Send + Sync + 'static {
     /// Starts the backplane; every event for this node goes to `events`. Called once, by the hub.
     fn start(&self, events: mpsc::UnboundedSender<BackplaneEvent>);

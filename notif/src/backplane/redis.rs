@@ -84,8 +84,9 @@ const DEFAULT_MAX_UNSENT: usize = 16 << 20;
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Owns the connections. Connected: carries commands and messages until either fails. Down:
-/// records subscriptions (confirming them at once, so listens go on locally), drops publishes,
-/// and retries with backoff.
+/// records subscriptions (confirming them at once, so listens go on locally), drops publishes
+/// (noting their channels, reported as [`BackplaneEvent::Lost`] once back), and retries with
+/// backoff.
 async fn drive(
     client: redis::Client,
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -93,11 +94,15 @@ async fn drive(
     max_unsent: usize,
 ) {
     let mut channels: HashSet<String> = HashSet::new();
+    let mut dropped = Dropped::default();
     let mut retry = FIRST_RETRY;
     loop {
         match connect(&client, &channels).await {
             Ok((mut sink, mut stream, publisher)) => {
                 retry = FIRST_RETRY;
+                if let Some(lost) = dropped.take() {
+                    let _ = events.send(lost);
+                }
                 let _ = events.send(BackplaneEvent::Up);
                 let mut unsent = Unsent::new(max_unsent);
                 // One pipeline of publishes in flight; those made meanwhile wait for the next.
@@ -158,6 +163,8 @@ async fn drive(
                         },
                     }
                 }
+                drop(in_flight);
+                unsent.abandon().for_each(|channel| dropped.add(channel));
             }
             Err(error) => tracing::debug!(%error, "notif: cannot reach Redis"),
         }
@@ -169,7 +176,8 @@ async fn drive(
                 _ = tokio::time::sleep_until(until) => break,
                 command = commands.recv() => match command {
                     None => return,
-                    Some(Command::Publish(..)) => {} // lost; other nodes reset their tabs when it returns
+                    // Lost: reported when connected again, so other nodes reset the tabs it was for.
+                    Some(Command::Publish(channel, _)) => dropped.add(channel),
                     Some(Command::Subscribe(channel, done)) => {
                         channels.insert(channel);
                         let _ = done.send(());
@@ -185,10 +193,11 @@ async fn drive(
 }
 
 /// Publishes not yet acknowledged by Redis: those waiting for the next round trip, and the
-/// bytes of the batch in flight.
+/// batch in flight.
 struct Unsent {
     waiting: Vec<(String, Vec<u8>)>,
     waiting_bytes: usize,
+    in_flight: Vec<(String, Vec<u8>)>,
     in_flight_bytes: usize,
     max: usize,
 }
@@ -198,6 +207,7 @@ impl Unsent {
         Unsent {
             waiting: Vec::new(),
             waiting_bytes: 0,
+            in_flight: Vec::new(),
             in_flight_bytes: 0,
             max,
         }
@@ -210,22 +220,69 @@ impl Unsent {
         self.waiting_bytes + self.in_flight_bytes <= self.max
     }
 
-    /// Everything waiting, in order, as one pipeline; `None` if nothing waits.
+    /// Everything waiting, in order, as one pipeline, now in flight; `None` if nothing waits.
     fn next_batch(&mut self) -> Option<redis::Pipeline> {
         if self.waiting.is_empty() {
             return None;
         }
+        self.in_flight.clear();
+        std::mem::swap(&mut self.waiting, &mut self.in_flight);
+        self.in_flight_bytes = std::mem::take(&mut self.waiting_bytes);
         let mut pipe = redis::pipe();
-        for (channel, payload) in self.waiting.drain(..) {
+        for (channel, payload) in &self.in_flight {
             pipe.publish(channel, payload).ignore();
         }
-        self.in_flight_bytes = std::mem::take(&mut self.waiting_bytes);
         Some(pipe)
     }
 
     /// The batch in flight was answered.
     fn sent(&mut self) {
+        self.in_flight.clear();
         self.in_flight_bytes = 0;
+    }
+
+    /// The connection failed: the channels of everything unsent (the batch in flight may or
+    /// may not have reached Redis).
+    fn abandon(self) -> impl Iterator<Item = String> {
+        self.in_flight
+            .into_iter()
+            .chain(self.waiting)
+            .map(|(channel, _)| channel)
+    }
+}
+
+/// Most channels a [`BackplaneEvent::Lost`] names; past it, it says "any".
+const MAX_LOST_LISTED: usize = 1024;
+
+/// Channels whose publishes were dropped since the connection last worked.
+#[derive(Default)]
+struct Dropped {
+    channels: HashSet<String>,
+    any: bool,
+}
+
+impl Dropped {
+    fn add(&mut self, channel: String) {
+        if self.any || self.channels.contains(&channel) {
+            return;
+        }
+        if self.channels.len() == MAX_LOST_LISTED {
+            self.any = true;
+            self.channels = HashSet::new();
+        } else {
+            self.channels.insert(channel);
+        }
+    }
+
+    /// What to report once connected again, if anything was dropped; starts over empty.
+    fn take(&mut self) -> Option<BackplaneEvent> {
+        let Dropped { channels, any } = std::mem::take(self);
+        if any {
+            return Some(BackplaneEvent::Lost { channels: None });
+        }
+        (!channels.is_empty()).then(|| BackplaneEvent::Lost {
+            channels: Some(channels.into_iter().collect()),
+        })
     }
 }
 
@@ -300,5 +357,34 @@ mod tests {
             unsent.push("k".into(), vec![0; 9]),
             "an answered batch no longer counts"
         );
+    }
+
+    #[test]
+    fn what_was_unsent_is_reported_lost_by_channel_then_as_any_past_the_list_limit() {
+        let mut unsent = Unsent::new(1 << 20);
+        unsent.push("a".into(), vec![1]);
+        let _in_flight = unsent.next_batch();
+        unsent.push("b".into(), vec![2]);
+        unsent.push("a".into(), vec![3]);
+        let mut dropped = Dropped::default();
+        assert!(dropped.take().is_none(), "nothing dropped, nothing to report");
+        unsent.abandon().for_each(|channel| dropped.add(channel));
+        match dropped.take() {
+            Some(BackplaneEvent::Lost {
+                channels: Some(mut channels),
+            }) => {
+                channels.sort();
+                assert_eq!(channels, ["a", "b"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(dropped.take().is_none(), "reported once");
+        for i in 0..=MAX_LOST_LISTED {
+            dropped.add(i.to_string());
+        }
+        assert!(matches!(
+            dropped.take(),
+            Some(BackplaneEvent::Lost { channels: None })
+        ));
     }
 }

@@ -20,8 +20,19 @@ use crate::{backplane::BackplaneEvent, Backplane, ByeReason, ClientId, Identity,
 /// The channel every node subscribes to, for identity operations.
 const CONTROL: &str = "notif:ctl";
 
+/// Prefix of a key's channel; the rest is its id.
+const KEY_CHANNEL: &str = "notif:k:";
+
 fn key_channel(key: &KeyId) -> String {
-    format!("notif:k:{}", key.as_str())
+    format!("{KEY_CHANNEL}{}", key.as_str())
+}
+
+/// The key ids of dropped channels; `None` (any) if one was not a key's channel.
+fn lost_keys(channels: Option<Vec<String>>) -> Option<Vec<String>> {
+    channels?
+        .iter()
+        .map(|channel| channel.strip_prefix(KEY_CHANNEL).map(str::to_owned))
+        .collect()
 }
 
 /// What crosses nodes. Keys, events and messages travel as the JSON text their node made, so
@@ -55,6 +66,11 @@ enum Body {
     },
     Disconnect {
         identity: String,
+    },
+    /// The origin dropped publishes for these keys (ids; `None`: any key or identity operation):
+    /// listeners elsewhere may have missed them.
+    Lost {
+        keys: Option<Vec<String>>,
     },
 }
 
@@ -221,6 +237,17 @@ impl<I: Identity> Cluster<I> {
         let identity = serde_json::to_string(identity).unwrap_or_default();
         self.publish(CONTROL.into(), Body::Disconnect { identity });
     }
+
+    /// Tells the other nodes which of this node's publishes were dropped. A dropped identity
+    /// operation (control channel) could have concerned any tab: then it says "any".
+    fn publish_lost(&self, channels: Option<Vec<String>>) {
+        self.publish(
+            CONTROL.into(),
+            Body::Lost {
+                keys: lost_keys(channels),
+            },
+        );
+    }
 }
 
 impl<I: Identity> Hub<I> {
@@ -296,6 +323,30 @@ impl<I: Identity> Hub<I> {
                     self.disconnect_identity_local(&who);
                 }
             }
+            Body::Lost { keys } => self.reset_listeners(keys),
+        }
+    }
+
+    /// Another node dropped publishes for `keys` (`None`: for any): end the tabs listening on
+    /// them, so they come back with `recovered: false`, listen again and refetch. A tab that
+    /// started listening after the loss is reset too (harmless; nodes share no clock).
+    fn reset_listeners(&self, keys: Option<Vec<String>>) {
+        let mut state = self.state();
+        let mut tabs = match keys {
+            None => state.listening_tabs(),
+            Some(keys) => keys
+                .iter()
+                .flat_map(|key| state.tabs_listening_on(&KeyId::from_id(key)))
+                .collect(),
+        };
+        tabs.sort_unstable();
+        tabs.dedup();
+        tracing::warn!(
+            tabs = tabs.len(),
+            "notif: another node dropped notifications; resetting tabs that may have missed them"
+        );
+        for client in tabs {
+            state.end(client, Some(ByeReason::Resync));
         }
     }
 
@@ -329,6 +380,7 @@ async fn receive<I: Identity>(hub: Weak<Inner<I>>, mut events: mpsc::UnboundedRe
                     hub.resync();
                 }
             }
+            BackplaneEvent::Lost { channels } => cluster.publish_lost(channels),
             BackplaneEvent::Down => {
                 if cluster.up.swap(false, Ordering::Relaxed) {
                     cluster.outages.fetch_add(1, Ordering::Relaxed);
@@ -337,5 +389,24 @@ async fn receive<I: Identity>(hub: Weak<Inner<I>>, mut events: mpsc::UnboundedRe
                 cluster.missed.store(true, Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_key_channels_name_their_keys_and_anything_else_means_any() {
+        let key = KeyId::from_json("chat", "\"k\"");
+        let keys = lost_keys(Some(vec![key_channel(&key)])).unwrap();
+        assert_eq!(keys, [key.as_str()]);
+        assert_eq!(
+            KeyId::from_id(&keys[0]),
+            key,
+            "the receiving node finds the same key"
+        );
+        assert_eq!(lost_keys(Some(vec![key_channel(&key), CONTROL.into()])), None);
+        assert_eq!(lost_keys(None), None);
     }
 }

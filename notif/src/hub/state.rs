@@ -50,6 +50,11 @@ impl KeyId {
         KeyId(format!("{topic}\0{key_json}").into())
     }
 
+    /// The key whose [`as_str`](Self::as_str) is `id` (as another node named it).
+    pub fn from_id(id: &str) -> Self {
+        KeyId(id.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -306,6 +311,14 @@ impl<I: Identity> State<I> {
             .filter(|(_, t)| !t.listens.is_empty())
             .map(|(c, _)| *c)
             .collect()
+    }
+
+    /// Tabs listening on `key`.
+    pub fn tabs_listening_on(&self, key: &KeyId) -> Vec<ClientId> {
+        self.keys
+            .get(key)
+            .map(|clients| clients.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn clients_of(&self, identity: &I) -> Vec<ClientId> {
