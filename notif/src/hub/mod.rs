@@ -1,29 +1,4 @@
 //! The server half: a [`Hub`] holds every tab, its identity, its queue and its listens.
-//!
-//! A `Hub` is a cheap, cloneable handle. Mount its stream route once, put it in Leptos context
-//! for server functions, and keep a clone wherever else the server notifies from (a background
-//! task, a timer, a database listener).
-//!
-//! ```
-//! use notif::{Config, Exclude, Hub, SimpleTopic};
-//!
-//! struct Counter;
-//! impl SimpleTopic for Counter {
-//!     const NAME: &'static str = "counter";
-//!     type Key = String;
-//!     type Message = u64;
-//!     type Identity = Option<String>;
-//! }
-//!
-//! # async fn run() -> Result<(), notif::NotifyError> {
-//! // Identity comes from the request; here everyone is anonymous.
-//! let hub: Hub<Option<String>> = Hub::new(Config::default(), |_parts| async { None });
-//! let router: axum::Router = hub.routes();
-//! // ... serve `router` merged into the app's; then, from anywhere:
-//! let reached = hub.notify::<Counter>(&"visits".to_string(), &42, Exclude::Nobody).await?;
-//! assert_eq!(reached, 0); // nobody listens yet
-//! # Ok(()) }
-//! ```
 mod cluster;
 mod config;
 mod expiry;
@@ -53,7 +28,32 @@ use writes::Writes;
 
 type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
 
-/// The registry of tabs and listens; see the [module docs](self).
+/// The registry of tabs, their identities, queues and listens.
+///
+/// A `Hub` is a cheap, cloneable handle. Mount its stream route once, put it in Leptos context
+/// for server functions, and keep a clone wherever else the server notifies from (a background
+/// task, a timer, a database listener).
+///
+/// ```
+/// use notif::{Config, Exclude, Hub, SimpleTopic};
+///
+/// struct Counter;
+/// impl SimpleTopic for Counter {
+///     const NAME: &'static str = "counter";
+///     type Key = String;
+///     type Message = u64;
+///     type Identity = Option<String>;
+/// }
+///
+/// # async fn run() -> Result<(), notif::NotifyError> {
+/// // Identity comes from the request; here everyone is anonymous.
+/// let hub: Hub<Option<String>> = Hub::new(Config::default(), |_parts| async { None });
+/// let router: axum::Router = hub.routes();
+/// // ... serve `router` merged into the app's; then, from anywhere:
+/// let reached = hub.notify::<Counter>(&"visits".to_string(), &42, Exclude::Nobody).await?;
+/// assert_eq!(reached, 0); // nobody listens yet
+/// # Ok(()) }
+/// ```
 pub struct Hub<I: Identity> {
     inner: Arc<Inner<I>>,
 }
