@@ -62,11 +62,12 @@ impl Step {
             .map(|c| format!("{:.2}", c * 1e6 / self.deliveries.max(1) as f64))
             .unwrap_or_else(|| "-".into());
         format!(
-            "| {:>8.0} | {:>9.0} | {:>5} | {:>4} | {:>7.2} | {:>7.2} | {:>7.2} | {:>8.2} | {:>6} | {:>7} |",
+            "| {:>8.0} | {:>9.0} | {:>5} | {:>4} | {:>6.2} | {:>7.2} | {:>7.2} | {:>7.2} | {:>8.2} | {:>6} | {:>7} |",
             self.rate,
             self.deliveries as f64 / self.elapsed.as_secs_f64().max(1e-9),
             self.lost,
             self.disordered,
+            self.latency.min() as f64 / 1000.0,
             self.ms(0.5),
             self.p99_ms(),
             self.ms(0.999),
@@ -108,9 +109,9 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "| notify/s | deliver/s |  lost | dis. | p50 ms  | p99 ms  | p999 ms |  max ms  | us/del | RSS MiB |"
+            "| notify/s | deliver/s |  lost | dis. | min ms | p50 ms  | p99 ms  | p999 ms |  max ms  | us/del | RSS MiB |"
         )?;
-        writeln!(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for step in &self.steps {
             writeln!(f, "{}", step.row())?;
         }
