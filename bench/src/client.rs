@@ -3,13 +3,11 @@
 //!
 //! Targets: notif over WebSocket (what the browser client uses) or Server-Sent Events, and the
 //! Socket.IO peer (Engine.IO v4 over WebSocket: `join` events acknowledged once joined).
-use std::time::Duration;
+use std::{ops::Range, time::Duration};
 
-use futures::{stream, SinkExt, StreamExt};
-use tokio_tungstenite::{
-    tungstenite::{protocol::WebSocketConfig, Message},
-    MaybeTlsStream, WebSocketStream,
-};
+use futures::{stream, StreamExt};
+
+use crate::ws::WsConn;
 
 /// What the generator talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,17 +39,17 @@ pub struct Listen {
     pub key: String,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// An open stream whose listens are confirmed.
 pub enum Conn {
     Ws {
-        socket: Box<Ws>,
+        socket: Box<WsConn>,
         socketio: bool,
     },
     Sse {
         body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
         buffer: Vec<u8>,
+        /// The frame the last message was read from.
+        last: String,
     },
 }
 
@@ -59,37 +57,15 @@ fn ws_url(url: &str, path: &str) -> String {
     format!("ws{}{path}", url.strip_prefix("http").unwrap_or(url))
 }
 
-async fn ws_connect(url: String) -> Result<Ws, String> {
-    // Small buffers: the generator holds up to ~10,000 of these per process.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(0);
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    Ok(socket)
-}
-
-async fn next_text(socket: &mut Ws) -> Result<String, String> {
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(text.to_string()),
-            Some(Ok(Message::Close(_))) | None => return Err("closed".into()),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.to_string()),
-        }
-    }
+async fn next_text(socket: &mut WsConn) -> Result<String, String> {
+    socket.next_text().await.map(str::to_owned)
 }
 
 /// The next Socket.IO packet that is not an Engine.IO ping (pings are answered).
-async fn sio_next(socket: &mut Ws) -> Result<String, String> {
-    loop {
-        let text = next_text(socket).await?;
-        if text != "2" {
-            return Ok(text);
-        }
-        socket.send(Message::text("3")).await.map_err(|e| e.to_string())?;
-    }
+async fn sio_next(socket: &mut WsConn) -> Result<String, String> {
+    let any = |text: &str| Some(0..text.len());
+    let text = socket.next_matching(|t| (t != "2").then(|| any(t)).flatten(), Some(("2", "3")));
+    text.await.map(str::to_owned)
 }
 
 /// The tab id in a notif hello frame.
@@ -132,7 +108,8 @@ impl Conn {
     ) -> Result<Conn, String> {
         match target {
             Target::NotifWs => {
-                let mut socket = ws_connect(ws_url(url, &format!("{}?user={user}", notif::WS_PATH))).await?;
+                let mut socket =
+                    WsConn::connect(&ws_url(url, &format!("{}?user={user}", notif::WS_PATH))).await?;
                 let client = hello_client(&next_text(&mut socket).await?)?;
                 for listen in listens {
                     notif_listen(http, url, &client, user, listen).await?;
@@ -151,6 +128,7 @@ impl Conn {
                 let mut conn = Conn::Sse {
                     body: response.bytes_stream().boxed(),
                     buffer: Vec::new(),
+                    last: String::new(),
                 };
                 let hello = conn.next_frame().await.ok_or("stream ended before its hello")?;
                 let data = hello
@@ -165,15 +143,13 @@ impl Conn {
                 Ok(conn)
             }
             Target::SocketIo => {
-                let mut socket = ws_connect(ws_url(url, "/socket.io/?EIO=4&transport=websocket")).await?;
+                let mut socket =
+                    WsConn::connect(&ws_url(url, "/socket.io/?EIO=4&transport=websocket")).await?;
                 let open = next_text(&mut socket).await?;
                 if !open.starts_with('0') {
                     return Err(format!("engine.io open expected, got {open}"));
                 }
-                socket
-                    .send(Message::text("40"))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                socket.send_text("40").await?;
                 let connected = sio_next(&mut socket).await?;
                 if !connected.starts_with("40") {
                     return Err(format!("socket.io connect expected, got {connected}"));
@@ -183,10 +159,7 @@ impl Conn {
                         "42{ack}[\"join\",{}]",
                         serde_json::Value::from(listen.key.as_str())
                     );
-                    socket
-                        .send(Message::text(join))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    socket.send_text(&join).await?;
                     let expected = format!("43{ack}");
                     while !sio_next(&mut socket).await?.starts_with(&expected) {}
                 }
@@ -200,7 +173,7 @@ impl Conn {
 
     /// The next SSE frame (text up to a blank line).
     async fn next_frame(&mut self) -> Option<String> {
-        let Conn::Sse { body, buffer } = self else {
+        let Conn::Sse { body, buffer, .. } = self else {
             return None;
         };
         loop {
@@ -213,44 +186,53 @@ impl Conn {
         }
     }
 
-    /// The message text of the next notification; `None` once the stream ended.
-    pub async fn next_message(&mut self) -> Option<String> {
-        loop {
-            match self {
-                Conn::Sse { .. } => {
+    /// The message text of the next notification; `None` once the stream ended. WebSocket
+    /// messages are read in place: nothing is allocated per message.
+    pub async fn next_message(&mut self) -> Option<&str> {
+        match self {
+            Conn::Sse { .. } => {
+                let (frame, message) = loop {
                     let frame = self.next_frame().await?;
                     if frame.starts_with("event: notif") || frame.contains("\nevent: notif") {
                         if let Some(message) = notif_message(&frame) {
-                            return Some(message.to_owned());
+                            break (frame, message);
                         }
                     }
-                }
-                Conn::Ws { socket, socketio } => {
-                    let text = match socket.next().await? {
-                        Ok(Message::Text(text)) => text,
-                        Ok(Message::Close(_)) | Err(_) => return None,
-                        Ok(_) => continue,
-                    };
-                    if *socketio {
-                        if text.as_str() == "2" {
-                            socket.send(Message::text("3")).await.ok()?;
-                        } else if let Some(rest) = text.strip_prefix("42[\"notif\",\"") {
-                            return Some(rest.trim_end_matches("\"]").to_owned());
-                        }
-                    } else if text.starts_with("{\"event\":\"notif\"") {
-                        if let Some(message) = notif_message(&text) {
-                            return Some(message.to_owned());
-                        }
+                };
+                let Conn::Sse { last, .. } = self else {
+                    return None;
+                };
+                *last = frame;
+                Some(&last[message])
+            }
+            Conn::Ws {
+                socket,
+                socketio: true,
+            } => {
+                const PREFIX: &str = "42[\"notif\",\"";
+                let message = |text: &str| {
+                    let rest = text.strip_prefix(PREFIX)?;
+                    Some(PREFIX.len()..PREFIX.len() + rest.trim_end_matches("\"]").len())
+                };
+                socket.next_matching(message, Some(("2", "3"))).await.ok()
+            }
+            Conn::Ws { socket, .. } => {
+                let message = |text: &str| {
+                    if text.starts_with("{\"event\":\"notif\"") {
+                        notif_message(text)
+                    } else {
+                        None
                     }
-                }
+                };
+                socket.next_matching(message, None).await.ok()
             }
         }
     }
 
     /// Closes the stream as a tab does when it goes away.
     pub async fn close(self) {
-        if let Conn::Ws { mut socket, .. } = self {
-            let _ = (*socket).close(None).await;
+        if let Conn::Ws { socket, .. } = self {
+            socket.close().await;
         }
     }
 }
@@ -279,12 +261,12 @@ pub async fn open_all(
     opened.into_iter().collect()
 }
 
-/// The `message` string of a notif frame, without parsing all of it: the generator must stay
-/// cheaper than the server it measures.
-fn notif_message(frame: &str) -> Option<&str> {
+/// Where the `message` string of a notif frame is, without parsing all of it: the generator
+/// must stay cheaper than the server it measures.
+fn notif_message(frame: &str) -> Option<Range<usize>> {
     let start = frame.rfind("\"message\":\"")? + "\"message\":\"".len();
     let end = frame[start..].find('"')?;
-    Some(&frame[start..start + end])
+    Some(start..start + end)
 }
 
 #[cfg(test)]
@@ -294,7 +276,7 @@ mod tests {
     #[test]
     fn finds_the_message_of_a_frame() {
         let frame = r#"{"event":"notif","id":"a.1","data":{"topic":"group","key":"k0","message":"1:2:3"}}"#;
-        assert_eq!(notif_message(frame), Some("1:2:3"));
+        assert_eq!(notif_message(frame).map(|r| &frame[r]), Some("1:2:3"));
         assert_eq!(notif_message("{}"), None);
     }
 }

@@ -220,7 +220,7 @@ pub async fn run_fanout(run: Fanout) -> Result<Report, String> {
         let shared = shared.clone();
         readers.push(tokio::task::spawn_local(async move {
             while let Some(text) = conn.next_message().await {
-                record(&shared, i, &text);
+                record(&shared, i, text);
             }
         }));
     }

@@ -20,6 +20,7 @@ mod floor;
 mod idle;
 mod procstat;
 mod serve;
+mod ws;
 
 use std::{net::SocketAddr, time::Duration};
 
