@@ -341,10 +341,12 @@ impl<I: Identity> Hub<I> {
         };
         tabs.sort_unstable();
         tabs.dedup();
-        tracing::warn!(
-            tabs = tabs.len(),
-            "notif: another node dropped notifications; resetting tabs that may have missed them"
-        );
+        if !tabs.is_empty() {
+            tracing::warn!(
+                tabs = tabs.len(),
+                "notif: another node dropped notifications; resetting tabs that may have missed them"
+            );
+        }
         for client in tabs {
             state.end(client, Some(ByeReason::Resync));
         }
