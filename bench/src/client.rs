@@ -240,6 +240,37 @@ impl Conn {
 /// Longest wait for one stream to open and confirm its listens.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why a stream is not open and listening.
+pub enum NotOpen {
+    /// Connected, but a listen was never confirmed within [`OPEN_TIMEOUT`] (the server lost it).
+    Unconfirmed(String),
+    /// Refused, closed or garbled.
+    Failed(String),
+}
+
+/// Opens one stream per `(user, listens)` of `plan`, `parallel` at a time; one result each.
+pub async fn open_each(
+    target: Target,
+    http: &reqwest::Client,
+    url: &str,
+    plan: Vec<(String, Vec<Listen>)>,
+    parallel: usize,
+) -> Vec<Result<Conn, NotOpen>> {
+    stream::iter(plan)
+        .map(|(user, listens)| async move {
+            // A connection that hangs must not stall the run.
+            match tokio::time::timeout(OPEN_TIMEOUT, Conn::open(target, http, url, &user, &listens)).await {
+                Ok(opened) => opened.map_err(NotOpen::Failed),
+                Err(_) => Err(NotOpen::Unconfirmed(format!(
+                    "{user}: not open and listening after {OPEN_TIMEOUT:?}"
+                ))),
+            }
+        })
+        .buffered(parallel)
+        .collect()
+        .await
+}
+
 /// Opens one stream per `(user, listens)` of `plan`, `parallel` at a time; fails if any does not.
 pub async fn open_all(
     target: Target,
@@ -248,17 +279,11 @@ pub async fn open_all(
     plan: Vec<(String, Vec<Listen>)>,
     parallel: usize,
 ) -> Result<Vec<Conn>, String> {
-    let opened: Vec<Result<Conn, String>> = stream::iter(plan)
-        .map(|(user, listens)| async move {
-            // A connection that hangs must fail the run, not stall it.
-            tokio::time::timeout(OPEN_TIMEOUT, Conn::open(target, http, url, &user, &listens))
-                .await
-                .map_err(|_| format!("{user}: not open and listening after {OPEN_TIMEOUT:?}"))?
-        })
-        .buffered(parallel)
+    open_each(target, http, url, plan, parallel)
+        .await
+        .into_iter()
+        .map(|opened| opened.map_err(|(NotOpen::Unconfirmed(e) | NotOpen::Failed(e))| e))
         .collect()
-        .await;
-    opened.into_iter().collect()
 }
 
 /// Where the `message` string of a notif frame is, without parsing all of it: the generator

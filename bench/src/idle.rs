@@ -12,7 +12,7 @@ use tokio::{
 };
 
 use crate::{
-    client::{open_all, Listen, Target},
+    client::{open_each, Listen, NotOpen, Target},
     procstat::{metrics, proc_stat, ProcStat},
 };
 
@@ -53,14 +53,28 @@ fn plan(first: usize, count: usize) -> Vec<(String, Vec<Listen>)> {
         .collect()
 }
 
-/// `bench hold`: opens `count` streams from `first`, prints `ready`, closes them all when its
-/// stdin gets a line, prints `closed`.
+/// `bench hold`: opens `count` streams from `first`, prints `ready <held> <unconfirmed>`, closes
+/// them all when its stdin gets a line, prints `closed`. A stream whose listen the server never
+/// confirms is counted and closed (a peer measured here loses some sent right after connecting);
+/// any other failure fails the run.
 pub async fn hold(url: String, target: Target, first: usize, count: usize) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
         .map_err(|e| e.to_string())?;
-    let conns = open_all(target, &http, &url, plan(first, count), 64).await?;
+    let mut conns = Vec::new();
+    let mut unconfirmed = 0;
+    for opened in open_each(target, &http, &url, plan(first, count), 64).await {
+        match opened {
+            Ok(conn) => conns.push(conn),
+            Err(NotOpen::Unconfirmed(e)) => {
+                eprintln!("bench hold: {e}");
+                unconfirmed += 1;
+            }
+            Err(NotOpen::Failed(e)) => return Err(e),
+        }
+    }
+    let held = conns.len();
     // Keep reading so pings are answered and closes noticed.
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
     let tasks: Vec<_> = conns
@@ -78,7 +92,7 @@ pub async fn hold(url: String, target: Target, first: usize, count: usize) -> Re
             })
         })
         .collect();
-    println!("ready {count}");
+    println!("ready {held} {unconfirmed}");
     let mut line = String::new();
     let _ = BufReader::new(tokio::io::stdin()).read_line(&mut line).await;
     let _ = stop.send(());
@@ -102,16 +116,27 @@ fn kib_line(label: &str, now: Option<ProcStat>, baseline: Option<ProcStat>, extr
     }
 }
 
+/// A `bench hold` child's `ready <held> <unconfirmed>` line.
+fn ready_counts(line: &str) -> Option<(usize, usize)> {
+    let (held, unconfirmed) = line.strip_prefix("ready ")?.split_once(' ')?;
+    Some((held.parse().ok()?, unconfirmed.parse().ok()?))
+}
+
 /// The `bench hold` children holding one batch of streams.
-struct Holders(
-    Vec<(
+struct Holders {
+    children: Vec<(
         tokio::process::Child,
         tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     )>,
-);
+    /// Streams open with every listen confirmed.
+    held: usize,
+    /// Streams closed because the server never confirmed a listen.
+    unconfirmed: usize,
+}
 
 impl Holders {
-    /// Opens streams `first..first + streams` over `processes` children; returns once all listen.
+    /// Opens streams `first..first + streams` over `processes` children; returns once each is
+    /// listening or given up on.
     async fn open(run: &Idle, first: usize, streams: usize, processes: usize) -> Result<Holders, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let target = match run.target {
@@ -142,30 +167,37 @@ impl Holders {
             let lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
             children.push((child, lines));
         }
+        let (mut held, mut unconfirmed) = (0, 0);
         for (_, lines) in &mut children {
             let line = lines
                 .next_line()
                 .await
                 .map_err(|e| e.to_string())?
                 .unwrap_or_default();
-            if !line.starts_with("ready") {
+            let Some((h, u)) = ready_counts(&line) else {
                 return Err(format!(
                     "a generator process failed to open its streams ({line:?})"
                 ));
-            }
+            };
+            held += h;
+            unconfirmed += u;
         }
-        Ok(Holders(children))
+        Ok(Holders {
+            children,
+            held,
+            unconfirmed,
+        })
     }
 
     /// Tells every child to close its streams; returns once they have.
     async fn close(mut self) {
-        for (child, lines) in &mut self.0 {
+        for (child, lines) in &mut self.children {
             if let Some(stdin) = child.stdin.as_mut() {
                 let _ = stdin.write_all(b"close\n").await;
             }
             let _ = lines.next_line().await;
         }
-        for (mut child, _) in self.0 {
+        for (mut child, _) in self.children {
             let _ = child.wait().await;
         }
     }
@@ -191,16 +223,21 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
     let opened = std::time::Instant::now();
     let holders = Holders::open(&run, 0, run.streams, run.processes).await?;
     println!(
-        "{} streams open, 2 confirmed listens each, in {:.1} s",
-        run.streams,
-        opened.elapsed().as_secs_f64()
+        "{} streams open, 2 confirmed listens each, in {:.1} s{}",
+        holders.held,
+        opened.elapsed().as_secs_f64(),
+        match holders.unconfirmed {
+            0 => String::new(),
+            n => format!("; {n} more never had a listen confirmed within 30 s (closed, not counted)"),
+        }
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let streams = holders.held.max(1) as f64;
     let held = run.pid.and_then(proc_stat);
     let per_stream = held
         .zip(baseline)
         .map(|(h, b)| {
-            let per = |now: u64, base: u64| (now as f64 - base as f64) / run.streams as f64;
+            let per = |now: u64, base: u64| (now as f64 - base as f64) / streams;
             format!(
                 "= {:.2} KiB per stream ({:.2} KiB anonymous)",
                 per(h.rss_kib, b.rss_kib),
@@ -233,4 +270,16 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holders_ready_line_says_how_many_it_holds_and_how_many_it_gave_up_on() {
+        assert_eq!(ready_counts("ready 4999 1"), Some((4999, 1)));
+        assert_eq!(ready_counts("ready 5000"), None, "an old child's line");
+        assert_eq!(ready_counts(""), None, "a child that died");
+    }
 }
