@@ -248,6 +248,14 @@ pub enum NotOpen {
     Failed(String),
 }
 
+impl From<NotOpen> for String {
+    fn from(not_open: NotOpen) -> String {
+        match not_open {
+            NotOpen::Unconfirmed(e) | NotOpen::Failed(e) => e,
+        }
+    }
+}
+
 /// Opens one stream per `(user, listens)` of `plan`, `parallel` at a time; one result each.
 pub async fn open_each(
     target: Target,
@@ -269,21 +277,6 @@ pub async fn open_each(
         .buffered(parallel)
         .collect()
         .await
-}
-
-/// Opens one stream per `(user, listens)` of `plan`, `parallel` at a time; fails if any does not.
-pub async fn open_all(
-    target: Target,
-    http: &reqwest::Client,
-    url: &str,
-    plan: Vec<(String, Vec<Listen>)>,
-    parallel: usize,
-) -> Result<Vec<Conn>, String> {
-    open_each(target, http, url, plan, parallel)
-        .await
-        .into_iter()
-        .map(|opened| opened.map_err(|(NotOpen::Unconfirmed(e) | NotOpen::Failed(e))| e))
-        .collect()
 }
 
 /// Where the `message` string of a notif frame is, without parsing all of it: the generator

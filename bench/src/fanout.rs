@@ -11,7 +11,7 @@ use std::{
 use hdrhistogram::Histogram;
 
 use crate::{
-    client::{open_all, Listen, Target},
+    client::{open_each, Listen, NotOpen, Target},
     procstat::{proc_stat, ProcStat},
 };
 
@@ -203,7 +203,11 @@ pub async fn run_fanout(run: Fanout) -> Result<Report, String> {
             )
         })
         .collect();
-    let conns = open_all(run.target, &http, &run.url, plan, 64).await?;
+    // Every stream must be listening: the loss accounting counts on each.
+    let conns = open_each(run.target, &http, &run.url, plan, 64)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, NotOpen>>()?;
     let confirmed = conns.len();
     let shared = Rc::new(Shared {
         base: Instant::now(),
