@@ -4,8 +4,9 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{eventually, Chat, Greeting, GreetingEvent, RedisServer, TestServer};
-use notif::{Backplane, Config, Exclude, MemoryBackplane, RedisBackplane};
+use common::{eventually, Chat, Greeting, GreetingEvent, RedisServer, TestServer, Viewer};
+use notif::{Backplane, ClientId, Config, Exclude, MemoryBackplane, RedisBackplane, Topic};
+use tokio::sync::{Notify, Semaphore};
 
 fn config() -> Config {
     Config {
@@ -335,4 +336,70 @@ async fn redis_too_far_behind_is_treated_as_down_and_other_nodes_are_told_what_w
     assert!(bye.data.contains("resync"), "{}", bye.data);
     b.notify_chat("other", "still here").await;
     assert_eq!(carol.next_text().await, "still here", "carol's key lost nothing");
+}
+
+/// A topic whose `prepare` waits for the test: it holds a node's delivery of other nodes'
+/// messages, so they pile up behind it.
+struct Held;
+
+static HELD_ENTERED: Notify = Notify::const_new();
+static HELD_GATE: Semaphore = Semaphore::const_new(0);
+
+impl Topic for Held {
+    const NAME: &'static str = "held";
+    type Key = String;
+    type Event = String;
+    type Message = String;
+    type Identity = Viewer;
+
+    async fn prepare(_viewer: &Viewer, event: &String) -> Option<String> {
+        HELD_ENTERED.notify_one();
+        HELD_GATE.acquire().await.ok()?.forget();
+        Some(event.clone())
+    }
+}
+
+/// A node that falls `backplane_backlog` messages behind the others drops what waits instead of
+/// queueing without bound, and resets the tabs on those messages' keys; tabs on other keys go on.
+#[tokio::test]
+async fn a_node_fallen_behind_the_others_drops_their_messages_and_resets_those_tabs() {
+    let bus = MemoryBackplane::new();
+    let a = TestServer::node(config(), Some(bus.node())).await;
+    let behind = Config {
+        backplane_backlog: 16,
+        ..config()
+    };
+    let b = TestServer::node(behind, Some(bus.node())).await;
+    let mut bob = b.tab(Some("bob")).await;
+    let mut carol = b.tab(Some("carol")).await;
+    b.listen_chat(&bob, "k").await;
+    b.listen_chat(&carol, "other").await;
+    let carol_id: ClientId = carol.client.parse().unwrap();
+    b.hub
+        .listen::<Held>(carol_id, &Some("carol".into()), &"h".to_string())
+        .await
+        .unwrap();
+
+    a.hub
+        .notify::<Held>(&"h".to_string(), &"held".to_string(), Exclude::Nobody)
+        .await
+        .unwrap();
+    HELD_ENTERED.notified().await;
+    // Node B is inside that delivery: these wait behind it, 32 > 16.
+    for i in 0..32 {
+        a.notify_chat("k", &i.to_string()).await;
+    }
+    HELD_GATE.add_permits(1);
+
+    assert_eq!(
+        carol.next_text().await,
+        "held",
+        "the message being delivered goes through"
+    );
+    let bye = bob.next().await;
+    assert_eq!(bye.event, "bye", "bob's key lost messages: he starts over");
+    assert!(bye.data.contains("resync"), "{}", bye.data);
+    assert_eq!(b.hub.metrics().backplane_dropped, 32);
+    a.notify_chat("other", "still here").await;
+    assert_eq!(carol.next_text().await, "still here", "carol's keys lost nothing");
 }

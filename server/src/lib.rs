@@ -5,7 +5,7 @@
 //! | `LEPTOS_SITE_ADDR` | `127.0.0.1:3000` | address to listen on (cargo-leptos sets it) |
 //! | `NOTIF_DB` | `data/notif-demo.db` | SQLite file, created with its tables on first run; `:memory:` for none |
 //! | `NOTIF_REDIS_URL` | unset (one node) | `redis://host:port`: this server is one node of several sharing that Redis |
-//! | `NOTIF_RESUME_WINDOW_MS`, `NOTIF_QUEUE_CAPACITY`, `NOTIF_MAX_LISTENS`, `NOTIF_HEARTBEAT_MS`, `NOTIF_RETRY_MS` | see `notif::Config` | hub limits |
+//! | `NOTIF_RESUME_WINDOW_MS`, `NOTIF_QUEUE_CAPACITY`, `NOTIF_MAX_LISTENS`, `NOTIF_HEARTBEAT_MS`, `NOTIF_RETRY_MS`, `NOTIF_BACKPLANE_BACKLOG` | see `notif::Config` | hub limits |
 #![allow(missing_docs)]
 
 use app::{model::Viewer, shell, App};

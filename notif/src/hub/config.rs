@@ -20,6 +20,11 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Reconnect delay advertised to browsers with `retry:` (`NOTIF_RETRY_MS`, default 1 s).
     pub retry: Duration,
+    /// Messages from other nodes waiting to be applied before this node counts as fallen
+    /// behind: it then drops them and resets the tabs listening on their keys, which start over
+    /// (`NOTIF_BACKPLANE_BACKLOG`, default 65,536). Bounds a node's memory when the others
+    /// notify faster than it can deliver.
+    pub backplane_backlog: usize,
 }
 
 impl Default for Config {
@@ -32,6 +37,7 @@ impl Default for Config {
             max_listens_per_tab: 256,
             heartbeat: Duration::from_secs(15),
             retry: Duration::from_secs(1),
+            backplane_backlog: 65_536,
         }
     }
 }
@@ -92,6 +98,9 @@ impl Config {
         if let Some(ms) = number("NOTIF_RETRY_MS", 0)? {
             config.retry = Duration::from_millis(ms);
         }
+        if let Some(n) = number("NOTIF_BACKPLANE_BACKLOG", 1)? {
+            config.backplane_backlog = n as usize;
+        }
         Ok(config)
     }
 }
@@ -108,5 +117,7 @@ mod tests {
         let err = Config::from_lookup(|n| (n == "NOTIF_QUEUE_CAPACITY").then(|| "0".into())).unwrap_err();
         assert_eq!(err.name, "NOTIF_QUEUE_CAPACITY");
         assert!(Config::from_lookup(|n| (n == "NOTIF_MAX_LISTENS").then(|| "lots".into())).is_err());
+        let config = Config::from_lookup(|n| (n == "NOTIF_BACKPLANE_BACKLOG").then(|| "16".into())).unwrap();
+        assert_eq!(config.backplane_backlog, 16);
     }
 }

@@ -57,6 +57,9 @@ pub struct Metrics {
     pub backplane_outages: u64,
     /// Messages received from other nodes since start.
     pub backplane_received: u64,
+    /// Messages from other nodes dropped because this node fell `Config::backplane_backlog`
+    /// behind them (their keys' tabs were reset), since start.
+    pub backplane_dropped: u64,
 }
 
 impl Metrics {
@@ -73,7 +76,7 @@ impl Metrics {
 
     /// Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 16] = [
+        let rows: [(&str, &str, &str, u64); 17] = [
             (
                 "notif_tabs",
                 "gauge",
@@ -160,6 +163,12 @@ impl Metrics {
                 "Messages from other nodes.",
                 self.backplane_received,
             ),
+            (
+                "notif_backplane_dropped_total",
+                "counter",
+                "Messages from other nodes dropped because this node fell behind them.",
+                self.backplane_dropped,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, value) in rows {
@@ -181,6 +190,6 @@ mod tests {
         }
         .to_prometheus();
         assert!(text.lines().any(|l| l == "notif_listens 3"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 16);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 17);
     }
 }

@@ -297,6 +297,7 @@ impl<I: Identity> Hub<I> {
             metrics.backplane_up = cluster.is_up() as u64;
             metrics.backplane_outages = cluster.outages.load(std::sync::atomic::Ordering::Relaxed);
             metrics.backplane_received = cluster.received.load(std::sync::atomic::Ordering::Relaxed);
+            metrics.backplane_dropped = cluster.dropped.load(std::sync::atomic::Ordering::Relaxed);
         }
         metrics
     }

@@ -7,15 +7,17 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, Weak,
+        Arc, Mutex,
     },
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::{state::KeyId, Exclude, Hub, Inner};
-use crate::{backplane::BackplaneEvent, Backplane, ByeReason, ClientId, Identity, Topic};
+mod receive;
+
+use super::{state::KeyId, Exclude, Hub};
+use crate::{Backplane, ClientId, Identity, Topic};
 
 /// The channel every node subscribes to, for identity operations.
 const CONTROL: &str = "notif:ctl";
@@ -130,6 +132,7 @@ pub(crate) struct Cluster<I: Identity> {
     missed: AtomicBool,
     pub outages: AtomicU64,
     pub received: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 impl<I: Identity> Cluster<I> {
@@ -142,6 +145,7 @@ impl<I: Identity> Cluster<I> {
             missed: AtomicBool::new(false),
             outages: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -247,150 +251,6 @@ impl<I: Identity> Cluster<I> {
                 keys: lost_keys(channels),
             },
         );
-    }
-}
-
-impl<I: Identity> Hub<I> {
-    /// Starts receiving from the backplane: the control channel, then whatever arrives.
-    pub(super) fn start_cluster(&self) {
-        let Some(cluster) = &self.inner.cluster else {
-            return;
-        };
-        let (events, received) = mpsc::unbounded_channel();
-        cluster.backplane.start(events);
-        drop(cluster.backplane.subscribe(CONTROL.into()));
-        tokio::spawn(receive(Arc::downgrade(&self.inner), received));
-    }
-
-    async fn apply(&self, cluster: &Cluster<I>, payload: &[u8]) {
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(payload) else {
-            tracing::warn!("notif: undecodable message from another node");
-            return;
-        };
-        if envelope.origin == cluster.node {
-            return; // delivered locally already
-        }
-        cluster.received.fetch_add(1, Ordering::Relaxed);
-        let identity = |json: &str| serde_json::from_str::<I>(json).ok();
-        match envelope.body {
-            Body::Notify {
-                topic,
-                key,
-                event,
-                exclude,
-            } => {
-                let remote = cluster
-                    .topics
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(topic.as_str())
-                    .cloned();
-                let Some(remote) = remote else { return };
-                let exclude = match exclude {
-                    WireExclude::Nobody => Exclude::Nobody,
-                    WireExclude::Client(client) => match client.parse() {
-                        Ok(client) => Exclude::Client(client),
-                        Err(_) => Exclude::Nobody,
-                    },
-                    WireExclude::Identity(json) => match identity(&json) {
-                        Some(identity) => Exclude::Identity(identity),
-                        None => return,
-                    },
-                };
-                remote.deliver(self, &key, &event, exclude).await;
-            }
-            Body::Send {
-                topic,
-                identity: who,
-                key,
-                message,
-            } => {
-                if let Some(who) = identity(&who) {
-                    self.send_local(&topic, &who, &key, &message);
-                }
-            }
-            Body::UnlistenIdentity {
-                topic,
-                identity: who,
-                key,
-            } => {
-                if let Some(who) = identity(&who) {
-                    self.unlisten_identity_local(&who, &KeyId::from_json(&topic, &key));
-                }
-            }
-            Body::Disconnect { identity: who } => {
-                if let Some(who) = identity(&who) {
-                    self.disconnect_identity_local(&who);
-                }
-            }
-            Body::Lost { keys } => self.reset_listeners(keys),
-        }
-    }
-
-    /// Another node dropped publishes for `keys` (`None`: for any): end the tabs listening on
-    /// them, so they come back with `recovered: false`, listen again and refetch. A tab that
-    /// started listening after the loss is reset too (harmless; nodes share no clock).
-    fn reset_listeners(&self, keys: Option<Vec<String>>) {
-        let mut state = self.state();
-        let mut tabs = match keys {
-            None => state.listening_tabs(),
-            Some(keys) => keys
-                .iter()
-                .flat_map(|key| state.tabs_listening_on(&KeyId::from_id(key)))
-                .collect(),
-        };
-        tabs.sort_unstable();
-        tabs.dedup();
-        if !tabs.is_empty() {
-            tracing::warn!(
-                tabs = tabs.len(),
-                "notif: another node dropped notifications; resetting tabs that may have missed them"
-            );
-        }
-        for client in tabs {
-            state.end(client, Some(ByeReason::Resync));
-        }
-    }
-
-    /// After an outage, tabs with listens may have missed notifications from other nodes: end
-    /// them, so they come back with `recovered: false`, listen again and refetch.
-    fn resync(&self) {
-        let mut state = self.state();
-        let tabs = state.listening_tabs();
-        tracing::warn!(
-            tabs = tabs.len(),
-            "notif: backplane back; resetting tabs that may have missed notifications"
-        );
-        for client in tabs {
-            state.end(client, Some(ByeReason::Resync));
-        }
-    }
-}
-
-async fn receive<I: Identity>(hub: Weak<Inner<I>>, mut events: mpsc::UnboundedReceiver<BackplaneEvent>) {
-    // One message at a time, in order: notifications of one key keep their order per tab.
-    while let Some(event) = events.recv().await {
-        let Some(inner) = hub.upgrade() else { return };
-        let hub = Hub { inner };
-        let Some(cluster) = &hub.inner.cluster else { return };
-        match event {
-            BackplaneEvent::Message { payload, .. } => hub.apply(cluster, &payload).await,
-            BackplaneEvent::Up => {
-                cluster.up.store(true, Ordering::Relaxed);
-                tracing::info!("notif: backplane up");
-                if cluster.missed.swap(false, Ordering::Relaxed) {
-                    hub.resync();
-                }
-            }
-            BackplaneEvent::Lost { channels } => cluster.publish_lost(channels),
-            BackplaneEvent::Down => {
-                if cluster.up.swap(false, Ordering::Relaxed) {
-                    cluster.outages.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!("notif: backplane down; delivering locally only until it returns");
-                }
-                cluster.missed.store(true, Ordering::Relaxed);
-            }
-        }
     }
 }
 
