@@ -23,6 +23,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot open database {db_path}: {e}"))?;
     let config = notif::Config::from_env()?;
+    let idle = match std::env::var("NOTIF_HTTP_IDLE_MS") {
+        Ok(ms) => {
+            std::time::Duration::from_millis(ms.trim().parse::<u64>().ok().filter(|ms| *ms > 0).ok_or(
+                format!("NOTIF_HTTP_IDLE_MS={ms:?} is not valid: expected a whole number of at least 1"),
+            )?)
+        }
+        Err(_) => server::HTTP_IDLE,
+    };
     let hub = match std::env::var("NOTIF_REDIS_URL") {
         Ok(url) if !url.is_empty() => {
             let backplane =
@@ -37,7 +45,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!("listening on http://{addr}");
-    server::serve(listener, router, hub, shutdown_signal()).await?;
+    server::serve(listener, router, hub, shutdown_signal(), idle).await?;
     Ok(())
 }
 

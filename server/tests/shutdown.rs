@@ -12,9 +12,15 @@ async fn shutdown_ends_every_stream_with_a_bye_and_the_server_stops() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server::serve(listener, router, hub.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let serving = tokio::spawn(server::serve(
+        listener,
+        router,
+        hub.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        server::HTTP_IDLE,
+    ));
 
     let mut streams = Vec::new();
     for _ in 0..3 {
