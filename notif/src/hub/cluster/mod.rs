@@ -1,5 +1,5 @@
-//! The hub's side of a backplane: what it publishes, what it does with what other nodes publish,
-//! and which channels it subscribes to.
+//! The hub's side of a backplane: what crosses between nodes, what this node publishes and
+//! which channels it subscribes to. What it does with what arrives is in `receive`.
 use std::{
     collections::HashMap,
     future::Future,
