@@ -63,8 +63,8 @@ async fn next_text(socket: &mut WsConn) -> Result<String, String> {
 
 /// The next Socket.IO packet that is not an Engine.IO ping (pings are answered).
 async fn sio_next(socket: &mut WsConn) -> Result<String, String> {
-    let any = |text: &str| Some(0..text.len());
-    let text = socket.next_matching(|t| (t != "2").then(|| any(t)).flatten(), Some(("2", "3")));
+    let not_ping = |text: &str| (text != "2").then_some(0..text.len());
+    let text = socket.next_matching(not_ping, Some(("2", "3")));
     text.await.map(str::to_owned)
 }
 

@@ -16,12 +16,14 @@
 //! # let _ = (a, b);
 //! # }
 //! ```
+mod lost;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) use lost::LostChannels;
 pub use memory::MemoryBackplane;
 #[cfg(feature = "redis")]
 pub use redis::RedisBackplane;

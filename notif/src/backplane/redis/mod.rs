@@ -6,9 +6,9 @@ use tokio::sync::{mpsc, oneshot};
 
 mod unsent;
 
-use unsent::{Dropped, Unsent};
+use unsent::Unsent;
 
-use super::{Backplane, BackplaneEvent};
+use super::{Backplane, BackplaneEvent, LostChannels};
 
 /// Nodes sharing one Redis: each publishes to a channel per key and subscribes to the keys it
 /// has listeners for. It reconnects and resubscribes by itself after an outage.
@@ -111,14 +111,14 @@ async fn drive(
     max_unsent: usize,
 ) {
     let mut channels: HashSet<String> = HashSet::new();
-    let mut dropped = Dropped::default();
+    let mut dropped = LostChannels::default();
     let mut retry = FIRST_RETRY;
     loop {
         match connect(&client, &channels).await {
             Ok((mut sink, mut stream, publisher)) => {
                 let connected = tokio::time::Instant::now();
-                if let Some(lost) = dropped.take() {
-                    let _ = events.send(lost);
+                if let Some(channels) = dropped.take() {
+                    let _ = events.send(BackplaneEvent::Lost { channels });
                 }
                 let _ = events.send(BackplaneEvent::Up);
                 let mut unsent = Unsent::new(max_unsent);

@@ -1,7 +1,4 @@
-//! What a node published and Redis has not acknowledged yet, and what it dropped.
-use std::collections::HashSet;
-
-use super::super::BackplaneEvent;
+//! What a node published and Redis has not acknowledged yet.
 
 /// Publishes not yet acknowledged by Redis: those waiting for the next round trip, and the
 /// batch in flight.
@@ -62,44 +59,10 @@ impl Unsent {
     }
 }
 
-/// Most channels a [`BackplaneEvent::Lost`] names; past it, it says "any".
-const MAX_LOST_LISTED: usize = 1024;
-
-/// Channels whose publishes were dropped since the connection last worked.
-#[derive(Default)]
-pub(super) struct Dropped {
-    channels: HashSet<String>,
-    any: bool,
-}
-
-impl Dropped {
-    pub fn add(&mut self, channel: String) {
-        if self.any || self.channels.contains(&channel) {
-            return;
-        }
-        if self.channels.len() == MAX_LOST_LISTED {
-            self.any = true;
-            self.channels = HashSet::new();
-        } else {
-            self.channels.insert(channel);
-        }
-    }
-
-    /// What to report once connected again, if anything was dropped; starts over empty.
-    pub fn take(&mut self) -> Option<BackplaneEvent> {
-        let Dropped { channels, any } = std::mem::take(self);
-        if any {
-            return Some(BackplaneEvent::Lost { channels: None });
-        }
-        (!channels.is_empty()).then(|| BackplaneEvent::Lost {
-            channels: Some(channels.into_iter().collect()),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backplane::{lost::MAX_LISTED, LostChannels};
 
     fn publishes(list: &[(&str, &str)]) -> Vec<u8> {
         let mut pipe = redis::pipe();
@@ -149,25 +112,20 @@ mod tests {
         let _in_flight = unsent.next_batch();
         unsent.push("b".into(), vec![2]);
         unsent.push("a".into(), vec![3]);
-        let mut dropped = Dropped::default();
+        let mut dropped = LostChannels::default();
         assert!(dropped.take().is_none(), "nothing dropped, nothing to report");
         unsent.abandon().for_each(|channel| dropped.add(channel));
         match dropped.take() {
-            Some(BackplaneEvent::Lost {
-                channels: Some(mut channels),
-            }) => {
+            Some(Some(mut channels)) => {
                 channels.sort();
                 assert_eq!(channels, ["a", "b"]);
             }
             other => panic!("{other:?}"),
         }
         assert!(dropped.take().is_none(), "reported once");
-        for i in 0..=MAX_LOST_LISTED {
+        for i in 0..=MAX_LISTED {
             dropped.add(i.to_string());
         }
-        assert!(matches!(
-            dropped.take(),
-            Some(BackplaneEvent::Lost { channels: None })
-        ));
+        assert!(matches!(dropped.take(), Some(None)));
     }
 }

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 use super::{lost_keys, Body, Cluster, Envelope, WireExclude, CONTROL};
 use crate::{
-    backplane::BackplaneEvent,
+    backplane::{BackplaneEvent, LostChannels},
     hub::{state::KeyId, Exclude, Hub, Inner},
     ByeReason, Identity,
 };
@@ -84,14 +84,23 @@ impl<I: Identity> Hub<I> {
                     self.disconnect_identity_local(&who);
                 }
             }
-            Body::Lost { keys } => self.reset_listeners(keys),
+            Body::Lost { keys } => {
+                let tabs = self.reset_listeners(keys);
+                if tabs > 0 {
+                    tracing::warn!(
+                        tabs,
+                        "notif: another node dropped notifications; reset the tabs that may have missed them"
+                    );
+                }
+            }
         }
     }
 
-    /// Another node dropped publishes for `keys` (`None`: for any): end the tabs listening on
-    /// them, so they come back with `recovered: false`, listen again and refetch. A tab that
-    /// started listening after the loss is reset too (harmless; nodes share no clock).
-    fn reset_listeners(&self, keys: Option<Vec<String>>) {
+    /// Messages for `keys` (`None`: for any) were lost on the way from another node: end the
+    /// tabs listening on them, so they come back with `recovered: false`, listen again and
+    /// refetch. A tab that started listening after the loss is reset too (harmless; nodes
+    /// share no clock). Returns how many tabs were ended.
+    fn reset_listeners(&self, keys: Option<Vec<String>>) -> usize {
         let mut state = self.state();
         let mut tabs = match keys {
             None => state.listening_tabs(),
@@ -102,29 +111,11 @@ impl<I: Identity> Hub<I> {
         };
         tabs.sort_unstable();
         tabs.dedup();
-        if !tabs.is_empty() {
-            tracing::warn!(
-                tabs = tabs.len(),
-                "notif: another node dropped notifications; resetting tabs that may have missed them"
-            );
-        }
+        let ended = tabs.len();
         for client in tabs {
             state.end(client, Some(ByeReason::Resync));
         }
-    }
-
-    /// After an outage, tabs with listens may have missed notifications from other nodes: end
-    /// them, so they come back with `recovered: false`, listen again and refetch.
-    fn resync(&self) {
-        let mut state = self.state();
-        let tabs = state.listening_tabs();
-        tracing::warn!(
-            tabs = tabs.len(),
-            "notif: backplane back; resetting tabs that may have missed notifications"
-        );
-        for client in tabs {
-            state.end(client, Some(ByeReason::Resync));
-        }
+        ended
     }
 }
 
@@ -144,9 +135,6 @@ async fn receive<I: Identity>(hub: Weak<Inner<I>>, mut events: mpsc::UnboundedRe
     }
 }
 
-/// Most channels named when messages are dropped; past it, every listening tab is reset.
-const MAX_DROPPED_LISTED: usize = 1024;
-
 impl<I: Identity> Hub<I> {
     /// Other nodes got `backlog` messages ahead: drop every message waiting (this one included)
     /// and reset the tabs on their keys, rather than queue without bound. Returns the events
@@ -157,29 +145,25 @@ impl<I: Identity> Hub<I> {
         first: BackplaneEvent,
         events: &mut mpsc::UnboundedReceiver<BackplaneEvent>,
     ) -> Vec<BackplaneEvent> {
-        let mut channels = std::collections::HashSet::new();
+        let mut channels = LostChannels::default();
         let mut kept = Vec::new();
-        let (mut dropped, mut any) = (0u64, false);
+        let mut dropped = 0u64;
         for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
             match event {
                 BackplaneEvent::Message { channel, .. } => {
                     dropped += 1;
-                    if !any && channels.len() == MAX_DROPPED_LISTED {
-                        any = true;
-                    }
-                    if !any {
-                        channels.insert(channel);
-                    }
+                    channels.add(channel);
                 }
                 other => kept.push(other),
             }
         }
         cluster.dropped.fetch_add(dropped, Ordering::Relaxed);
+        let tabs = self.reset_listeners(lost_keys(channels.take().flatten()));
         tracing::error!(
             dropped,
-            "notif: fell behind the other nodes; dropped their messages and resetting the tabs they were for"
+            tabs,
+            "notif: fell behind the other nodes; dropped their messages and reset the tabs they were for"
         );
-        self.reset_listeners(lost_keys((!any).then(|| channels.into_iter().collect())));
         kept
     }
 }
@@ -192,7 +176,12 @@ async fn handle<I: Identity>(hub: &Hub<I>, cluster: &Cluster<I>, event: Backplan
             cluster.up.store(true, Ordering::Relaxed);
             tracing::info!("notif: backplane up");
             if cluster.missed.swap(false, Ordering::Relaxed) {
-                hub.resync();
+                // Tabs with listens may have missed notifications from other nodes.
+                let tabs = hub.reset_listeners(None);
+                tracing::warn!(
+                    tabs,
+                    "notif: backplane back; reset the tabs that may have missed notifications"
+                );
             }
         }
         BackplaneEvent::Lost { channels } => cluster.publish_lost(channels),
