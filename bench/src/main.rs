@@ -8,12 +8,14 @@
 //!              [--after 0,30,60] [--warm 0]
 //! bench floor  [--streams 1000] [--rounds 50] [--reader-cpu 1]   the machine's floor: raw writes
 //! bench delay  --to HOST:PORT [--listen 127.0.0.1:6392] [--ms 1]   a TCP relay adding delay
+//! bench connections [--count 500] [--server axum|notif]   heap per idle keep-alive HTTP connection
 //! bench smoke                                              in-process, seconds: asserts zero loss
 //! ```
 //! Latency is timed from each notification's *scheduled* send time (so a stalled publisher
 //! cannot hide delay) to its arrival at each stream. `--pid` names the server process whose
 //! memory and CPU are read from /proc. See docs/BENCHMARKS.md for the scenarios.
 mod client;
+mod connections;
 mod delay;
 mod fanout;
 mod floor;
@@ -92,7 +94,7 @@ impl Args {
 }
 
 const USAGE: &str =
-    "usage: bench serve|fanout|idle|floor|delay|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
+    "usage: bench serve|fanout|idle|floor|delay|connections|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -105,6 +107,7 @@ fn main() {
         Some("floor") => floor_command(&args[1..]),
         Some("floor-read") => local(floor_read_command(&args[1..])),
         Some("delay") => local(delay_command(&args[1..])),
+        Some("connections") => local(connections_command(&args[1..])),
         _ => Err(USAGE.into()),
     };
     if let Err(error) = result {
@@ -240,6 +243,14 @@ async fn delay_command(args: &[String]) -> Result<(), String> {
     .await
 }
 
+async fn connections_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["--count", "--server"])?;
+    let server = args.get("--server").map(str::parse).transpose()?;
+    let report = connections::run_connections(args.or("--count", 500)?, server).await?;
+    print!("{report}");
+    Ok(())
+}
+
 fn floor_command(args: &[String]) -> Result<(), String> {
     let args = Args::parse(args, &["--streams", "--rounds", "--reader-cpu"])?;
     let report = run_floor(Floor {
@@ -304,7 +315,7 @@ async fn smoke() -> Result<(), String> {
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             let router = serve::router(notif::Config::default(), None);
-            axum::serve(listener, router).await
+            notif::serve(listener, router).await
         })
     });
     for (target, topic, streams, keys) in [

@@ -184,7 +184,8 @@ pub async fn serve(addr: SocketAddr, redis: Option<String>) -> Result<(), String
         "bench serve: notif on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    axum::serve(listener, router(config, backplane))
+    // As the demo server: hyper's HTTP/1 server, idle connections closed after 30 s.
+    notif::serve(listener, router(config, backplane))
         .await
         .map_err(|e| e.to_string())
 }

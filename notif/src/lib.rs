@@ -9,7 +9,7 @@
 //!
 //! | feature   | side    | what it adds |
 //! |-----------|---------|--------------|
-//! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`] |
+//! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`], [`serve`] (HTTP/1.1 for the app: idle connections closed, graceful shutdown) |
 //! | `redis`   | server  | [`RedisBackplane`]: several server nodes sharing notifications through Redis |
 //! | `hydrate` | browser | the tab's stream behind [`connection_state`], [`notifications`], [`on_notification`], [`use_listen`]; [`TabClient`] sends the tab's id |
 //!
@@ -46,6 +46,8 @@ mod hub;
 #[cfg(feature = "ssr")]
 mod request;
 #[cfg(feature = "ssr")]
+mod serve;
+#[cfg(feature = "ssr")]
 mod stream;
 
 pub use client::{
@@ -69,5 +71,7 @@ pub use backplane::{Backplane, BackplaneEvent, MemoryBackplane};
 pub use hub::{Config, ConfigError, Exclude, Hub, Metrics, NotifyError};
 #[cfg(feature = "ssr")]
 pub use request::{caller, listen, unlisten};
+#[cfg(feature = "ssr")]
+pub use serve::{serve, Serve, DEFAULT_IDLE_TIMEOUT};
 #[cfg(feature = "ssr")]
 pub use stream::StreamRefused;

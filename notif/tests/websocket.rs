@@ -3,12 +3,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{Socket, TestServer};
 use futures::StreamExt;
 use notif::{Config, WsFrame};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(server: &TestServer, user: &str, last_event_id: Option<&str>) -> Result<Socket, u16> {
     let query = last_event_id
@@ -48,10 +46,7 @@ fn assert_bye_disconnected(frame: WsFrame) {
 
 /// The next frame (a text message), skipping control messages.
 async fn next(socket: &mut Socket) -> WsFrame {
-    match next_message(socket, |m| matches!(m, Message::Text(_))).await {
-        Message::Text(text) => serde_json::from_str(&text).unwrap(),
-        _ => unreachable!("only text is wanted"),
-    }
+    serde_json::from_str(&common::next_text_message(socket).await).unwrap()
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The demo server: configuration, routes, the notif hub, graceful shutdown.
+//! The demo server: configuration, routes, the notif hub (served by `notif::serve`).
 //!
 //! | env var | default | meaning |
 //! |---|---|---|
@@ -10,7 +10,6 @@
 #![allow(missing_docs)]
 
 use app::{model::Viewer, shell, App};
-use std::time::Duration;
 
 use axum::{
     body::Body,
@@ -20,11 +19,6 @@ use axum::{
     response::Response,
     routing::get,
     Router,
-};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
-    service::TowerToHyperService,
 };
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -74,55 +68,4 @@ async fn bad_arguments_are_400(request: Request, next: Next) -> Response {
         parts.status = StatusCode::BAD_REQUEST;
     }
     Response::from_parts(parts, Body::from(bytes))
-}
-
-/// How long an idle HTTP connection stays open by default (`NOTIF_HTTP_IDLE_MS`): a browser's
-/// keep-alive connection for its server-function calls costs the server ~31 KiB (hyper's buffers
-/// and task, docs/BENCHMARKS.md), ten times what its notification stream costs, and
-/// `axum::serve` never closes one. Streams in progress (SSE, WebSocket) are not idle.
-pub const HTTP_IDLE: Duration = Duration::from_secs(30);
-
-/// Serves `router` until `shutdown` completes, then ends every notification stream with a
-/// `bye` and waits for the connections to close. A connection that sends no request (headers)
-/// for `idle` is closed.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    hub: notif::Hub<Viewer>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    idle: Duration,
-) -> std::io::Result<()> {
-    // HTTP/1 only, as `axum::serve` was here (browsers speak HTTP/2 only over TLS, in front).
-    let mut http = auto::Builder::new(TokioExecutor::new()).http1_only();
-    http.http1().timer(TokioTimer::new()).header_read_timeout(idle);
-    let connections = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors, say: wait rather than spin (as axum::serve does).
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = TowerToHyperService::new(router.clone());
-        let connection = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = connections.watch(connection.into_owned());
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!("shutting down: closing notification streams");
-    // Streams never end by themselves; ending them lets the graceful shutdown finish.
-    hub.shutdown();
-    connections.shutdown().await;
-    Ok(())
 }

@@ -23,13 +23,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot open database {db_path}: {e}"))?;
     let config = notif::Config::from_env()?;
+    // A browser's keep-alive connection for its server-function calls costs the server more
+    // than its notification stream: close it when idle (streams in progress are not idle).
     let idle = match std::env::var("NOTIF_HTTP_IDLE_MS") {
         Ok(ms) => {
             std::time::Duration::from_millis(ms.trim().parse::<u64>().ok().filter(|ms| *ms > 0).ok_or(
                 format!("NOTIF_HTTP_IDLE_MS={ms:?} is not valid: expected a whole number of at least 1"),
             )?)
         }
-        Err(_) => server::HTTP_IDLE,
+        Err(_) => notif::DEFAULT_IDLE_TIMEOUT,
     };
     let hub = match std::env::var("NOTIF_REDIS_URL") {
         Ok(url) if !url.is_empty() => {
@@ -45,7 +47,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!("listening on http://{addr}");
-    server::serve(listener, router, hub, shutdown_signal(), idle).await?;
+    notif::serve(listener, router)
+        .idle_timeout(idle)
+        .with_graceful_shutdown(&hub, shutdown_signal())
+        .await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    future::IntoFuture,
     net::SocketAddr,
     sync::{Mutex, OnceLock},
     time::Duration,
@@ -90,6 +91,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub hub: Hub<Viewer>,
     pub http: reqwest::Client,
+    /// Starts `notif::serve`'s graceful shutdown.
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    serving: Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
 }
 
 impl TestServer {
@@ -107,6 +111,15 @@ impl TestServer {
 
     /// One node of several sharing `backplane` (or a lone hub without one).
     pub async fn node(config: Config, backplane: Option<std::sync::Arc<dyn notif::Backplane>>) -> Self {
+        Self::serving(config, backplane, notif::DEFAULT_IDLE_TIMEOUT).await
+    }
+
+    /// Served by `notif::serve`, closing HTTP connections idle for `idle`.
+    pub async fn serving(
+        config: Config,
+        backplane: Option<std::sync::Arc<dyn notif::Backplane>>,
+        idle: Duration,
+    ) -> Self {
         // Identity from a header: tests play several users without a login.
         let identify = |parts: &http::request::Parts| {
             let user = parts
@@ -140,12 +153,36 @@ impl TestServer {
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = notif::serve(listener, router)
+            .idle_timeout(idle)
+            .with_graceful_shutdown(&hub, async move {
+                let _ = stopped.await;
+            });
         TestServer {
             addr,
             hub,
             http: reqwest::Client::new(),
+            stop: Mutex::new(Some(stop)),
+            serving: Mutex::new(Some(tokio::spawn(serving.into_future()))),
         }
+    }
+
+    /// Shuts the server down gracefully; panics unless it has stopped within 5 s.
+    pub async fn shut_down(&self) {
+        let _ = self
+            .stop
+            .lock()
+            .unwrap()
+            .take()
+            .expect("not shut down yet")
+            .send(());
+        let serving = self.serving.lock().unwrap().take().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .expect("the server stops within 5 s")
+            .unwrap()
+            .unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -437,4 +474,22 @@ pub async fn eventually(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("never happened: {what}");
+}
+
+/// A WebSocket stream as tests open it.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message (a frame), skipping control messages; panics after 5 s without one.
+pub async fn next_text_message(socket: &mut Socket) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("nothing within 5 s")
+            .expect("socket ended")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            return text.to_string();
+        }
+    }
 }

@@ -1,0 +1,162 @@
+//! Serving an app whose tabs hold notification streams: HTTP/1.1, idle connections closed,
+//! streams ended with a `bye` on shutdown.
+//!
+//! Every tab keeps an HTTP keep-alive connection for its server-function calls next to its
+//! stream. With `axum::serve` such a connection costs the server ~30 KiB of heap and is kept
+//! until the browser drops it; a stream costs ~3 KiB (docs/BENCHMARKS.md). [`serve`] drives
+//! each connection with hyper's HTTP/1 server alone (~19 KiB while idle: no HTTP/2 state
+//! beside it) and closes one that sends no request for [`idle_timeout`](Serve::idle_timeout).
+//! Streams in progress are never idle. Browsers speak HTTP/2 only over TLS, which a proxy in
+//! front terminates.
+//!
+//! ```no_run
+//! # async fn run(hub: notif::Hub<Option<String>>) -> std::io::Result<()> {
+//! let app = axum::Router::new().merge(hub.routes());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! notif::serve(listener, app)
+//!     .idle_timeout(std::time::Duration::from_secs(30))
+//!     .with_graceful_shutdown(&hub, async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
+//!     .await
+//! # }
+//! ```
+use std::{
+    future::{Future, IntoFuture},
+    pin::Pin,
+    time::Duration,
+};
+
+use axum::Router;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{Hub, Identity};
+
+/// How long a connection may go without a request by default: [`Serve::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Serves `router` on `listener` until the shutdown signal, if any: await the returned
+/// [`Serve`] (see the [module](self) for why not `axum::serve`). HTTP/1.1 with upgrades, so
+/// WebSocket streams work; connections idle for [`DEFAULT_IDLE_TIMEOUT`] are closed.
+pub fn serve(listener: TcpListener, router: Router) -> Serve {
+    Serve {
+        listener,
+        router,
+        idle: DEFAULT_IDLE_TIMEOUT,
+        shutdown: None,
+    }
+}
+
+/// A server being configured; `.await` it to serve. Made by [`serve`].
+#[must_use = "a Serve does nothing until awaited"]
+pub struct Serve {
+    listener: TcpListener,
+    router: Router,
+    idle: Duration,
+    shutdown: Option<(Signal, Box<dyn FnOnce() + Send>)>,
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serve")
+            .field("listener", &self.listener)
+            .field("idle", &self.idle)
+            .field("graceful_shutdown", &self.shutdown.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serve {
+    /// Closes a connection that sends no request (its headers) for `idle` after the last
+    /// response or after connecting; at least 1 ms. Streams in progress are not idle.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = idle.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Once `signal` completes: stop accepting, end every stream of `hub` with a `bye`
+    /// (`shutdown`), let requests in progress finish, and return when every connection closed.
+    pub fn with_graceful_shutdown<I: Identity>(
+        mut self,
+        hub: &Hub<I>,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        let hub = hub.clone();
+        self.shutdown = Some((Box::pin(signal), Box::new(move || hub.shutdown())));
+        self
+    }
+
+    async fn run(self) -> std::io::Result<()> {
+        let Serve {
+            listener,
+            router,
+            idle,
+            shutdown,
+        } = self;
+        let (mut signal, end_streams) = match shutdown {
+            Some((signal, end_streams)) => (signal, Some(end_streams)),
+            None => (Box::pin(std::future::pending()) as Signal, None),
+        };
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // hyper applies this to the wait for every request's headers, the next one included.
+        http.timer(TokioTimer::new()).header_read_timeout(idle);
+        // Each connection holds a receiver; the sender learns when the last one is gone.
+        let (closing, closing_rx) = watch::channel(());
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors, say: wait rather than spin (as axum::serve does).
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+                () = &mut signal => break,
+            };
+            let connection = http
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()))
+                .with_upgrades();
+            let mut closing = closing_rx.clone();
+            tokio::spawn(async move {
+                let mut connection = std::pin::pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    _ = closing.changed() => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(error) = ended {
+                    tracing::debug!(%error, "connection ended");
+                }
+            });
+        }
+        drop(listener);
+        drop(closing_rx);
+        tracing::info!("shutting down: closing notification streams");
+        // Streams never end by themselves; ending them lets their connections close.
+        if let Some(end_streams) = end_streams {
+            end_streams();
+        }
+        let _ = closing.send(());
+        closing.closed().await;
+        Ok(())
+    }
+}
+
+impl IntoFuture for Serve {
+    type Output = std::io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
