@@ -2,9 +2,9 @@
 //! streams ended with a `bye` on shutdown.
 //!
 //! Every tab keeps an HTTP keep-alive connection for its server-function calls next to its
-//! stream. With `axum::serve` such a connection costs the server ~30 KiB of heap and is kept
+//! stream. With `axum::serve` such a connection costs the server ~31 KiB of heap and is kept
 //! until the browser drops it; a stream costs ~3 KiB (docs/BENCHMARKS.md). [`serve`] drives
-//! each connection with hyper's HTTP/1 server alone (~19 KiB while idle: no HTTP/2 state
+//! each connection with hyper's HTTP/1 server alone (~20 KiB while idle: no HTTP/2 state
 //! beside it) and closes one that sends no request for [`idle_timeout`](Serve::idle_timeout).
 //! Streams in progress are never idle. Browsers speak HTTP/2 only over TLS, which a proxy in
 //! front terminates.
