@@ -3,8 +3,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Socket, TestServer};
-use futures::StreamExt;
+use common::{next_message, Socket, TestServer};
 use notif::{Config, WsFrame};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
@@ -20,20 +19,6 @@ async fn connect(server: &TestServer, user: &str, last_event_id: Option<&str>) -
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
         Err(other) => panic!("{other}"),
-    }
-}
-
-/// The next message `wanted` accepts, skipping others.
-async fn next_message(socket: &mut Socket, wanted: impl Fn(&Message) -> bool) -> Message {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("nothing within 5 s")
-            .expect("socket ended")
-            .unwrap();
-        if wanted(&message) {
-            return message;
-        }
     }
 }
 

@@ -480,16 +480,27 @@ pub async fn eventually(what: &str, done: impl Fn() -> bool) {
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The next text message (a frame), skipping control messages; panics after 5 s without one.
-pub async fn next_text_message(socket: &mut Socket) -> String {
+/// The next message `wanted` accepts, skipping others; panics after 5 s without one.
+pub async fn next_message(
+    socket: &mut Socket,
+    wanted: impl Fn(&tokio_tungstenite::tungstenite::Message) -> bool,
+) -> tokio_tungstenite::tungstenite::Message {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
             .expect("nothing within 5 s")
             .expect("socket ended")
             .unwrap();
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-            return text.to_string();
+        if wanted(&message) {
+            return message;
         }
+    }
+}
+
+/// The next text message (a frame), skipping control messages.
+pub async fn next_text_message(socket: &mut Socket) -> String {
+    match next_message(socket, |m| m.is_text()).await {
+        tokio_tungstenite::tungstenite::Message::Text(text) => text.to_string(),
+        _ => unreachable!("only text is wanted"),
     }
 }
