@@ -99,8 +99,41 @@ fn allocator_stats() -> String {
         ("metadata", stats::metadata::read()),
         ("retained", stats::retained::read()),
     ];
-    read.iter()
+    let mut out: String = read
+        .iter()
         .filter_map(|(name, value)| Some(format!("bench_jemalloc_{name}_bytes {}\n", value.as_ref().ok()?)))
+        .collect();
+    out += &live_allocations_by_size();
+    out
+}
+
+/// Live allocations per jemalloc size class (small classes, then large ones up to 1 MiB), as
+/// `bench_jemalloc_live{size="512"} 2000`: read before and while streams are held, the
+/// difference says what each stream allocates. Per-thread caches are off in `bench serve`,
+/// so the counts are exact.
+#[cfg(feature = "jemalloc")]
+fn live_allocations_by_size() -> String {
+    use tikv_jemalloc_ctl::{Access, AsName};
+    fn read(name: String) -> usize {
+        (name + "\0").as_bytes().name().read().unwrap_or(0)
+    }
+    // "4096" names every arena merged (MALLCTL_ARENAS_ALL).
+    let small = (0..read("arenas.nbins".into()) as u32).map(|i| {
+        (
+            read(format!("arenas.bin.{i}.size")),
+            read(format!("stats.arenas.4096.bins.{i}.curregs")),
+        )
+    });
+    let large = (0..read("arenas.nlextents".into()) as u32).map(|i| {
+        (
+            read(format!("arenas.lextent.{i}.size")),
+            read(format!("stats.arenas.4096.lextents.{i}.curlextents")),
+        )
+    });
+    small
+        .chain(large.take_while(|(size, _)| *size <= 1 << 20))
+        .filter(|(_, live)| *live > 0)
+        .map(|(size, live)| format!("bench_jemalloc_live{{size=\"{size}\"}} {live}\n"))
         .collect()
 }
 
