@@ -1,26 +1,5 @@
-//! Serving an app whose tabs hold notification streams: HTTP/1.1, idle connections closed,
-//! streams ended with a `bye` on shutdown.
-//!
-//! Every tab keeps an HTTP keep-alive connection for its server-function calls next to its
-//! stream. With `axum::serve` such a connection costs the server ~31 KiB of heap and is kept
-//! until the browser drops it; a stream costs ~3 KiB (docs/BENCHMARKS.md). [`serve`] drives
-//! each connection with hyper's HTTP/1 server alone (~20 KiB while idle: no HTTP/2 state
-//! beside it) and closes one that sends no request for [`idle_timeout`](Serve::idle_timeout).
-//! Streams in progress are never idle. Browsers speak HTTP/2 only over TLS, which a proxy in
-//! front terminates.
-//!
-//! ```no_run
-//! # async fn run(hub: notif::Hub<Option<String>>) -> std::io::Result<()> {
-//! let app = axum::Router::new().merge(hub.routes());
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! notif::serve(listener, app)
-//!     .idle_timeout(std::time::Duration::from_secs(30))
-//!     .with_graceful_shutdown(&hub, async {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!     })
-//!     .await
-//! # }
-//! ```
+//! Serving an app whose tabs hold notification streams: see [`serve`] (the module is private;
+//! its overview and example are on the function, where rustdoc shows them).
 use std::{
     future::{Future, IntoFuture},
     pin::Pin,
@@ -42,8 +21,29 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Serves `router` on `listener` until the shutdown signal, if any: await the returned
-/// [`Serve`] (see the [module](self) for why not `axum::serve`). HTTP/1.1 with upgrades, so
-/// WebSocket streams work; connections idle for [`DEFAULT_IDLE_TIMEOUT`] are closed.
+/// [`Serve`]. HTTP/1.1 with upgrades, so WebSocket streams work.
+///
+/// Use it rather than `axum::serve`: every tab keeps an HTTP keep-alive connection for its
+/// server-function calls next to its stream. Under `axum::serve` such a connection costs the
+/// server ~31 KiB of heap and is kept until the browser drops it; a stream costs ~2.3 KiB
+/// (docs/BENCHMARKS.md). `serve` drives each connection with hyper's HTTP/1 server alone (~20
+/// KiB while idle: no HTTP/2 state beside it) and closes one that sends no request for
+/// [`idle_timeout`](Serve::idle_timeout) ([`DEFAULT_IDLE_TIMEOUT`] unless set). Streams in
+/// progress are never idle. Browsers speak HTTP/2 only over TLS, which a proxy in front
+/// terminates.
+///
+/// ```no_run
+/// # async fn run(hub: notif::Hub<Option<String>>) -> std::io::Result<()> {
+/// let app = axum::Router::new().merge(hub.routes());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// notif::serve(listener, app)
+///     .idle_timeout(std::time::Duration::from_secs(30))
+///     .with_graceful_shutdown(&hub, async {
+///         let _ = tokio::signal::ctrl_c().await;
+///     })
+///     .await
+/// # }
+/// ```
 pub fn serve(listener: TcpListener, router: Router) -> Serve {
     Serve {
         listener,
