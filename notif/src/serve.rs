@@ -49,7 +49,8 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         listener,
         router,
         idle: DEFAULT_IDLE_TIMEOUT,
-        shutdown: None,
+        signal: Box::pin(std::future::pending()),
+        end_streams: None,
     }
 }
 
@@ -59,7 +60,10 @@ pub struct Serve {
     listener: TcpListener,
     router: Router,
     idle: Duration,
-    shutdown: Option<(Signal, Box<dyn FnOnce() + Send>)>,
+    /// Starts the shutdown; never, unless given.
+    signal: Signal,
+    /// Ends the hub's streams once the signal came.
+    end_streams: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl std::fmt::Debug for Serve {
@@ -67,7 +71,7 @@ impl std::fmt::Debug for Serve {
         f.debug_struct("Serve")
             .field("listener", &self.listener)
             .field("idle", &self.idle)
-            .field("graceful_shutdown", &self.shutdown.is_some())
+            .field("graceful_shutdown", &self.end_streams.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -88,7 +92,8 @@ impl Serve {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Self {
         let hub = hub.clone();
-        self.shutdown = Some((Box::pin(signal), Box::new(move || hub.shutdown())));
+        self.signal = Box::pin(signal);
+        self.end_streams = Some(Box::new(move || hub.shutdown()));
         self
     }
 
@@ -97,12 +102,9 @@ impl Serve {
             listener,
             router,
             idle,
-            shutdown,
+            mut signal,
+            end_streams,
         } = self;
-        let (mut signal, end_streams) = match shutdown {
-            Some((signal, end_streams)) => (signal, Some(end_streams)),
-            None => (Box::pin(std::future::pending()) as Signal, None),
-        };
         let mut http = hyper::server::conn::http1::Builder::new();
         // hyper applies this to the wait for every request's headers, the next one included.
         http.timer(TokioTimer::new()).header_read_timeout(idle);
