@@ -34,7 +34,9 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     })
 }
 
-/// `notif_tabs`, `notif_listens` and friends from a notif server's `/metrics` (none from a peer).
+/// `notif_tabs`, `notif_listens` and friends from a notif server's `/metrics` (none from a peer),
+/// and from `bench serve` the allocator's live heap and its extent records (what it keeps for
+/// the peak after everyone left).
 pub async fn metrics(http: &reqwest::Client, url: &str) -> String {
     let get = http
         .get(format!("{url}/metrics"))
@@ -48,6 +50,8 @@ pub async fn metrics(http: &reqwest::Client, url: &str) -> String {
                 "notif_connected_tabs ",
                 "notif_listens ",
                 "notif_keys ",
+                "bench_jemalloc_allocated_bytes ",
+                "bench_jemalloc_metadata_edata_bytes ",
             ]
             .iter()
             .filter_map(|name| text.lines().find(|l| l.starts_with(name)))

@@ -103,6 +103,12 @@ fn allocator_stats() -> String {
         .iter()
         .filter_map(|(name, value)| Some(format!("bench_jemalloc_{name}_bytes {}\n", value.as_ref().ok()?)))
         .collect();
+    // The two parts of `metadata` that grow with the heap's peak and are never returned: extent
+    // records and the address tree's nodes.
+    for part in ["edata", "rtree"] {
+        let bytes = read_number(format!("stats.metadata_{part}"));
+        out += &format!("bench_jemalloc_metadata_{part}_bytes {bytes}\n");
+    }
     out += &live_allocations_by_size();
     out
 }
@@ -113,10 +119,7 @@ fn allocator_stats() -> String {
 /// so the counts are exact.
 #[cfg(feature = "jemalloc")]
 fn live_allocations_by_size() -> String {
-    use tikv_jemalloc_ctl::{Access, AsName};
-    fn read(name: String) -> usize {
-        (name + "\0").as_bytes().name().read().unwrap_or(0)
-    }
+    let read = read_number;
     // "4096" names every arena merged (MALLCTL_ARENAS_ALL).
     let small = (0..read("arenas.nbins".into()) as u32).map(|i| {
         (
@@ -135,6 +138,13 @@ fn live_allocations_by_size() -> String {
         .filter(|(_, live)| *live > 0)
         .map(|(size, live)| format!("bench_jemalloc_live{{size=\"{size}\"}} {live}\n"))
         .collect()
+}
+
+/// A numeric jemalloc setting or statistic by name; 0 if jemalloc has no such name.
+#[cfg(feature = "jemalloc")]
+fn read_number(name: String) -> usize {
+    use tikv_jemalloc_ctl::{Access, AsName};
+    (name + "\0").as_bytes().name().read().unwrap_or(0)
 }
 
 #[cfg(not(feature = "jemalloc"))]
