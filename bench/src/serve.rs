@@ -106,7 +106,7 @@ fn allocator_stats() -> String {
     // The two parts of `metadata` that grow with the heap's peak and are never returned: extent
     // records and the address tree's nodes.
     for part in ["edata", "rtree"] {
-        let bytes = read_number(format!("stats.metadata_{part}"));
+        let bytes: usize = read_number(format!("stats.metadata_{part}"));
         out += &format!("bench_jemalloc_metadata_{part}_bytes {bytes}\n");
     }
     out += &live_allocations_by_size();
@@ -119,15 +119,16 @@ fn allocator_stats() -> String {
 /// so the counts are exact.
 #[cfg(feature = "jemalloc")]
 fn live_allocations_by_size() -> String {
-    let read = read_number;
-    // "4096" names every arena merged (MALLCTL_ARENAS_ALL).
-    let small = (0..read("arenas.nbins".into()) as u32).map(|i| {
+    let read = read_number::<usize>;
+    // "4096" names every arena merged (MALLCTL_ARENAS_ALL). The counts of classes are
+    // `unsigned` in jemalloc: read as u32.
+    let small = (0..read_number::<u32>("arenas.nbins".into())).map(|i| {
         (
             read(format!("arenas.bin.{i}.size")),
             read(format!("stats.arenas.4096.bins.{i}.curregs")),
         )
     });
-    let large = (0..read("arenas.nlextents".into()) as u32).map(|i| {
+    let large = (0..read_number::<u32>("arenas.nlextents".into())).map(|i| {
         (
             read(format!("arenas.lextent.{i}.size")),
             read(format!("stats.arenas.4096.lextents.{i}.curlextents")),
@@ -140,11 +141,15 @@ fn live_allocations_by_size() -> String {
         .collect()
 }
 
-/// A numeric jemalloc setting or statistic by name; 0 if jemalloc has no such name.
+/// A numeric jemalloc setting or statistic by name, read as its own type (jemalloc refuses a
+/// read of another width); 0 if jemalloc has no such name.
 #[cfg(feature = "jemalloc")]
-fn read_number(name: String) -> usize {
+fn read_number<T: Default>(name: String) -> T
+where
+    tikv_jemalloc_ctl::Name: tikv_jemalloc_ctl::Access<T>,
+{
     use tikv_jemalloc_ctl::{Access, AsName};
-    (name + "\0").as_bytes().name().read().unwrap_or(0)
+    (name + "\0").as_bytes().name().read().unwrap_or_default()
 }
 
 #[cfg(not(feature = "jemalloc"))]

@@ -7,17 +7,16 @@
 //! a notify pass then writes to the socket at once instead of waking one task per tab.
 use std::{
     collections::VecDeque,
+    future::poll_fn,
     sync::{Arc, Mutex, MutexGuard, OnceLock},
+    task::{Context, Poll, Waker},
 };
-
-use tokio::sync::Notify;
 
 /// Capacity kept by an emptied queue; a larger one (left by a burst) is released.
 const KEPT_CAPACITY: usize = 8;
 
 struct Shared<T> {
     state: Mutex<State<T>>,
-    ready: Notify,
     direct: OnceLock<Arc<dyn Direct<T>>>,
 }
 
@@ -32,6 +31,12 @@ struct State<T> {
     frames: VecDeque<T>,
     /// Either side went away.
     closed: bool,
+    /// The connection was told to look at the queue since it last looked (frames a [`Direct`]
+    /// connection took meanwhile leave it set: the next look finds the queue empty).
+    notified: bool,
+    /// The connection's task, waiting for `notified`. Kept here, under the queue's lock, rather
+    /// than in the waiting future: that future lives in every idle connection's task.
+    waker: Option<Waker>,
 }
 
 impl<T> Shared<T> {
@@ -41,8 +46,24 @@ impl<T> Shared<T> {
     }
 
     fn close(&self) {
-        self.lock().closed = true;
-        self.ready.notify_one();
+        self.set_and_wake(|state| state.closed = true);
+    }
+
+    /// Tells the connection to look at the queue: wakes it if it waits, else it looks next time.
+    fn notify(&self) {
+        self.set_and_wake(|state| state.notified = true);
+    }
+
+    /// Changes the state under the lock, then wakes the waiting connection outside it.
+    fn set_and_wake(&self, change: impl FnOnce(&mut State<T>)) {
+        let waker = {
+            let mut state = self.lock();
+            change(&mut state);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     fn pop(&self) -> Result<T, TryRecvError> {
@@ -91,8 +112,9 @@ pub(crate) fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
         state: Mutex::new(State {
             frames: VecDeque::new(),
             closed: false,
+            notified: false,
+            waker: None,
         }),
-        ready: Notify::new(),
         direct: OnceLock::new(),
     });
     (
@@ -107,7 +129,7 @@ pub(crate) fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 impl<T> Sender<T> {
     pub fn try_send(&self, frame: T) -> Result<(), TrySendError> {
         self.push(frame)?;
-        self.shared.ready.notify_one();
+        self.shared.notify();
         Ok(())
     }
 
@@ -149,7 +171,7 @@ impl<T> Wake<T> {
                 return;
             }
         }
-        self.shared.ready.notify_one();
+        self.shared.notify();
     }
 }
 
@@ -179,14 +201,23 @@ impl<T> Receiver<T> {
     /// Resolves once a frame is queued or the sender is gone (frames may have been taken
     /// meanwhile by a [`Direct`] connection: `try_recv` says what is left).
     pub async fn ready(&self) {
-        {
-            let state = self.shared.lock();
-            if !state.frames.is_empty() || state.closed {
-                return;
-            }
+        poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// [`ready`](Self::ready) as a poll function: a connection's task waits with it without
+    /// keeping a waiter in its future.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.lock();
+        if !state.frames.is_empty() || state.closed || state.notified {
+            state.notified = false;
+            return Poll::Ready(());
         }
-        // A push and wake between the check and this wait leaves a permit: nothing is missed.
-        self.shared.ready.notified().await;
+        // Checked and registered under the queue's lock: a push and wake cannot fall between.
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// From now on, whoever queues a frame with [`Sender::push_quiet`] lets `direct` write it.
@@ -219,6 +250,27 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(3));
         assert_eq!(rx.recv().await, Some(4));
         assert_eq!(rx.recv().await, None);
+    }
+
+    #[test]
+    fn a_wake_before_the_wait_is_kept_once_and_a_look_at_the_queue_uses_it() {
+        use futures::FutureExt;
+        let (tx, mut rx) = channel(4);
+        assert_eq!(rx.ready().now_or_never(), None, "nothing queued: waits");
+        // Queued and woken with nobody waiting, then taken (as a direct write would): the wake
+        // is kept, so the next wait returns at once, and only that one.
+        tx.push_quiet(1).unwrap().expect("the first frame asks for a wake").finish();
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.ready().now_or_never(), Some(()));
+        assert_eq!(rx.ready().now_or_never(), None);
+        // A wait that finds frames clears the kept wake with it.
+        tx.try_send(2).unwrap();
+        assert_eq!(rx.ready().now_or_never(), Some(()));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.ready().now_or_never(), None);
+        drop(tx);
+        assert_eq!(rx.ready().now_or_never(), Some(()), "a closed queue is ready for good");
+        assert_eq!(rx.ready().now_or_never(), Some(()));
     }
 
     #[tokio::test]

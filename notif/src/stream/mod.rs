@@ -168,10 +168,11 @@ impl<I: Identity> OpenTab<I> {
         Some(self.taken(frame))
     }
 
-    /// Resolves once a frame may be queued or the stream is over; [`take`](Self::take) says which.
-    pub async fn ready(&self) {
-        if let Some(rx) = &self.rx {
-            rx.ready().await;
+    /// Ready once a frame may be queued or the stream is over; [`take`](Self::take) says which.
+    pub fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match &self.rx {
+            Some(rx) => rx.poll_ready(cx),
+            None => std::task::Poll::Ready(()),
         }
     }
 

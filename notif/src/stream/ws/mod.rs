@@ -98,11 +98,7 @@ pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Respon
         Ok(session) => session,
         Err(refused) => return refused.into_response(),
     };
-    // The task lives as long as the connection, and its future is the largest part of an idle
-    // stream's memory: `run` awaits the upgrade itself and takes the session boxed, so the
-    // future keeps neither a second copy of the session nor the session past the hello (384
-    // bytes in a release build, was 784).
-    tokio::spawn(run(upgrade, Box::new(session), hub));
+    tokio::spawn(connect(upgrade, session, hub));
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -122,7 +118,12 @@ enum Step {
     Gone,
 }
 
-async fn run<I: Identity>(upgrade: OnUpgrade, session: Box<Session<I>>, hub: Hub<I>) {
+/// Waits for the upgrade, queues the hello, then hands the connection to a task of its own and
+/// ends. That task lives as long as the connection and is the largest part of an idle stream's
+/// memory; an `async fn` keeps room for its arguments and locals for as long as it runs, so
+/// serving from here would size it for the upgrade and the session too (serving's future is
+/// 272 bytes in a release build and its task 384; one task doing both took 512).
+async fn connect<I: Identity>(upgrade: OnUpgrade, session: Session<I>, hub: Hub<I>) {
     let stream = match upgrade.await {
         Ok(upgraded) => TokioIo::new(upgraded),
         Err(error) => {
@@ -132,26 +133,15 @@ async fn run<I: Identity>(upgrade: OnUpgrade, session: Box<Session<I>>, hub: Hub
         }
     };
     let link = Arc::new(Link::new(stream, session.client));
-    let mut open = queue_hello(&link, session);
-    if link.flush().await.is_ok() {
-        // From here on, frames may be written by whoever queues them.
-        open.set_direct(link.clone());
-        serve(&link, &mut open, &hub).await;
-    }
-    link.shut();
+    let open = queue_hello(&link, session);
+    tokio::spawn(serve(link, open, hub));
 }
 
-/// Encodes the hello and the frames to replay. What remains of the session is its open tab;
-/// the box is freed here, not kept by the connection's task until it ends.
-#[allow(
-    clippy::boxed_local,
-    reason = "moved out of here, the box is freed on return; moved out in `run`, only when the connection ends"
-)]
+/// Encodes the hello and the frames to replay. What remains of the session is its open tab.
 fn queue_hello<I: Identity, S: AsyncRead + AsyncWrite + Unpin>(
     link: &Link<S>,
-    session: Box<Session<I>>,
+    session: Session<I>,
 ) -> OpenTab<I> {
-    let session = *session;
     let mut io = link.lock();
     let hello = serde_json::to_string(&session.hello()).unwrap_or_default();
     let first = encode_ws(EVENT_HELLO, Some(format_args!("{}", session.hello_id())), &hello);
@@ -162,18 +152,25 @@ fn queue_hello<I: Identity, S: AsyncRead + AsyncWrite + Unpin>(
     session.open
 }
 
-async fn serve<I, S>(link: &Link<S>, open: &mut OpenTab<I>, hub: &Hub<I>)
+/// Writes the hello, then serves the connection until it ends, then closes the socket.
+async fn serve<I, S>(link: Arc<Link<S>>, mut open: OpenTab<I>, hub: Hub<I>)
 where
     I: Identity,
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if link.flush().await.is_err() {
+        link.shut();
+        return;
+    }
+    // From here on, frames may be written by whoever queues them.
+    open.set_direct(link.clone());
     // The hub's shared clock; a connection that wrote since the last tick needs no ping.
     let mut beat = pin!(hub.heartbeat());
     loop {
         let step = tokio::select! {
             // Frames first: a wake for a frame then polls neither the socket nor the clock.
             biased;
-            () = open.ready() => {
+            () = std::future::poll_fn(|cx| open.poll_ready(cx)) => {
                 let mut io = link.lock();
                 // A notify pass may have written frames meanwhile, or queued a bye.
                 let mut end = io.ending;
@@ -224,16 +221,21 @@ where
         match step {
             Step::Write => {
                 if link.flush().await.is_err() {
-                    return;
+                    break;
                 }
             }
             Step::Finish => {
-                let _ = tokio::time::timeout(CLOSE_WAIT, link.flush()).await;
-                return;
+                // Boxed: held only while closing, it would otherwise size every connection's
+                // task for the whole connection.
+                let _ = Box::pin(tokio::time::timeout(CLOSE_WAIT, link.flush())).await;
+                break;
             }
-            Step::Gone => return,
+            Step::Gone => break,
         }
     }
+    link.shut();
+    // The tab's resume window starts once the socket is closed, as before.
+    drop(open);
 }
 
 #[cfg(test)]
