@@ -259,7 +259,10 @@ mod tests {
         assert_eq!(rx.ready().now_or_never(), None, "nothing queued: waits");
         // Queued and woken with nobody waiting, then taken (as a direct write would): the wake
         // is kept, so the next wait returns at once, and only that one.
-        tx.push_quiet(1).unwrap().expect("the first frame asks for a wake").finish();
+        tx.push_quiet(1)
+            .unwrap()
+            .expect("the first frame asks for a wake")
+            .finish();
         assert_eq!(rx.try_recv(), Ok(1));
         assert_eq!(rx.ready().now_or_never(), Some(()));
         assert_eq!(rx.ready().now_or_never(), None);
@@ -269,7 +272,11 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(2));
         assert_eq!(rx.ready().now_or_never(), None);
         drop(tx);
-        assert_eq!(rx.ready().now_or_never(), Some(()), "a closed queue is ready for good");
+        assert_eq!(
+            rx.ready().now_or_never(),
+            Some(()),
+            "a closed queue is ready for good"
+        );
         assert_eq!(rx.ready().now_or_never(), Some(()));
     }
 
