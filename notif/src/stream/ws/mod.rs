@@ -233,9 +233,8 @@ where
             Step::Gone => break,
         }
     }
+    // Before `open` drops on return, which starts the tab's resume window.
     link.shut();
-    // The tab's resume window starts once the socket is closed, as before.
-    drop(open);
 }
 
 #[cfg(test)]
