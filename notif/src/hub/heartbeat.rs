@@ -1,27 +1,15 @@
-//! One heartbeat clock per hub. Every WebSocket connection waits on it instead of owning a
-//! timer: an idle connection then holds no timer entry of its own (one `Notified` in its task),
-//! and a busy connection's loop polls no timer after each write.
-use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering::Relaxed},
-        Arc, OnceLock,
-    },
-    time::Duration,
-};
+//! One heartbeat clock per hub. At each tick the clock pings every idle WebSocket connection
+//! itself, as a notify pass writes frames: a connection holds no timer and no waiter of its own
+//! (either would be in every idle connection's task), and only a connection whose socket is
+//! full is woken to finish the write. A connection that wrote since the last tick gets no ping.
+use std::{sync::OnceLock, time::Duration};
 
-use tokio::sync::{futures::Notified, Notify};
+use super::Hub;
+use crate::Identity;
 
-/// Waiters are spread over this many `Notify`s: polling a pending `Notified` takes its
-/// `Notify`'s lock, and every connection polls its own after each write, so one lock for all
-/// would be a point of contention on a multi-core server.
-const SHARDS: usize = 16;
-
-/// The hub's clock: ticks every `period` while the hub lives.
+/// The hub's clock: its period, and whether it runs.
 pub(crate) struct Heartbeat {
     period: Duration,
-    /// The clock task holds these weakly: dropping the hub stops it.
-    ticks: Arc<[Notify]>,
-    next_shard: AtomicUsize,
     started: OnceLock<()>,
 }
 
@@ -29,67 +17,115 @@ impl Heartbeat {
     pub fn new(period: Duration) -> Self {
         Heartbeat {
             period: period.max(Duration::from_millis(1)),
-            ticks: (0..SHARDS).map(|_| Notify::new()).collect(),
-            next_shard: AtomicUsize::new(0),
             started: OnceLock::new(),
         }
     }
+}
 
-    /// Resolves at the next tick. Counts as waiting from the moment it is created, so a tick
-    /// between creation and the first poll is not missed. Starts the clock on first use (on the
-    /// caller's runtime).
-    pub fn next(&self) -> Notified<'_> {
-        self.started.get_or_init(|| {
-            let (ticks, period) = (Arc::downgrade(&self.ticks), self.period);
+impl<I: Identity> Hub<I> {
+    /// Starts the hub's heartbeat clock on the caller's runtime, once. It holds the hub weakly:
+    /// dropping the hub stops it.
+    pub(crate) fn start_heartbeat(&self) {
+        let heartbeat = &self.inner.heartbeat;
+        heartbeat.started.get_or_init(|| {
+            let (hub, period) = (std::sync::Arc::downgrade(&self.inner), heartbeat.period);
             tokio::spawn(async move {
                 let mut clock = tokio::time::interval(period);
                 clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 clock.tick().await;
                 loop {
                     clock.tick().await;
-                    let Some(ticks) = ticks.upgrade() else { break };
-                    ticks.iter().for_each(Notify::notify_waiters);
+                    let Some(inner) = hub.upgrade() else { break };
+                    // Collected under the lock, sent outside it: writes never hold up the hub.
+                    let beats = Hub { inner }.state().beats();
+                    for beat in beats {
+                        beat.send();
+                        // Thousands of sockets take a while: let other tasks in meanwhile.
+                        tokio::task::consume_budget().await;
+                    }
                 }
             });
         });
-        let shard = self.next_shard.fetch_add(1, Relaxed) % SHARDS;
-        self.ticks[shard].notified()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::pin::pin;
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
+        Arc,
+    };
 
-    use tokio::time::{sleep, timeout};
+    use futures::FutureExt;
+    use tokio::time::sleep;
 
     use super::*;
+    use crate::{
+        hub::{queue::Direct, tests::hub, Outgoing},
+        Config,
+    };
+
+    /// A connection that counts its heartbeats and says whether its socket took them.
+    #[derive(Default)]
+    struct Counting {
+        beats: AtomicUsize,
+        full: AtomicBool,
+    }
+
+    impl Direct<Outgoing> for Counting {
+        fn drain(&self, _: &mut dyn FnMut() -> Option<Outgoing>) -> bool {
+            false
+        }
+        fn beat(&self) -> bool {
+            self.beats.fetch_add(1, Relaxed);
+            !self.full.load(Relaxed)
+        }
+    }
 
     #[tokio::test(start_paused = true)]
-    async fn every_waiter_wakes_at_each_tick_and_the_clock_stops_with_its_owner() {
-        let beat = Heartbeat::new(Duration::from_secs(15));
-        // More waiters than shards: every shard is woken.
-        let waiters: Vec<_> = (0..SHARDS + 2).map(|_| beat.next()).collect();
-        // Created before the tick at 15 s, polled after it: still woken.
-        sleep(Duration::from_secs(16)).await;
-        for waiter in waiters {
-            waiter.await;
+    async fn each_tick_beats_every_direct_connection_and_the_clock_stops_with_its_hub() {
+        let hub = hub(Config {
+            heartbeat: Duration::from_secs(15),
+            ..Config::default()
+        });
+        let mut tabs = Vec::new();
+        for direct in [true, true, false] {
+            let (_, rx) = hub.open(None);
+            let counting = Arc::new(Counting::default());
+            if direct {
+                rx.set_direct(counting.clone());
+            }
+            tabs.push((rx, counting));
         }
-        {
-            let mut third = pin!(beat.next());
-            assert!(
-                timeout(Duration::from_secs(13), third.as_mut()).await.is_err(),
-                "no tick before 30 s"
-            );
-            assert!(
-                timeout(Duration::from_secs(2), third).await.is_ok(),
-                "a tick at 30 s"
-            );
-        }
+        hub.start_heartbeat();
+        hub.start_heartbeat();
+        let beats = |tabs: &[(_, Arc<Counting>)]| -> Vec<usize> {
+            tabs.iter().map(|(_, c)| c.beats.load(Relaxed)).collect()
+        };
+        sleep(Duration::from_secs(14)).await;
+        assert_eq!(beats(&tabs), [0, 0, 0], "no tick before 15 s");
+        sleep(Duration::from_secs(2)).await;
+        assert_eq!(beats(&tabs), [1, 1, 0], "one clock, each direct connection once");
+        assert_eq!(
+            tabs[0].0.ready().now_or_never(),
+            None,
+            "a beat taken is no wake-up"
+        );
+
+        // A socket that could not take the whole ping: its task is woken to finish it.
+        tabs[1].1.full.store(true, Relaxed);
+        sleep(Duration::from_secs(15)).await;
+        assert_eq!(beats(&tabs), [2, 2, 0]);
+        assert_eq!(tabs[0].0.ready().now_or_never(), None);
+        assert_eq!(
+            tabs[1].0.ready().now_or_never(),
+            Some(()),
+            "woken to finish the write"
+        );
 
         let metrics = tokio::runtime::Handle::current().metrics();
         assert_eq!(metrics.num_alive_tasks(), 1, "the clock runs");
-        drop(beat);
+        drop(hub);
         sleep(Duration::from_secs(60)).await;
         assert_eq!(metrics.num_alive_tasks(), 0, "no clock once the hub is gone");
     }

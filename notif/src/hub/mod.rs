@@ -171,12 +171,6 @@ impl<I: Identity> Hub<I> {
         &self.inner.config
     }
 
-    /// Resolves at the hub's next heartbeat tick (every `Config::heartbeat`), shared by all
-    /// connections.
-    pub(crate) fn heartbeat(&self) -> tokio::sync::futures::Notified<'_> {
-        self.inner.heartbeat.next()
-    }
-
     /// The identity of a request, as the `identify` function given to [`Hub::new`] sees it.
     pub async fn identify(&self, parts: &http::request::Parts) -> I {
         (self.inner.identify)(parts).await

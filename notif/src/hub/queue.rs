@@ -25,6 +25,10 @@ pub(crate) trait Direct<T>: Send + Sync {
     /// Takes frames with `pop` and writes them out. False when the connection's own task must
     /// carry on (the socket is busy or full, the stream ends, or `pop` may hold more): it is woken.
     fn drain(&self, pop: &mut dyn FnMut() -> Option<T>) -> bool;
+
+    /// A heartbeat: writes a ping unless something was written since the last one. False when
+    /// the connection's own task must finish the write: it is woken.
+    fn beat(&self) -> bool;
 }
 
 struct State<T> {
@@ -172,6 +176,31 @@ impl<T> Wake<T> {
             }
         }
         self.shared.notify();
+    }
+}
+
+impl<T> Sender<T> {
+    /// The connection's heartbeat, if it writes directly (see [`Beat`]).
+    pub fn beat(&self) -> Option<Beat<T>> {
+        self.shared.direct.get().is_some().then(|| Beat {
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+/// A direct connection's heartbeat, held by the hub's clock outside the hub's lock.
+pub(crate) struct Beat<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Beat<T> {
+    /// Pings the connection from this task, or wakes its task to finish the write.
+    pub fn send(self) {
+        if let Some(direct) = self.shared.direct.get() {
+            if !direct.beat() {
+                self.shared.notify();
+            }
+        }
     }
 }
 

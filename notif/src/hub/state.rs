@@ -328,6 +328,14 @@ impl<I: Identity> State<I> {
             .unwrap_or_default()
     }
 
+    /// The heartbeats of the connected tabs whose connection writes directly.
+    pub fn beats(&self) -> Vec<queue::Beat<Outgoing>> {
+        self.tabs
+            .values()
+            .filter_map(|tab| tab.tx.as_ref()?.beat())
+            .collect()
+    }
+
     pub fn client_ids(&self) -> Vec<ClientId> {
         self.tabs.keys().copied().collect()
     }

@@ -182,10 +182,12 @@ impl<I: Identity> OpenTab<I> {
         Ok(self.taken(frame))
     }
 
-    /// Lets whoever queues a frame for this tab write it through `direct`.
+    /// Lets whoever queues a frame for this tab write it through `direct`, and the hub's
+    /// heartbeat ping it.
     pub fn set_direct(&self, direct: Arc<dyn queue::Direct<Outgoing>>) {
         if let Some(rx) = &self.rx {
             rx.set_direct(direct);
+            self.hub.start_heartbeat();
         }
     }
 

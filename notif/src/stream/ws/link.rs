@@ -68,7 +68,7 @@ pub(super) struct Io<S> {
     /// Part of a client frame.
     inbox: Vec<u8>,
     /// Something was written since the heartbeat last looked.
-    pub wrote: bool,
+    wrote: bool,
     /// A bye or close is in `out`: nothing may follow it.
     pub ending: bool,
     failed: bool,
@@ -201,14 +201,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         self.io.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub async fn flush(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.lock().poll_flush(cx)).await
-    }
-
-    pub async fn read(&self) -> Read {
-        std::future::poll_fn(|cx| self.lock().poll_read(cx)).await
-    }
-
     /// Closes the socket. The link itself lives on with the tab's queue until the tab goes.
     pub fn shut(&self) {
         let mut io = self.lock();
@@ -218,17 +210,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
-    fn drain(&self, pop: &mut dyn FnMut() -> Option<Outgoing>) -> bool {
-        let mut io = match self.io.try_lock() {
+impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
+    /// The socket if it is free to write to now: not locked by its task or another pass, open,
+    /// and with nothing of its own still to write.
+    fn free(&self) -> Option<MutexGuard<'_, Io<S>>> {
+        let io = match self.io.try_lock() {
             Ok(io) => io,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            // The task is writing or reading: it takes the frame after.
-            Err(TryLockError::WouldBlock) => return false,
+            Err(TryLockError::WouldBlock) => return None,
         };
-        if io.stream.is_none() || io.ending || io.failed || !io.out.is_empty() {
+        let free = io.stream.is_some() && !io.ending && !io.failed && io.out.is_empty();
+        free.then_some(io)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
+    fn drain(&self, pop: &mut dyn FnMut() -> Option<Outgoing>) -> bool {
+        // If busy, the task is writing or reading: it takes the frame after.
+        let Some(mut io) = self.free() else {
             return false;
-        }
+        };
         let mut taken = 0;
         while taken < WRITE_BATCH && !io.ending {
             let Some(frame) = pop() else { break };
@@ -242,6 +243,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
             Poll::Ready(Ok(()))
         );
         written && !io.ending && taken < WRITE_BATCH
+    }
+
+    fn beat(&self) -> bool {
+        // A connection that is busy, closing or still writing is not idle: no ping needed.
+        let Some(mut io) = self.free() else {
+            return true;
+        };
+        if std::mem::take(&mut io.wrote) {
+            return true;
+        }
+        io.put(frame::PING, &[]);
+        let written = matches!(
+            io.poll_flush(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Ok(()))
+        );
+        // The ping itself is not traffic: an idle connection gets one at every tick.
+        io.wrote = false;
+        written
     }
 }
 
@@ -313,7 +332,9 @@ mod tests {
             }
             all
         });
-        link.flush().await.unwrap();
+        std::future::poll_fn(|cx| link.lock().poll_flush(cx))
+            .await
+            .unwrap();
         link.shut();
         let all = String::from_utf8_lossy(&reader.await.unwrap()).into_owned();
         let seqs: Vec<usize> = (2..6).map(|s| all.find(&format!(".{s}\"")).unwrap()).collect();
@@ -356,5 +377,53 @@ mod tests {
         assert!(frames.next().is_some(), "the frame after the bye was not taken");
         assert!(link.lock().ending);
         assert!(!link.drain(&mut || Some(notif(2))));
+    }
+
+    #[tokio::test]
+    async fn a_beat_pings_an_idle_socket_every_time_and_one_that_wrote_not_at_all() {
+        let (ours, mut theirs) = tokio::io::duplex(256);
+        let link = Link::new(ours, ClientId::random());
+        // What is written is in the pipe before the write returns: no waiting for it.
+        fn written(read: impl std::future::Future<Output = io::Result<usize>>) -> usize {
+            futures::FutureExt::now_or_never(read)
+                .expect("bytes were written")
+                .unwrap()
+        }
+        let mut got = [0u8; 256];
+        for _ in 0..2 {
+            assert!(link.beat(), "written at once");
+            let n = written(theirs.read(&mut got));
+            assert_eq!(&got[..n], [0x89, 0x00], "an empty ping, and only that");
+        }
+        assert!(link.drain(&mut || None), "nothing to write");
+        assert!(link.drain(&mut {
+            let mut one = Some(notif(1));
+            move || one.take()
+        }));
+        let n = written(theirs.read(&mut got));
+        assert_eq!(got[0], 0x81);
+        assert!(link.beat(), "traffic since the last beat: no ping");
+        assert!(link.beat(), "now idle for a whole tick: a ping");
+        let n2 = written(theirs.read(&mut got));
+        assert_eq!(&got[..n2], [0x89, 0x00], "after the frame of {n} bytes");
+
+        // A connection whose task is still writing a frame the socket could not take whole.
+        link.lock().put(frame::TEXT, &[b'x'; 400]);
+        let _ = link.lock().poll_flush(&mut Context::from_waker(Waker::noop()));
+        assert!(!link.drain(&mut || None), "still writing its own");
+        assert!(link.beat(), "a connection still writing is not idle");
+        // The frame alone comes out: a text frame with a 16-bit length, then its 400 bytes.
+        let mut rest = [0u8; 404];
+        let (flushed, read) = tokio::join!(
+            std::future::poll_fn(|cx| link.lock().poll_flush(cx)),
+            theirs.read_exact(&mut rest)
+        );
+        flushed.unwrap();
+        read.unwrap();
+        assert_eq!(rest[..2], [0x81, 126]);
+        assert!(
+            futures::FutureExt::now_or_never(theirs.read(&mut got)).is_none(),
+            "no ping after it"
+        );
     }
 }
