@@ -26,6 +26,12 @@ impl ClientId {
         getrandom::fill(&mut bytes).expect("the operating system's random source failed");
         ClientId(u128::from_le_bytes(bytes))
     }
+
+    /// The id's bytes in the order its hex digits are written.
+    #[cfg(feature = "ssr")]
+    pub(crate) fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
 }
 
 /// Tables keyed by tab. Ids are random, so their low 64 bits already make a good hash: the

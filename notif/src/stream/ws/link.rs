@@ -16,7 +16,7 @@ use crate::{
     hub::{queue::Direct, Outgoing},
     stream::WRITE_BATCH,
     wire::encode_ws,
-    ClientId, EVENT_BYE, EVENT_NOTIF,
+    ClientId, EVENT_BYE,
 };
 
 /// Largest message a client may send: it has nothing to say but control frames.
@@ -27,8 +27,22 @@ const READ_CHUNK: usize = 512;
 /// a burst's larger buffer is given back.
 const KEPT_OUT: usize = 1024;
 
+/// What a notification frame starts with, before its id (`EVENT_NOTIF`'s frame: a unit test
+/// compares the two encodings).
+const PREFIX: &[u8] = b"{\"event\":\"notif\",\"id\":\"";
 /// What follows a notification frame's id.
 const DATA: &[u8] = b"\",\"data\":";
+
+/// A client id in lowercase hex, as `ClientId`'s `Display` writes it.
+fn hex(bytes: &[u8; 16]) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, byte) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(byte >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    out
+}
 
 /// `n` in decimal, written at the end of `buf`.
 fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
@@ -60,13 +74,16 @@ pub(super) enum Read {
 pub(super) struct Io<S> {
     /// `None` once the connection's task ended: the socket is closed.
     stream: Option<S>,
-    /// `{"event":"notif","id":"<client>.`: what every notification frame starts with.
-    prefix: Box<str>,
+    /// The tab's id as it is written (big-endian), for the id of each notification frame. Not
+    /// the frames' whole prefix, kept encoded: that would be a 64-byte allocation per tab.
+    client: [u8; 16],
     /// Encoded frames; the first `sent` bytes are written.
     out: Vec<u8>,
-    sent: usize,
-    /// Part of a client frame.
-    inbox: Vec<u8>,
+    sent: u32,
+    /// Part of a client frame. Boxed: it is rarely anything, and a `Vec` inline would take
+    /// the link out of the 128-byte class (see the size test).
+    #[expect(clippy::box_collection, reason = "8 bytes in every link instead of 24")]
+    inbox: Option<Box<Vec<u8>>>,
     /// Something was written since the heartbeat last looked.
     wrote: bool,
     /// A bye or close is in `out`: nothing may follow it.
@@ -82,9 +99,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 // What `encode_ws` writes, in place: this runs once per delivery.
                 let mut digits = [0u8; 20];
                 let seq = decimal(seq, &mut digits);
-                let len = self.prefix.len() + seq.len() + DATA.len() + data.len() + 1;
+                let client = hex(&self.client);
+                let len = PREFIX.len() + client.len() + 1 + seq.len() + DATA.len() + data.len() + 1;
                 frame::put_header(&mut self.out, frame::TEXT, len);
-                for part in [self.prefix.as_bytes(), seq, DATA, data.as_bytes(), b"}"] {
+                for part in [PREFIX, &client, b".", seq, DATA, data.as_bytes(), b"}"] {
                     self.out.extend_from_slice(part);
                 }
                 return;
@@ -116,12 +134,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         let Some(stream) = self.stream.as_mut() else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
-        while self.sent < self.out.len() {
-            match Pin::new(&mut *stream).poll_write(cx, &self.out[self.sent..]) {
+        while (self.sent as usize) < self.out.len() {
+            match Pin::new(&mut *stream).poll_write(cx, &self.out[self.sent as usize..]) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => return self.fail(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
-                    self.sent += n;
+                    // `out` holds at most a batch of capped frames: far under 4 GiB.
+                    self.sent += n as u32;
                     self.wrote = true;
                 }
                 Poll::Ready(Err(e)) => return self.fail(e),
@@ -146,12 +165,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// The next control frame the client sent.
     pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
         loop {
-            match frame::parse(&self.inbox, MAX_CLIENT_MESSAGE) {
+            let inbox = self.inbox.as_deref().map_or(&[][..], Vec::as_slice);
+            match frame::parse(inbox, MAX_CLIENT_MESSAGE) {
                 Err(Violation(code)) => return Poll::Ready(Read::Violation(code)),
                 Ok(Some((frame, used))) => {
-                    self.inbox.drain(..used);
-                    if self.inbox.is_empty() {
-                        self.inbox = Vec::new();
+                    if let Some(inbox) = &mut self.inbox {
+                        inbox.drain(..used);
+                        if inbox.is_empty() {
+                            self.inbox = None;
+                        }
                     }
                     match frame {
                         Incoming::Ping(payload) => return Poll::Ready(Read::Ping(payload)),
@@ -168,7 +190,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             let mut buf = ReadBuf::new(&mut chunk);
             match Pin::new(stream).poll_read(cx, &mut buf) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => self.inbox.extend_from_slice(buf.filled()),
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    self.inbox.get_or_insert_default().extend_from_slice(buf.filled())
+                }
                 Poll::Ready(_) => return Poll::Ready(Read::Gone),
             }
         }
@@ -185,10 +209,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         Link {
             io: Mutex::new(Io {
                 stream: Some(stream),
-                prefix: format!("{{\"event\":\"{EVENT_NOTIF}\",\"id\":\"{client}.").into(),
+                client: client.to_bytes(),
                 out: Vec::new(),
                 sent: 0,
-                inbox: Vec::new(),
+                inbox: None,
                 wrote: false,
                 ending: false,
                 failed: false,
@@ -206,7 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         let mut io = self.lock();
         io.stream = None;
         io.out = Vec::new();
-        io.inbox = Vec::new();
+        io.inbox = None;
     }
 }
 
@@ -267,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ByeReason;
+    use crate::{ByeReason, EVENT_NOTIF};
     use std::sync::Arc;
     use tokio::io::AsyncReadExt;
 
@@ -425,5 +449,14 @@ mod tests {
             futures::FutureExt::now_or_never(theirs.read(&mut got)).is_none(),
             "no ping after it"
         );
+    }
+
+    /// A link lives as long as its tab, one per idle stream: kept in jemalloc's 128-byte class
+    /// (its `Arc` adds 16 bytes of counts).
+    #[test]
+    fn a_link_over_an_upgraded_connection_fits_128_bytes_with_its_counts() {
+        type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+        let size = std::mem::size_of::<Link<Upgraded>>() + 16;
+        assert!(size <= 128, "{size} bytes");
     }
 }
