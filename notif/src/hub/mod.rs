@@ -3,6 +3,7 @@ mod cluster;
 mod config;
 mod expiry;
 mod heartbeat;
+mod listeners;
 mod metrics;
 mod notify;
 pub(crate) mod queue;
@@ -413,5 +414,34 @@ mod tests {
             hub.listen::<Chat>(client, &None, &"k".into()).await,
             Err(ListenError::UnknownClient)
         );
+    }
+
+    /// A key's listeners move from a vector to a set as a crowd gathers and back as it leaves;
+    /// delivery reaches exactly who listens throughout.
+    #[tokio::test]
+    async fn a_crowd_on_a_key_gathers_and_leaves_and_only_listeners_get_frames() {
+        let hub = hub(Config::default());
+        let mut tabs = Vec::new();
+        for _ in 0..40 {
+            let (client, rx) = hub.open(None);
+            hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
+            tabs.push((client, rx));
+        }
+        let (key, message) = ("k".to_owned(), "m".to_owned());
+        let notify = || hub.notify::<Chat>(&key, &message, Exclude::Nobody);
+        assert_eq!(notify().await.unwrap(), 40);
+        for (client, _) in &tabs[10..] {
+            hub.unlisten::<Chat>(*client, &None, &"k".into()).unwrap();
+        }
+        assert_eq!(notify().await.unwrap(), 10);
+        for (n, (_, rx)) in tabs.iter_mut().enumerate() {
+            let frames = std::iter::from_fn(|| rx.try_recv().ok()).count();
+            assert_eq!(frames, if n < 10 { 2 } else { 1 }, "tab {n}");
+        }
+        for (client, _) in &tabs[..10] {
+            hub.unlisten::<Chat>(*client, &None, &"k".into()).unwrap();
+        }
+        assert_eq!(notify().await.unwrap(), 0);
+        assert_eq!((hub.metrics().keys, hub.metrics().listens), (0, 0));
     }
 }

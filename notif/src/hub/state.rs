@@ -3,15 +3,13 @@
 use std::{collections::HashMap, sync::Arc};
 
 use super::{
+    listeners::{push_tight, trim, Listeners},
     queue::{self, TrySendError},
     replay::Replay,
     shrink::shrink,
     Metrics,
 };
-use crate::{
-    client_id::{IdMap, IdSet},
-    ByeReason, ClientId, Identity, ListenError, Topic,
-};
+use crate::{client_id::IdMap, ByeReason, ClientId, Identity, ListenError, Topic};
 
 /// Frames queued by one pass that still have to be written or their connections woken, once
 /// the hub's lock is released.
@@ -123,7 +121,7 @@ pub(crate) struct Resumed {
 
 pub(crate) struct State<I> {
     tabs: IdMap<Tab<I>>,
-    keys: HashMap<KeyId, IdSet>,
+    keys: HashMap<KeyId, Listeners>,
     /// Tabs per identity: usually one or a few, so a vector.
     identities: HashMap<I, Vec<ClientId>>,
     listens: usize,
@@ -159,7 +157,7 @@ impl<I: Identity> State<I> {
         while self.tabs.contains_key(&client) {
             client = ClientId::random();
         }
-        self.identities.entry(identity.clone()).or_default().push(client);
+        push_tight(self.identities.entry(identity.clone()).or_default(), client);
         self.tabs.insert(
             client,
             Tab {
@@ -236,6 +234,7 @@ impl<I: Identity> State<I> {
         }
         if let Some(tabs) = self.identities.get_mut(&tab.identity) {
             tabs.retain(|c| *c != client);
+            trim(tabs);
             if tabs.is_empty() {
                 self.identities.remove(&tab.identity);
             }
@@ -246,10 +245,9 @@ impl<I: Identity> State<I> {
     }
 
     fn drop_listener(&mut self, key: &KeyId, client: ClientId) {
-        if let Some(set) = self.keys.get_mut(key) {
-            set.remove(&client);
-            shrink(set);
-            if set.is_empty() {
+        if let Some(listeners) = self.keys.get_mut(key) {
+            listeners.remove(client);
+            if listeners.is_empty() {
                 self.keys.remove(key);
                 self.changes.push(key.clone());
             }
@@ -278,7 +276,7 @@ impl<I: Identity> State<I> {
         if tab.listens.len() >= cap {
             return Err(ListenError::TooManyListens { cap });
         }
-        tab.listens.push(key.clone());
+        push_tight(&mut tab.listens, key.clone());
         let listeners = self.keys.entry(key.clone()).or_default();
         if listeners.is_empty() {
             self.changes.push(key);
@@ -295,6 +293,7 @@ impl<I: Identity> State<I> {
             return Ok(false);
         };
         tab.listens.swap_remove(at);
+        trim(&mut tab.listens);
         self.listens -= 1;
         self.drop_listener(key, client);
         Ok(true)
@@ -317,7 +316,7 @@ impl<I: Identity> State<I> {
     pub fn tabs_listening_on(&self, key: &KeyId) -> Vec<ClientId> {
         self.keys
             .get(key)
-            .map(|clients| clients.iter().copied().collect())
+            .map(|clients| clients.iter().collect())
             .unwrap_or_default()
     }
 
@@ -346,7 +345,7 @@ impl<I: Identity> State<I> {
             return Vec::new();
         };
         let mut groups: HashMap<&I, Vec<ClientId>> = HashMap::new();
-        for &client in clients {
+        for client in clients {
             if let Some(tab) = self.tabs.get(&client) {
                 if !excluded(client, &tab.identity) {
                     groups.entry(&tab.identity).or_default().push(client);
@@ -360,8 +359,8 @@ impl<I: Identity> State<I> {
     /// gets the same message.
     pub fn any_listener(&self, key: &KeyId, excluded: impl Fn(ClientId, &I) -> bool) -> Option<I> {
         self.keys.get(key)?.iter().find_map(|client| {
-            let tab = self.tabs.get(client)?;
-            (!excluded(*client, &tab.identity)).then(|| tab.identity.clone())
+            let tab = self.tabs.get(&client)?;
+            (!excluded(client, &tab.identity)).then(|| tab.identity.clone())
         })
     }
 
@@ -378,7 +377,7 @@ impl<I: Identity> State<I> {
         let Some(clients) = self.keys.get(key) else {
             return (0, 0);
         };
-        for &client in clients {
+        for client in clients {
             let Some(tab) = self.tabs.get_mut(&client) else {
                 continue;
             };

@@ -1,0 +1,196 @@
+//! Small tables sized for what they hold. Most keys have one listener or a few (a user's own
+//! key, a small room) and most identities one tab: a hash set's smallest table has four slots
+//! and its control bytes (96 bytes for one tab), and a `Vec`'s first allocation is four
+//! elements (64 bytes for one tab). Held once per tab and per key, that was ~0.17 KiB of
+//! every idle tab's ~2 KiB.
+use std::collections::hash_set;
+
+use crate::{client_id::IdSet, ClientId};
+
+/// Beyond this many listeners a key keeps them in a set, so a tab leaving a crowd is not a
+/// scan of the crowd.
+const FEW: usize = 32;
+
+/// Pushes onto a vector that is usually tiny: room for exactly its elements up to eight, the
+/// usual doubling beyond (a listen or a new tab is not a hot path; the memory is held for as
+/// long as the tab lives).
+pub(super) fn push_tight<T>(vec: &mut Vec<T>, item: T) {
+    if vec.len() == vec.capacity() && vec.len() < 8 {
+        vec.reserve_exact(1);
+    }
+    vec.push(item);
+}
+
+/// Gives back a vector's spare room once half of it is unused.
+pub(super) fn trim<T>(vec: &mut Vec<T>) {
+    if vec.capacity() > 2 * vec.len().max(1) {
+        vec.shrink_to_fit();
+    }
+}
+
+/// The tabs listening on one key.
+pub(super) enum Listeners {
+    /// Up to [`FEW`], in a vector with room for just them.
+    Few(Vec<ClientId>),
+    /// More, in a set.
+    Many(IdSet),
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Listeners::Few(Vec::new())
+    }
+}
+
+impl Listeners {
+    /// Adds `client`, which must not be listening yet (a tab's own list of keys says so).
+    pub fn insert(&mut self, client: ClientId) {
+        match self {
+            Listeners::Few(few) if few.len() < FEW => {
+                debug_assert!(!few.contains(&client), "listening twice");
+                if few.len() == few.capacity() {
+                    few.reserve_exact(1);
+                }
+                few.push(client);
+            }
+            Listeners::Few(few) => {
+                let mut many: IdSet = few.drain(..).collect();
+                many.insert(client);
+                *self = Listeners::Many(many);
+            }
+            Listeners::Many(many) => {
+                many.insert(client);
+            }
+        }
+    }
+
+    /// Removes `client`, giving back room a crowd left.
+    pub fn remove(&mut self, client: ClientId) {
+        match self {
+            Listeners::Few(few) => {
+                if let Some(at) = few.iter().position(|c| *c == client) {
+                    few.swap_remove(at);
+                    trim(few);
+                }
+            }
+            Listeners::Many(many) => {
+                many.remove(&client);
+                // Back to a vector well below the switch, so a key at the edge does not flip.
+                if many.len() < FEW / 2 {
+                    *self = Listeners::Few(many.drain().collect());
+                } else {
+                    super::shrink::shrink(many);
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Listeners::Few(few) => few.is_empty(),
+            Listeners::Many(many) => many.is_empty(),
+        }
+    }
+
+    pub fn iter(&self) -> Iter<'_> {
+        match self {
+            Listeners::Few(few) => Iter::Few(few.iter()),
+            Listeners::Many(many) => Iter::Many(many.iter()),
+        }
+    }
+}
+
+/// The tabs listening on a key, in no particular order.
+pub(super) enum Iter<'a> {
+    Few(std::slice::Iter<'a, ClientId>),
+    Many(hash_set::Iter<'a, ClientId>),
+}
+
+impl Iterator for Iter<'_> {
+    type Item = ClientId;
+
+    fn next(&mut self) -> Option<ClientId> {
+        match self {
+            Iter::Few(few) => few.next().copied(),
+            Iter::Many(many) => many.next().copied(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Iter::Few(few) => few.size_hint(),
+            Iter::Many(many) => many.size_hint(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Listeners {
+    type Item = ClientId;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn ids(n: usize) -> Vec<ClientId> {
+        (0..n).map(|_| ClientId::random()).collect()
+    }
+
+    fn members(listeners: &Listeners) -> BTreeSet<ClientId> {
+        listeners.iter().collect()
+    }
+
+    #[test]
+    fn a_key_holds_room_for_just_its_few_listeners_and_a_set_for_a_crowd() {
+        let clients = ids(100);
+        let mut listeners = Listeners::default();
+        listeners.insert(clients[0]);
+        assert!(matches!(&listeners, Listeners::Few(few) if few.capacity() == 1));
+        for &client in &clients[1..FEW] {
+            listeners.insert(client);
+        }
+        assert!(matches!(&listeners, Listeners::Few(few) if few.capacity() == FEW));
+        for &client in &clients[FEW..] {
+            listeners.insert(client);
+        }
+        assert!(matches!(listeners, Listeners::Many(_)));
+        assert_eq!(members(&listeners), clients.iter().copied().collect());
+
+        // The crowd leaves: still a set at half the switch, a vector below it, trimmed as it
+        // empties.
+        for &client in &clients[FEW / 2..] {
+            listeners.remove(client);
+        }
+        assert!(matches!(listeners, Listeners::Many(_)));
+        listeners.remove(clients[FEW / 2 - 1]);
+        assert!(matches!(&listeners, Listeners::Few(few) if few.capacity() == FEW / 2 - 1));
+        for &client in &clients[2..FEW / 2 - 1] {
+            listeners.remove(client);
+        }
+        assert!(matches!(&listeners, Listeners::Few(few) if few.capacity() <= 4));
+        assert_eq!(members(&listeners), clients[..2].iter().copied().collect());
+        listeners.remove(clients[50]);
+        assert_eq!(listeners.iter().count(), 2, "removing a stranger changes nothing");
+        listeners.remove(clients[0]);
+        listeners.remove(clients[1]);
+        assert!(listeners.is_empty());
+    }
+
+    #[test]
+    fn tight_pushes_leave_no_room_until_eight() {
+        let mut vec = Vec::new();
+        for n in 1..=8 {
+            push_tight(&mut vec, n);
+            assert_eq!(vec.capacity(), n);
+        }
+        push_tight(&mut vec, 9);
+        assert!(vec.capacity() >= 16, "doubling beyond");
+    }
+}
