@@ -157,6 +157,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// Gives the output buffer back if everything in it is written: a connection with nothing
+    /// to send keeps none (the next frame allocates one again). Called after the hello and
+    /// after an idle connection's ping, so an idle stream does not hold its hello's buffer.
+    pub fn release(&mut self) {
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+    }
+
     fn fail(&mut self, e: io::Error) -> Poll<io::Result<()>> {
         self.failed = true;
         Poll::Ready(Err(e))
@@ -284,6 +293,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
         );
         // The ping itself is not traffic: an idle connection gets one at every tick.
         io.wrote = false;
+        io.release();
         written
     }
 }
@@ -418,6 +428,7 @@ mod tests {
             assert!(link.beat(), "written at once");
             let n = written(theirs.read(&mut got));
             assert_eq!(&got[..n], [0x89, 0x00], "an empty ping, and only that");
+            assert_eq!(link.lock().out.capacity(), 0, "an idle link keeps no buffer");
         }
         assert!(link.drain(&mut || None), "nothing to write");
         assert!(link.drain(&mut {
@@ -426,6 +437,7 @@ mod tests {
         }));
         let n = written(theirs.read(&mut got));
         assert_eq!(got[0], 0x81);
+        assert!(link.lock().out.capacity() > 0, "a busy link keeps its buffer");
         assert!(link.beat(), "traffic since the last beat: no ping");
         assert!(link.beat(), "now idle for a whole tick: a ping");
         let n2 = written(theirs.read(&mut got));

@@ -254,6 +254,8 @@ where
                         return Poll::Ready(());
                     }
                     if matches!(this.phase, Phase::Hello) {
+                        // Most streams then wait: none keeps its hello's buffer.
+                        this.link.lock().release();
                         // From here on, frames may be written by whoever queues them.
                         this.open.set_direct(this.link.clone());
                     }
