@@ -13,7 +13,7 @@ use tokio::{
 
 use crate::{
     client::{open_each, Listen, NotOpen, Target},
-    procstat::{metrics, proc_stat, ProcStat},
+    procstat::{live_by_size, metrics, metrics_text, per_stream_by_size, proc_stat, ProcStat},
 };
 
 /// What to run.
@@ -216,6 +216,7 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
         tokio::time::sleep(WARM_SETTLE).await;
     }
     let baseline = run.pid.and_then(proc_stat);
+    let live_before = live_by_size(&metrics_text(&http, &run.url).await);
     println!(
         "{}",
         kib_line("baseline", baseline, baseline, &metrics(&http, &run.url).await)
@@ -254,6 +255,10 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
             &format!("{per_stream} {}", metrics(&http, &run.url).await)
         )
     );
+    let live_held = live_by_size(&metrics_text(&http, &run.url).await);
+    if let Some(line) = per_stream_by_size(&live_before, &live_held, streams) {
+        println!("{line}");
+    }
     let left = std::time::Instant::now();
     holders.close().await;
     for at in &run.after {
