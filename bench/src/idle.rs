@@ -13,7 +13,7 @@ use tokio::{
 
 use crate::{
     client::{open_each, Listen, NotOpen, Target},
-    procstat::{live_by_size, metrics, metrics_text, per_stream_by_size, proc_stat, ProcStat},
+    procstat::{live_by_size, metrics, metrics_text, per_stream_by_size, proc_stat, summary, ProcStat},
 };
 
 /// What to run.
@@ -216,11 +216,9 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
         tokio::time::sleep(WARM_SETTLE).await;
     }
     let baseline = run.pid.and_then(proc_stat);
-    let live_before = live_by_size(&metrics_text(&http, &run.url).await);
-    println!(
-        "{}",
-        kib_line("baseline", baseline, baseline, &metrics(&http, &run.url).await)
-    );
+    let text = metrics_text(&http, &run.url).await;
+    let live_before = live_by_size(&text);
+    println!("{}", kib_line("baseline", baseline, baseline, &summary(&text)));
     let opened = std::time::Instant::now();
     let holders = Holders::open(&run, 0, run.streams, run.processes).await?;
     println!(
@@ -235,6 +233,7 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let streams = holders.held.max(1) as f64;
     let held = run.pid.and_then(proc_stat);
+    let text = metrics_text(&http, &run.url).await;
     let per_stream = held
         .zip(baseline)
         .map(|(h, b)| {
@@ -252,11 +251,10 @@ pub async fn run_idle(run: Idle) -> Result<(), String> {
             "held",
             held,
             baseline,
-            &format!("{per_stream} {}", metrics(&http, &run.url).await)
+            &format!("{per_stream} {}", summary(&text))
         )
     );
-    let live_held = live_by_size(&metrics_text(&http, &run.url).await);
-    if let Some(line) = per_stream_by_size(&live_before, &live_held, streams) {
+    if let Some(line) = per_stream_by_size(&live_before, &live_by_size(&text), streams) {
         println!("{line}");
     }
     let left = std::time::Instant::now();

@@ -54,7 +54,7 @@ pub async fn metrics_text(http: &reqwest::Client, url: &str) -> String {
 }
 
 /// The counters a run prints on each line, as `name=value`.
-fn summary(text: &str) -> String {
+pub fn summary(text: &str) -> String {
     [
         "notif_tabs ",
         "notif_connected_tabs ",

@@ -67,9 +67,22 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
+/// An id's 16 bytes (big-endian, see [`ClientId::to_bytes`]) as its 32 lowercase hex digits:
+/// what `Display` writes, and what each WebSocket notification frame carries.
+pub(crate) fn hex(bytes: &[u8; 16]) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, byte) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(byte >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    out
+}
+
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        let digits = hex(&self.0.to_be_bytes());
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -11,11 +11,19 @@ use crate::{client_id::IdSet, ClientId};
 /// scan of the crowd.
 const FEW: usize = 32;
 
-/// Pushes onto a vector that is usually tiny: room for exactly its elements up to eight, the
-/// usual doubling beyond (a listen or a new tab is not a hot path; the memory is held for as
-/// long as the tab lives).
+/// How long a tab's keys and an identity's tabs grow one slot at a time.
+const TIGHT: usize = 8;
+
+/// Pushes onto a vector that is usually tiny: room for exactly its elements up to [`TIGHT`],
+/// the usual doubling beyond (a listen or a new tab is not a hot path; the memory is held for
+/// as long as the tab lives).
 pub(super) fn push_tight<T>(vec: &mut Vec<T>, item: T) {
-    if vec.len() == vec.capacity() && vec.len() < 8 {
+    push_exact_up_to(vec, item, TIGHT);
+}
+
+/// Pushes with room for exactly the elements while there are fewer than `exact`.
+fn push_exact_up_to<T>(vec: &mut Vec<T>, item: T, exact: usize) {
+    if vec.len() == vec.capacity() && vec.len() < exact {
         vec.reserve_exact(1);
     }
     vec.push(item);
@@ -48,10 +56,7 @@ impl Listeners {
         match self {
             Listeners::Few(few) if few.len() < FEW => {
                 debug_assert!(!few.contains(&client), "listening twice");
-                if few.len() == few.capacity() {
-                    few.reserve_exact(1);
-                }
-                few.push(client);
+                push_exact_up_to(few, client, FEW);
             }
             Listeners::Few(few) => {
                 let mut many: IdSet = few.drain(..).collect();

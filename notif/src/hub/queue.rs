@@ -148,6 +148,13 @@ impl<T> Sender<T> {
         }))
     }
 
+    /// The connection's heartbeat, if it writes directly (see [`Beat`]).
+    pub fn beat(&self) -> Option<Beat<T>> {
+        self.shared.direct.get().is_some().then(|| Beat {
+            shared: self.shared.clone(),
+        })
+    }
+
     /// Queues `frame`; true if it is the only one.
     fn push(&self, frame: T) -> Result<bool, TrySendError> {
         let mut state = self.shared.lock();
@@ -176,15 +183,6 @@ impl<T> Wake<T> {
             }
         }
         self.shared.notify();
-    }
-}
-
-impl<T> Sender<T> {
-    /// The connection's heartbeat, if it writes directly (see [`Beat`]).
-    pub fn beat(&self) -> Option<Beat<T>> {
-        self.shared.direct.get().is_some().then(|| Beat {
-            shared: self.shared.clone(),
-        })
     }
 }
 

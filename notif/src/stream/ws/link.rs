@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::frame::{self, Incoming, Violation};
 use crate::{
+    client_id::hex,
     hub::{queue::Direct, Outgoing},
     stream::WRITE_BATCH,
     wire::encode_ws,
@@ -32,17 +33,6 @@ const KEPT_OUT: usize = 1024;
 const PREFIX: &[u8] = b"{\"event\":\"notif\",\"id\":\"";
 /// What follows a notification frame's id.
 const DATA: &[u8] = b"\",\"data\":";
-
-/// A client id in lowercase hex, as `ClientId`'s `Display` writes it.
-fn hex(bytes: &[u8; 16]) -> [u8; 32] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (i, byte) in bytes.iter().enumerate() {
-        out[2 * i] = DIGITS[usize::from(byte >> 4)];
-        out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
-    }
-    out
-}
 
 /// `n` in decimal, written at the end of `buf`.
 fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
@@ -241,9 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         io.out = Vec::new();
         io.inbox = None;
     }
-}
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     /// The socket if it is free to write to now: not locked by its task or another pass, open,
     /// and with nothing of its own still to write.
     fn free(&self) -> Option<MutexGuard<'_, Io<S>>> {
