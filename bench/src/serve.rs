@@ -109,6 +109,12 @@ fn allocator_stats() -> String {
         let bytes: usize = read_number(format!("stats.metadata_{part}"));
         out += &format!("bench_jemalloc_metadata_{part}_bytes {bytes}\n");
     }
+    // Pages freed but not yet given back (dirty: the background thread purges them over
+    // `dirty_decay_ms`), over every arena.
+    for part in ["pdirty", "pmuzzy"] {
+        let pages: usize = read_number(format!("stats.arenas.4096.{part}"));
+        out += &format!("bench_jemalloc_{part}_pages {pages}\n");
+    }
     out += &live_allocations_by_size();
     out
 }

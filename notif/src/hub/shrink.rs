@@ -2,10 +2,12 @@
 use std::collections::{HashMap, HashSet};
 
 /// Tables keep their largest capacity unless told: after a crowd leaves, give most of it back
-/// (amortised: a table is rebuilt only once three quarters of it emptied).
+/// (amortised: a table is rebuilt only once three quarters of it emptied), and all of it once
+/// the last entry is gone. A small table left allocated outlives the crowd that grew it and
+/// pins the allocator's pages around it.
 pub(super) fn shrink<T: Shrink>(table: &mut T) {
     let (len, capacity) = (table.len(), table.capacity());
-    if capacity > 64 && len < capacity / 4 {
+    if (len == 0 && capacity > 0) || (capacity > 64 && len < capacity / 4) {
         table.shrink_to(len * 2);
     }
 }
@@ -58,5 +60,18 @@ mod tests {
             table.capacity()
         );
         assert_eq!(table.len(), 10);
+    }
+
+    #[test]
+    fn a_table_emptied_entirely_keeps_nothing() {
+        let mut table: HashSet<u32> = (0..20).collect();
+        for i in 0..20 {
+            table.remove(&i);
+            shrink(&mut table);
+            if i < 19 {
+                assert!(table.capacity() >= 20, "a small table is not rebuilt on the way");
+            }
+        }
+        assert_eq!(table.capacity(), 0);
     }
 }
