@@ -3,7 +3,9 @@ mod cluster;
 mod config;
 mod expiry;
 mod heartbeat;
+mod key_id;
 mod listeners;
+mod locked;
 mod metrics;
 mod notify;
 pub(crate) mod queue;
@@ -15,10 +17,11 @@ mod writes;
 use std::{future::Future, pin::Pin, sync::Arc};
 
 pub use config::{Config, ConfigError};
+use key_id::KeyId;
 use metrics::Counters;
 pub use metrics::Metrics;
 pub use notify::{Exclude, NotifyError};
-use state::{KeyId, State};
+use state::State;
 pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
 use crate::{Backplane, ByeReason, ClientId, Identity, ListenError, Topic};
@@ -80,51 +83,6 @@ struct Inner<I: Identity> {
     writes: Writes,
 }
 
-/// The hub's tables, locked. Dropping it brings backplane subscriptions in line with the keys
-/// that gained their first or lost their last listener, still under the lock, so subscribes and
-/// unsubscribes reach the backplane in the order the tables changed.
-pub(crate) struct Locked<'a, I: Identity> {
-    hub: &'a Hub<I>,
-    guard: Option<std::sync::MutexGuard<'a, State<I>>>,
-}
-
-impl<I: Identity> Locked<'_, I> {
-    /// Releases the lock; returns the subscriptions to wait for before a listen may return.
-    fn release(mut self) -> Vec<tokio::sync::oneshot::Receiver<()>> {
-        self.sync()
-    }
-
-    fn sync(&mut self) -> Vec<tokio::sync::oneshot::Receiver<()>> {
-        let Some(mut state) = self.guard.take() else {
-            return Vec::new();
-        };
-        let changed = std::mem::take(&mut state.changes);
-        match &self.hub.inner.cluster {
-            Some(cluster) if !changed.is_empty() => cluster.sync(changed, |key| state.has_key(key)),
-            _ => Vec::new(),
-        }
-    }
-}
-
-impl<I: Identity> std::ops::Deref for Locked<'_, I> {
-    type Target = State<I>;
-    fn deref(&self) -> &State<I> {
-        self.guard.as_ref().expect("locked")
-    }
-}
-
-impl<I: Identity> std::ops::DerefMut for Locked<'_, I> {
-    fn deref_mut(&mut self) -> &mut State<I> {
-        self.guard.as_mut().expect("locked")
-    }
-}
-
-impl<I: Identity> Drop for Locked<'_, I> {
-    fn drop(&mut self) {
-        self.sync();
-    }
-}
-
 impl<I: Identity> Hub<I> {
     /// A hub with `config`, resolving a request's identity with `identify` (for instance from a
     /// session cookie). `identify` runs when a tab opens its stream and on every listen.
@@ -175,19 +133,6 @@ impl<I: Identity> Hub<I> {
     /// The identity of a request, as the `identify` function given to [`Hub::new`] sees it.
     pub async fn identify(&self, parts: &http::request::Parts) -> I {
         (self.inner.identify)(parts).await
-    }
-
-    fn state(&self) -> Locked<'_, I> {
-        // A panic while holding the lock leaves tables that are still consistent enough to serve.
-        let guard = self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Locked {
-            hub: self,
-            guard: Some(guard),
-        }
     }
 
     fn register<T: Topic<Identity = I>>(&self) {

@@ -2,8 +2,9 @@
 use std::sync::Arc;
 
 use super::{
+    key_id::KeyId,
     metrics::Counters,
-    state::{Delivered, KeyId, Wakes},
+    state::{Delivered, Wakes},
     Hub,
 };
 use crate::{wire::encode_notification, ClientId, Identity, Topic};

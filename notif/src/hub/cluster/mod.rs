@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 mod receive;
 
-use super::{state::KeyId, Exclude, Hub};
+use super::{key_id::KeyId, Exclude, Hub};
 use crate::{Backplane, ClientId, Identity, Topic};
 
 /// The channel every node subscribes to, for identity operations.

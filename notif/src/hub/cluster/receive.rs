@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use super::{lost_keys, Body, Cluster, Envelope, WireExclude, CONTROL};
 use crate::{
     backplane::{BackplaneEvent, LostChannels},
-    hub::{state::KeyId, Exclude, Hub, Inner},
+    hub::{key_id::KeyId, Exclude, Hub, Inner},
     ByeReason, Identity,
 };
 

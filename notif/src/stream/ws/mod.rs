@@ -7,6 +7,7 @@
 //! instead of waking the connection's task (see `link.rs`). That halves the CPU spent per
 //! delivery outside the kernel.
 mod frame;
+mod io;
 mod link;
 
 use std::{
@@ -29,7 +30,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{OpenTab, Session, WRITE_BATCH};
 use crate::{hub::queue::TryRecvError, wire::encode_ws, Hub, Identity, EVENT_HELLO};
-use link::{Link, Read};
+use io::Read;
+use link::Link;
 
 /// How long a closing connection may take to write its last frames before it is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
