@@ -285,12 +285,12 @@ async fn hold_command(args: &[String]) -> Result<(), String> {
 }
 
 /// Empties the calling worker's jemalloc cache as it goes idle, at most once a second. The cache
-/// spares each allocation and free the arena's lock (a notify request to one listener: 15-25% less
-/// server CPU than with no cache), but keeps what the thread freed for its next allocations,
-/// each object pinning a page: a worker that went idle after everyone left would keep them for
-/// ever (RSS after 10,000 streams left: 1.15-1.19x its baseline with a cache never emptied). An
-/// idle worker still wakes for the hub's heartbeat, so what it cached is given back then
-/// (docs/BENCHMARKS.md, "What moved the numbers").
+/// spares each allocation and each free the arena's lock (a notify request to one listener:
+/// 15-25% less server CPU than with no cache), but keeps what the thread freed for its next
+/// allocations, each object pinning a page: a worker that went idle after everyone left would
+/// keep them for ever (RSS after 10,000 streams left: 1.15-1.19x its baseline with a cache never
+/// emptied). An idle worker still wakes for the hub's heartbeat, so what it cached is given back
+/// then (docs/BENCHMARKS.md, "What moved the numbers").
 fn flush_thread_cache_when_idle() {
     use std::{cell::Cell, time::Instant};
     thread_local! {
