@@ -2,9 +2,11 @@
 use std::{collections::VecDeque, sync::Arc};
 
 /// The last `cap` frames of one tab, oldest first. Frame data is shared with every other
-/// recipient, so a buffered frame costs a pointer and a sequence number.
+/// recipient, and a frame's sequence number is implied (a tab numbers every frame it is given,
+/// one after the other, and keeps each), so a buffered frame costs one pointer: a full buffer of
+/// the default 256 frames is 4 KiB, where a number stored beside each made it 6.
 pub(crate) struct Replay {
-    frames: VecDeque<(u64, Arc<str>)>,
+    frames: VecDeque<Arc<str>>,
     cap: usize,
 }
 
@@ -16,30 +18,33 @@ impl Replay {
         }
     }
 
-    pub fn push(&mut self, seq: u64, data: &Arc<str>) {
+    /// Keeps the tab's newest frame, the one just numbered.
+    pub fn push(&mut self, data: &Arc<str>) {
         if self.cap == 0 {
             return;
         }
         if self.frames.len() == self.cap {
             self.frames.pop_front();
         }
-        self.frames.push_back((seq, data.clone()));
+        self.frames.push_back(data.clone());
     }
 
-    /// Every frame after `seen` up to `last` (the tab's latest sequence number), or `None` if
-    /// some of them are no longer buffered (or `seen` is in the future: a forged id).
+    /// Every frame after `seen` up to `last` (the tab's latest sequence number: the newest
+    /// frame pushed), or `None` if some of them are no longer buffered (or `seen` is in the
+    /// future: a forged id).
     pub fn since(&self, seen: u64, last: u64) -> Option<Vec<(u64, Arc<str>)>> {
         if seen == last {
             return Some(Vec::new());
         }
-        if seen > last || self.frames.front()?.0 > seen + 1 {
+        let oldest = (last + 1).saturating_sub(self.frames.len() as u64);
+        if seen > last || oldest > seen + 1 {
             return None;
         }
+        let skipped = (seen + 1 - oldest) as usize;
         Some(
-            self.frames
-                .iter()
-                .filter(|(seq, _)| *seq > seen)
-                .cloned()
+            (seen + 1..)
+                .zip(self.frames.iter().skip(skipped))
+                .map(|(seq, data)| (seq, data.clone()))
                 .collect(),
         )
     }
@@ -52,16 +57,33 @@ mod tests {
     fn filled(cap: usize, upto: u64) -> Replay {
         let mut replay = Replay::new(cap);
         for seq in 1..=upto {
-            replay.push(seq, &Arc::from(seq.to_string()));
+            replay.push(&Arc::from(seq.to_string()));
         }
         replay
     }
 
     #[test]
+    fn a_full_buffer_of_the_default_256_frames_takes_4_kib() {
+        let replay = filled(256, 300);
+        assert_eq!(replay.frames.len(), 256);
+        let bytes = replay.frames.capacity() * std::mem::size_of::<Arc<str>>();
+        assert!(bytes <= 4096, "{bytes} bytes");
+    }
+
+    #[test]
     fn replays_exactly_what_follows_the_last_seen_frame() {
         let replay = filled(4, 10);
-        let seqs =
-            |v: Option<Vec<(u64, Arc<str>)>>| v.map(|v| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
+        // Each frame comes back with its own number (`filled` makes a frame's data its number).
+        let seqs = |v: Option<Vec<(u64, Arc<str>)>>| {
+            v.map(|v| {
+                v.into_iter()
+                    .map(|(seq, data)| {
+                        assert_eq!(*data, *seq.to_string(), "frame {seq}'s data");
+                        seq
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
         assert_eq!(seqs(replay.since(10, 10)), Some(vec![]));
         assert_eq!(seqs(replay.since(8, 10)), Some(vec![9, 10]));
         assert_eq!(seqs(replay.since(6, 10)), Some(vec![7, 8, 9, 10]));

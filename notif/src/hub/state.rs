@@ -48,7 +48,7 @@ impl<I> Tab<I> {
         // Every frame is numbered and kept for replay, sent or not: a reconnect names the last
         // frame it saw, and what followed it may have died in a closed connection.
         self.seq += 1;
-        self.replay.push(self.seq, data);
+        self.replay.push(data);
         let Some(tx) = &self.tx else {
             return Delivered::Queued;
         };
