@@ -132,8 +132,9 @@ fn serve_command(args: &[String]) -> Result<(), String> {
     let redis = args.get("--redis").map(str::to_owned);
     #[cfg(feature = "jemalloc")]
     tikv_jemalloc_ctl::background_thread::write(true).map_err(|e| format!("jemalloc: {e}"))?;
-    // The main thread only waits for the server: it keeps no cache.
-    no_thread_cache()?;
+    // The main thread only waits for the server: a cache would keep what it allocated while
+    // starting for ever.
+    set_thread_cache(false)?;
     // One worker per core the process may run on: `taskset -c 0` makes it one.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .on_thread_park(flush_thread_cache_when_idle)
@@ -305,28 +306,24 @@ fn flush_thread_cache_when_idle() {
         }
         flushed.set(Some(Instant::now()));
         // Turning the cache off empties it; it is made again on the next allocation.
-        #[cfg(feature = "jemalloc")]
-        {
-            use tikv_jemalloc_ctl::{Access, AsName};
-            let enabled = b"thread.tcache.enabled\0".name();
-            if let Err(error) = enabled.write(false).and_then(|()| enabled.write(true)) {
-                eprintln!("bench serve: jemalloc thread.tcache.enabled: {error}");
-            }
+        if let Err(error) = set_thread_cache(false).and_then(|()| set_thread_cache(true)) {
+            eprintln!("bench serve: {error}");
         }
     });
 }
 
-/// Turns off jemalloc's per-thread cache for the calling thread: the main thread, which only
-/// waits for the server, would keep what it cached while starting for ever.
-fn no_thread_cache() -> Result<(), String> {
+/// Turns jemalloc's per-thread cache on or off for the calling thread.
+fn set_thread_cache(on: bool) -> Result<(), String> {
     #[cfg(feature = "jemalloc")]
     {
         use tikv_jemalloc_ctl::{Access, AsName};
         b"thread.tcache.enabled\0"
             .name()
-            .write(false)
+            .write(on)
             .map_err(|e| format!("jemalloc thread.tcache.enabled: {e}"))?;
     }
+    #[cfg(not(feature = "jemalloc"))]
+    let _ = on;
     Ok(())
 }
 
@@ -391,7 +388,7 @@ mod tests {
 
     #[test]
     fn the_main_thread_runs_without_jemallocs_thread_cache() {
-        super::no_thread_cache().unwrap();
+        super::set_thread_cache(false).unwrap();
         assert!(!thread_cache_enabled());
     }
 
