@@ -1,38 +1,22 @@
 import { test, expect } from "@playwright/test";
-import { ChildProcess, spawn } from "node:child_process";
+import { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { expectLive, message, pageErrors, signedIn, uniqueName, openRoom } from "./helpers";
+import { answering, base, freePorts, startServer as start } from "./servers";
 
-// A server of this test's own (the one cargo-leptos runs cannot be restarted from here), on
-// another port, with the same build and a database that survives the restart.
-const PORT = 3100;
-const BASE = `http://127.0.0.1:${PORT}`;
-const root = path.resolve(__dirname, "../..");
+// A server of this test's own (the one cargo-leptos runs cannot be restarted from here), on a
+// port of its own, with the same build and a database that survives the restart.
 const db = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "notif-restart-")), "db.sqlite");
+let BASE = "";
+
+test.beforeAll(async () => {
+  BASE = base((await freePorts(1))[0]);
+});
 
 function startServer(): ChildProcess {
-  return spawn(path.join(root, "target/debug/server"), [], {
-    cwd: root,
-    stdio: "ignore",
-    env: {
-      ...process.env,
-      LEPTOS_OUTPUT_NAME: "notif-demo",
-      LEPTOS_SITE_ROOT: path.join(root, "target/site"),
-      LEPTOS_SITE_PKG_DIR: "pkg",
-      LEPTOS_SITE_ADDR: `127.0.0.1:${PORT}`,
-      NOTIF_DB: db,
-    },
-  });
-}
-
-async function answering(): Promise<boolean> {
-  try {
-    return (await fetch(`${BASE}/metrics`)).ok;
-  } catch {
-    return false;
-  }
+  return start(BASE, { NOTIF_DB: db });
 }
 
 let server: ChildProcess | undefined;
@@ -45,7 +29,7 @@ test.afterEach(() => {
 
 test("a server restart: the tab says reconnecting, then starts over, listens again and reloads the history", async ({ browser }) => {
   server = startServer();
-  await expect.poll(answering, { timeout: 30_000 }).toBe(true);
+  await expect.poll(() => answering(BASE), { timeout: 30_000 }).toBe(true);
   const pageA = await signedIn(browser, uniqueName("a"), BASE);
   const pageB = await signedIn(browser, uniqueName("b"), BASE);
   await openRoom(pageA, 1);
@@ -57,7 +41,7 @@ test("a server restart: the tab says reconnecting, then starts over, listens aga
   await expect(pageB.locator(".conn")).toHaveAttribute("data-state", "reconnecting");
 
   server = startServer();
-  await expect.poll(answering, { timeout: 30_000 }).toBe(true);
+  await expect.poll(() => answering(BASE), { timeout: 30_000 }).toBe(true);
   const first = `right after the restart ${Date.now()}`;
   const posted = await pageA.request.post(`${BASE}/api/post`, { form: { room: "1", body: first } });
   expect(posted.status()).toBe(200);

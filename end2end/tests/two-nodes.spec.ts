@@ -1,56 +1,29 @@
 import { test, expect, Page } from "@playwright/test";
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { expectLive, message, openRoom, pageErrors, post, signedIn, uniqueName, watchErrors } from "./helpers";
+import { answering, base, freePorts, startServer } from "./servers";
 
 // Two server processes of this test's own, sharing a redis-server and a SQLite file.
-const root = path.resolve(__dirname, "../..");
-const NODE1 = "http://127.0.0.1:3111";
-const NODE2 = "http://127.0.0.1:3112";
+let NODE1 = "";
+let NODE2 = "";
 const processes: ChildProcess[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function answering(base: string): Promise<boolean> {
-  try {
-    return (await fetch(`${base}/metrics`)).ok;
-  } catch {
-    return false;
-  }
-}
-
 test.beforeAll(async () => {
-  const redisPort = await freePort();
+  const [node1, node2, redisPort] = await freePorts(3);
+  NODE1 = base(node1);
+  NODE2 = base(node2);
   processes.push(spawn("redis-server", ["--port", `${redisPort}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" }));
   const db = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "notif-nodes-")), "db.sqlite");
-  for (const base of [NODE1, NODE2]) {
-    processes.push(spawn(path.join(root, "target/debug/server"), [], {
-      cwd: root,
-      stdio: "ignore",
-      env: {
-        ...process.env,
-        LEPTOS_SITE_ROOT: path.join(root, "target/site"),
-        LEPTOS_SITE_PKG_DIR: "pkg",
-        LEPTOS_SITE_ADDR: base.replace("http://", ""),
-        NOTIF_DB: db,
-        NOTIF_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      },
-    }));
-    await expect.poll(() => answering(base), { timeout: 30_000 }).toBe(true);
+  for (const node of [NODE1, NODE2]) {
+    processes.push(startServer(node, { NOTIF_DB: db, NOTIF_REDIS_URL: `redis://127.0.0.1:${redisPort}` }));
+    await expect.poll(() => answering(node), { timeout: 30_000 }).toBe(true);
   }
   // Node 1 creates the database; wait until node 2 reaches Redis too.
-  for (const base of [NODE1, NODE2]) {
-    await expect.poll(async () => (await (await fetch(`${base}/metrics`)).text()).includes("notif_backplane_up 1")).toBe(true);
+  for (const node of [NODE1, NODE2]) {
+    await expect.poll(async () => (await (await fetch(`${node}/metrics`)).text()).includes("notif_backplane_up 1")).toBe(true);
   }
 });
 
