@@ -6,7 +6,7 @@
 //! | `NOTIF_DB` | `data/notif-demo.db` | SQLite file, created with its tables on first run; `:memory:` for none |
 //! | `NOTIF_REDIS_URL` | unset (one node) | `redis://host:port`: this server is one node of several sharing that Redis |
 //! | `NOTIF_HTTP_IDLE_MS` | `30000` | an HTTP connection that sends no request for this long is closed (streams in progress are not idle) |
-//! | `NOTIF_RESUME_WINDOW_MS`, `NOTIF_QUEUE_CAPACITY`, `NOTIF_MAX_LISTENS`, `NOTIF_HEARTBEAT_MS`, `NOTIF_RETRY_MS`, `NOTIF_BACKPLANE_BACKLOG` | see `notif::Config` | hub limits |
+//! | `NOTIF_RESUME_WINDOW_MS`, `NOTIF_QUEUE_CAPACITY`, `NOTIF_REPLAY_CAPACITY`, `NOTIF_MAX_MESSAGE_BYTES`, `NOTIF_MAX_LISTENS`, `NOTIF_HEARTBEAT_MS`, `NOTIF_RETRY_MS`, `NOTIF_BACKPLANE_BACKLOG` | see `notif::Config` | hub limits |
 #![allow(missing_docs)]
 
 use app::{model::Viewer, shell, App};
