@@ -29,6 +29,20 @@ fn assert_bye_disconnected(frame: WsFrame) {
     );
 }
 
+/// A new tab of `user` over a WebSocket, past its hello, listening on chat key `key`; its id.
+async fn listening(server: &TestServer, user: &str, key: &str) -> (Socket, String) {
+    let mut socket = connect(server, user, None).await.unwrap();
+    let client = next(&mut socket).await.data["client"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = server
+        .call_as(Some(user), Some(&client), "t/listen_chat", &[("key", key)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (socket, client)
+}
+
 /// The next frame (a text message), skipping control messages.
 async fn next(socket: &mut Socket) -> WsFrame {
     serde_json::from_str(&common::next_text_message(socket).await).unwrap()
@@ -105,15 +119,7 @@ async fn sign_out_sends_bye_and_closes() {
 #[tokio::test]
 async fn a_burst_arrives_whole_and_in_order_before_the_bye() {
     let server = TestServer::start().await;
-    let mut socket = connect(&server, "alice", None).await.unwrap();
-    let client = next(&mut socket).await.data["client"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, body) = server
-        .call_as(Some("alice"), Some(&client), "t/listen_chat", &[("key", "k")])
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let (mut socket, client) = listening(&server, "alice", "k").await;
     // Queued without yielding to the connection: it finds 200 frames at once and writes them in
     // batches, then the bye that followed them.
     for n in 1..=200 {
@@ -142,6 +148,56 @@ async fn idle_sockets_all_get_the_hubs_heartbeat() {
             next_message(socket, |m| matches!(m, Message::Ping(_))).await;
         }
     }
+}
+
+/// A tab keeps frames for a resume only until its client has them: the heartbeat asks a
+/// WebSocket client to acknowledge them (a ping carrying the latest number, which the client's
+/// pong carries back, as browsers answer pings by themselves). A resume from that number still
+/// works; one from before it starts over, since those frames are gone.
+#[tokio::test]
+async fn frames_a_client_acknowledged_are_no_longer_kept_for_a_resume() {
+    use futures::SinkExt;
+
+    let server = TestServer::with_config(Config {
+        resume_window: Duration::from_secs(30),
+        heartbeat: Duration::from_millis(50),
+        ..Config::default()
+    })
+    .await;
+    let (mut socket, client) = listening(&server, "alice", "k").await;
+    server.notify_chat("k", "one").await;
+    server.notify_chat("k", "two").await;
+    assert_eq!(next(&mut socket).await.data["message"], "one");
+    assert_eq!(next(&mut socket).await.data["message"], "two");
+
+    // tungstenite queues the pong to each ping it reads; the flush sends it.
+    let two = 2u64.to_be_bytes();
+    next_message(&mut socket, |m| matches!(m, Message::Ping(p) if p[..] == two)).await;
+    socket.flush().await.unwrap();
+    // The server reads a client's frames in order: once our own ping is answered, the pong
+    // before it has been taken.
+    socket.send(Message::Ping(b"after"[..].into())).await.unwrap();
+    next_message(&mut socket, |m| *m == Message::Pong(b"after"[..].into())).await;
+    socket.close(None).await.unwrap();
+
+    let mut back = connect(&server, "alice", Some(&format!("{client}.2")))
+        .await
+        .unwrap();
+    let hello = next(&mut back).await;
+    assert_eq!(
+        (hello.data["recovered"].as_bool(), hello.data["client"].as_str()),
+        (Some(true), Some(client.as_str())),
+        "from the number acknowledged: resumed"
+    );
+    back.close(None).await.unwrap();
+    let mut from_before = connect(&server, "alice", Some(&format!("{client}.1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut from_before).await.data["recovered"],
+        false,
+        "frame 2 was acknowledged, so no longer kept: the tab starts over"
+    );
 }
 
 /// Passes on several keys at once, from two worker threads, reach every tab whole and in order.

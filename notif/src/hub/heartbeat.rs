@@ -1,7 +1,9 @@
 //! One heartbeat clock per hub. At each tick the clock pings every idle WebSocket connection
 //! itself, as a notify pass writes frames: a connection holds no timer and no waiter of its own
 //! (either would be in every idle connection's task), and only a connection whose socket is
-//! full is woken to finish the write. A connection that wrote since the last tick gets no ping.
+//! full is woken to finish the write. A connection that wrote since the last tick gets no ping,
+//! unless its tab keeps frames for a resume: that ping asks the client to acknowledge them (a
+//! WebSocket pong carries the ping's payload back), and the tab then forgets them.
 use std::{sync::OnceLock, time::Duration};
 
 use super::Hub;
@@ -76,7 +78,7 @@ mod tests {
         fn drain(&self, _: &mut dyn FnMut() -> Option<Outgoing>) -> bool {
             false
         }
-        fn beat(&self) -> bool {
+        fn beat(&self, _: Option<u64>) -> bool {
             self.beats.fetch_add(1, Relaxed);
             !self.full.load(Relaxed)
         }

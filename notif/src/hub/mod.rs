@@ -268,6 +268,11 @@ impl<I: Identity> Hub<I> {
     pub(crate) fn count_reset(&self) {
         Counters::add(&self.inner.counters.resets, 1);
     }
+
+    /// `client` has every frame up to `seq`: its replay buffer forgets them.
+    pub(crate) fn acknowledged(&self, client: ClientId, seq: u64) {
+        self.state().acknowledge(client, seq);
+    }
 }
 
 #[cfg(test)]

@@ -26,9 +26,11 @@ pub(crate) trait Direct<T>: Send + Sync {
     /// carry on (the socket is busy or full, the stream ends, or `pop` may hold more): it is woken.
     fn drain(&self, pop: &mut dyn FnMut() -> Option<T>) -> bool;
 
-    /// A heartbeat: writes a ping unless something was written since the last one. False when
-    /// the connection's own task must finish the write: it is woken.
-    fn beat(&self) -> bool;
+    /// A heartbeat: writes a ping unless something was written since the last one; with
+    /// `acknowledge`, a ping asking the client to acknowledge every frame up to that number
+    /// (all of them written before it). False when the connection's own task must finish the
+    /// write: it is woken.
+    fn beat(&self, acknowledge: Option<u64>) -> bool;
 }
 
 struct State<T> {
@@ -148,10 +150,12 @@ impl<T> Sender<T> {
         }))
     }
 
-    /// The connection's heartbeat, if it writes directly (see [`Beat`]).
-    pub fn beat(&self) -> Option<Beat<T>> {
+    /// The connection's heartbeat, if it writes directly (see [`Beat`]), asking the client to
+    /// acknowledge the frames numbered up to `acknowledge`, all queued already.
+    pub fn beat(&self, acknowledge: Option<u64>) -> Option<Beat<T>> {
         self.shared.direct.get().is_some().then(|| Beat {
             shared: self.shared.clone(),
+            acknowledge,
         })
     }
 
@@ -189,15 +193,20 @@ impl<T> Wake<T> {
 /// A direct connection's heartbeat, held by the hub's clock outside the hub's lock.
 pub(crate) struct Beat<T> {
     shared: Arc<Shared<T>>,
+    acknowledge: Option<u64>,
 }
 
 impl<T> Beat<T> {
     /// Pings the connection from this task, or wakes its task to finish the write.
     pub fn send(self) {
-        if let Some(direct) = self.shared.direct.get() {
-            if !direct.beat() {
-                self.shared.notify();
-            }
+        let Some(direct) = self.shared.direct.get() else {
+            return;
+        };
+        // A ping asking for frames up to a number must follow them on the socket: the frames
+        // still queued go first, and if they cannot all go now there is no ping this time.
+        let ready = self.acknowledge.is_none() || direct.drain(&mut || self.shared.pop().ok());
+        if !ready || !direct.beat(self.acknowledge) {
+            self.shared.notify();
         }
     }
 }
@@ -305,6 +314,41 @@ mod tests {
             "a closed queue is ready for good"
         );
         assert_eq!(rx.ready().now_or_never(), Some(()));
+    }
+
+    /// A connection that records what it was asked to write, in order.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<String>>);
+
+    impl Direct<u64> for Recording {
+        fn drain(&self, pop: &mut dyn FnMut() -> Option<u64>) -> bool {
+            while let Some(frame) = pop() {
+                self.0.lock().unwrap().push(format!("frame {frame}"));
+            }
+            true
+        }
+        fn beat(&self, acknowledge: Option<u64>) -> bool {
+            self.0.lock().unwrap().push(format!("ping {acknowledge:?}"));
+            true
+        }
+    }
+
+    #[test]
+    fn a_ping_asking_for_an_acknowledgement_follows_the_frames_still_queued() {
+        let (tx, rx) = channel(8);
+        let recording = Arc::new(Recording::default());
+        rx.set_direct(recording.clone());
+        // Queued by a pass whose writes have not run yet.
+        let pending = tx.push_quiet(1).unwrap();
+        tx.push_quiet(2).unwrap();
+        tx.beat(Some(2)).expect("a direct connection beats").send();
+        tx.beat(None).unwrap().send();
+        assert_eq!(
+            *recording.0.lock().unwrap(),
+            ["frame 1", "frame 2", "ping Some(2)", "ping None"]
+        );
+        pending.expect("the first frame asked for a wake").finish();
+        assert_eq!(recording.0.lock().unwrap().len(), 4, "nothing left to write");
     }
 
     #[tokio::test]

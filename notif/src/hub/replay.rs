@@ -29,6 +29,29 @@ impl Replay {
         self.frames.push_back(data.clone());
     }
 
+    /// Forgets the frames up to `upto` (`last` is the tab's latest sequence number): the client
+    /// has them, so no resume will ask for them. A WebSocket client says so by answering a ping
+    /// that carries `upto`; its buffer then holds only what followed, not the last `cap` frames.
+    pub fn acknowledge(&mut self, upto: u64, last: u64) {
+        let oldest = (last + 1).saturating_sub(self.frames.len() as u64);
+        if upto < oldest {
+            return;
+        }
+        let known = ((upto - oldest + 1) as usize).min(self.frames.len());
+        self.frames.drain(..known);
+        // What a busy tab held before its acknowledgement goes back, not only its frames.
+        if self.frames.is_empty() {
+            self.frames = VecDeque::new();
+        } else if self.frames.capacity() > 2 * self.frames.len().max(8) {
+            self.frames.shrink_to(self.frames.len());
+        }
+    }
+
+    /// Whether any frame is kept.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
     /// Every frame after `seen` up to `last` (the tab's latest sequence number: the newest
     /// frame pushed), or `None` if some of them are no longer buffered (or `seen` is in the
     /// future: a forged id).
@@ -99,5 +122,26 @@ mod tests {
             "no buffer, no resume past a gap"
         );
         assert_eq!(seqs(filled(0, 3).since(3, 3)), Some(vec![]));
+    }
+
+    #[test]
+    fn acknowledged_frames_are_forgotten_and_their_room_given_back() {
+        let mut replay = filled(256, 300);
+        replay.acknowledge(40, 300);
+        assert_eq!(replay.frames.len(), 256, "frame 40 had already fallen out");
+        replay.acknowledge(296, 300);
+        assert_eq!(replay.since(296, 300).map(|v| v.len()), Some(4));
+        assert_eq!(replay.since(295, 300), None, "frame 296 is forgotten");
+        assert!(replay.frames.capacity() < 64, "room for 256 given back");
+        replay.push(&Arc::from("301"));
+        let last = replay.since(300, 301).unwrap();
+        assert_eq!((last[0].0, &*last[0].1), (301, "301"), "numbering goes on");
+        replay.acknowledge(1_000, 301);
+        assert!(
+            replay.is_empty(),
+            "an acknowledgement from the future forgets all, no more"
+        );
+        assert_eq!(replay.frames.capacity(), 0);
+        assert_eq!(replay.since(301, 301), Some(vec![]));
     }
 }

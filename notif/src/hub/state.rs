@@ -289,12 +289,23 @@ impl<I: Identity> State<I> {
             .unwrap_or_default()
     }
 
-    /// The heartbeats of the connected tabs whose connection writes directly.
+    /// The heartbeats of the connected tabs whose connection writes directly. A tab that keeps
+    /// frames for a resume asks its client to acknowledge them, up to its latest.
     pub fn beats(&self) -> Vec<queue::Beat<Outgoing>> {
         self.tabs
             .values()
-            .filter_map(|tab| tab.tx.as_ref()?.beat())
+            .filter_map(|tab| {
+                let acknowledge = (!tab.replay.is_empty()).then_some(tab.seq);
+                tab.tx.as_ref()?.beat(acknowledge)
+            })
             .collect()
+    }
+
+    /// `client` has every frame up to `seq`: its replay buffer forgets them.
+    pub fn acknowledge(&mut self, client: ClientId, seq: u64) {
+        if let Some(tab) = self.tabs.get_mut(&client) {
+            tab.replay.acknowledge(seq.min(tab.seq), tab.seq);
+        }
     }
 
     pub fn client_ids(&self) -> Vec<ClientId> {

@@ -191,6 +191,12 @@ impl<I: Identity> OpenTab<I> {
         }
     }
 
+    /// The client has every frame up to `seq` (it answered a heartbeat asking for them): the
+    /// tab need not keep them for a resume.
+    pub fn acknowledged(&self, seq: u64) {
+        self.hub.acknowledged(self.client, seq);
+    }
+
     fn taken(&mut self, frame: Outgoing) -> Outgoing {
         if matches!(frame, Outgoing::Bye(_)) {
             // Nothing follows a bye.

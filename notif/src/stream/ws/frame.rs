@@ -48,7 +48,9 @@ pub(super) enum Incoming {
     Ping(Vec<u8>),
     /// The client closes, with its status code if it gave one.
     Close(Option<u16>),
-    /// Anything else (pong, data): nothing to do.
+    /// A pong to a ping that asked for frames up to this number: the client has them.
+    Acknowledged(u64),
+    /// Anything else (other pongs, data): nothing to do.
     Ignored,
 }
 
@@ -99,6 +101,10 @@ pub(super) fn parse(buf: &[u8], max: usize) -> Result<Option<(Incoming, usize)>,
     let unmasked = || -> Vec<u8> { payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect() };
     let frame = match opcode {
         PING => Incoming::Ping(unmasked()),
+        PONG => match <[u8; 8]>::try_from(&*unmasked()) {
+            Ok(seq) => Incoming::Acknowledged(u64::from_be_bytes(seq)),
+            Err(_) => Incoming::Ignored,
+        },
         CLOSE => match *unmasked() {
             [] => Incoming::Close(None),
             [hi, lo, ..] => Incoming::Close(Some(u16::from_be_bytes([hi, lo]))),
@@ -161,6 +167,14 @@ mod tests {
         assert_eq!(
             parse(&client(0x80 | PONG, b"x"), 4096).unwrap().unwrap().0,
             Incoming::Ignored
+        );
+        assert_eq!(
+            parse(&client(0x80 | PONG, &300u64.to_be_bytes()), 4096)
+                .unwrap()
+                .unwrap()
+                .0,
+            Incoming::Acknowledged(300),
+            "the pong to a ping that asked for an acknowledgement"
         );
         let text = client(0x80 | TEXT, &[b'a'; 300]);
         assert_eq!(

@@ -17,6 +17,12 @@ use crate::{client_id::hex, hub::Outgoing, wire::encode_ws, ClientId, EVENT_BYE}
 const MAX_CLIENT_MESSAGE: usize = 4096;
 /// Bytes read per call. On the stack: an idle connection keeps no read buffer.
 const READ_CHUNK: usize = 512;
+/// Every this many frames of a tab, a ping follows the frame in the same write, asking the
+/// client to acknowledge frames up to its number (the pong carries it back): a busy tab's
+/// replay buffer then keeps at most about this many frames. An idle one is asked by the
+/// heartbeat's ping (`Link::beat`). Which frames, varies by tab (its random id): tabs that got
+/// the same notifications do not all answer at once.
+const ACKNOWLEDGE_EVERY: u64 = 64;
 /// Output capacity kept between writes: enough for typical frames without an allocation each;
 /// a burst's larger buffer is given back.
 const KEPT_OUT: usize = 1024;
@@ -47,6 +53,8 @@ pub(super) enum Read {
     Ping(Vec<u8>),
     /// The client closes, with its status code if it gave one.
     Close(Option<u16>),
+    /// The client has every frame up to this number.
+    Acknowledged(u64),
     /// The client broke the protocol: close with this code.
     Violation(u16),
     /// The connection is gone (end of stream or an error).
@@ -106,12 +114,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             Outgoing::Notif { seq, data } => {
                 // What `encode_ws` writes, in place: this runs once per delivery.
                 let mut digits = [0u8; 20];
-                let seq = decimal(seq, &mut digits);
+                let seq_digits = decimal(seq, &mut digits);
                 let client = hex(&self.client);
-                let len = PREFIX.len() + client.len() + 1 + seq.len() + DATA.len() + data.len() + 1;
+                let len = PREFIX.len() + client.len() + 1 + seq_digits.len() + DATA.len() + data.len() + 1;
                 frame::put_header(&mut self.out, frame::TEXT, len);
-                for part in [PREFIX, &client, b".", seq, DATA, data.as_bytes(), b"}"] {
+                for part in [PREFIX, &client, b".", seq_digits, DATA, data.as_bytes(), b"}"] {
                     self.out.extend_from_slice(part);
+                }
+                if seq.wrapping_add(u64::from(self.client[15])) % ACKNOWLEDGE_EVERY == 0 {
+                    self.put(frame::PING, &seq.to_be_bytes());
                 }
                 return;
             }
@@ -195,6 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                     match frame {
                         Incoming::Ping(payload) => return Poll::Ready(Read::Ping(payload)),
                         Incoming::Close(code) => return Poll::Ready(Read::Close(code)),
+                        Incoming::Acknowledged(seq) => return Poll::Ready(Read::Acknowledged(seq)),
                         Incoming::Ignored => continue,
                     }
                 }
@@ -236,7 +248,34 @@ mod tests {
             let text = encode_ws(EVENT_NOTIF, Some(format_args!("{client}.{seq}")), &data);
             let mut want = Vec::new();
             frame::put(&mut want, frame::TEXT, text.as_bytes());
-            assert_eq!(io.out, want, "seq {seq}");
+            // Then, for some frames, a ping (the test below).
+            assert_eq!(io.out[..want.len()], want, "seq {seq}");
         }
+    }
+
+    #[test]
+    fn every_64th_frame_is_followed_by_a_ping_asking_for_an_acknowledgement() {
+        let frame = |seq| Outgoing::Notif {
+            seq,
+            data: Arc::from("{}"),
+        };
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..8 {
+            let (ours, _theirs) = tokio::io::duplex(64);
+            let mut io = Io::new(ours, ClientId::random());
+            let mut asked = Vec::new();
+            for seq in 1..=128 {
+                io.out.clear();
+                io.queue(frame(seq));
+                let ping = [[0x89, 8].as_slice(), &seq.to_be_bytes()].concat();
+                if io.out.ends_with(&ping) {
+                    asked.push(seq);
+                }
+            }
+            assert_eq!(asked.len(), 2, "{asked:?}");
+            assert_eq!(asked[1], asked[0] + 64);
+            firsts.insert(asked[0]);
+        }
+        assert!(firsts.len() > 1, "tabs are asked at different frames");
     }
 }

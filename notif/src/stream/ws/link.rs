@@ -71,7 +71,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
         written && !io.ending && taken < WRITE_BATCH
     }
 
-    fn beat(&self) -> bool {
+    fn beat(&self, acknowledge: Option<u64>) -> bool {
         // A connection that is busy, closing or still writing is not idle: no ping needed.
         let Some(mut io) = self.free() else {
             return true;
@@ -79,7 +79,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
         if std::mem::take(&mut io.wrote) {
             return true;
         }
-        io.put(frame::PING, &[]);
+        // The pong carries the number back (`Read::Acknowledged`). A busy connection is asked
+        // with its frames instead (`Io::queue`).
+        match acknowledge {
+            Some(seq) => io.put(frame::PING, &seq.to_be_bytes()),
+            None => io.put(frame::PING, &[]),
+        }
         let written = matches!(
             io.poll_flush(&mut Context::from_waker(Waker::noop())),
             Poll::Ready(Ok(()))
@@ -199,7 +204,7 @@ mod tests {
         }
         let mut got = [0u8; 256];
         for _ in 0..2 {
-            assert!(link.beat(), "written at once");
+            assert!(link.beat(None), "written at once");
             let n = written(theirs.read(&mut got));
             assert_eq!(&got[..n], [0x89, 0x00], "an empty ping, and only that");
             assert_eq!(link.lock().out.capacity(), 0, "an idle link keeps no buffer");
@@ -212,16 +217,33 @@ mod tests {
         let n = written(theirs.read(&mut got));
         assert_eq!(got[0], 0x81);
         assert!(link.lock().out.capacity() > 0, "a busy link keeps its buffer");
-        assert!(link.beat(), "traffic since the last beat: no ping");
-        assert!(link.beat(), "now idle for a whole tick: a ping");
+        assert!(link.beat(None), "traffic since the last beat: no ping");
+        assert!(link.beat(None), "now idle for a whole tick: a ping");
         let n2 = written(theirs.read(&mut got));
         assert_eq!(&got[..n2], [0x89, 0x00], "after the frame of {n} bytes");
+        assert!(link.drain(&mut {
+            let mut one = Some(notif(2));
+            move || one.take()
+        }));
+        written(theirs.read(&mut got));
+        assert!(link.beat(Some(2)), "traffic since the last beat: no ping");
+        assert!(
+            futures::FutureExt::now_or_never(theirs.read(&mut got)).is_none(),
+            "nothing written"
+        );
+        assert!(link.beat(Some(2)), "idle for a whole tick: a ping");
+        let n3 = written(theirs.read(&mut got));
+        assert_eq!(
+            &got[..n3],
+            [0x89, 0x08, 0, 0, 0, 0, 0, 0, 0, 2],
+            "a ping carrying the number to acknowledge"
+        );
 
         // A connection whose task is still writing a frame the socket could not take whole.
         link.lock().put(frame::TEXT, &[b'x'; 400]);
         let _ = link.lock().poll_flush(&mut Context::from_waker(Waker::noop()));
         assert!(!link.drain(&mut || None), "still writing its own");
-        assert!(link.beat(), "a connection still writing is not idle");
+        assert!(link.beat(None), "a connection still writing is not idle");
         // The frame alone comes out: a text frame with a 16-bit length, then its 400 bytes.
         let mut rest = [0u8; 404];
         let (flushed, read) = tokio::join!(

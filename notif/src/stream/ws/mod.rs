@@ -33,7 +33,8 @@ use crate::{hub::queue::TryRecvError, wire::encode_ws, Hub, Identity, EVENT_HELL
 use io::Read;
 use link::Link;
 
-/// How long a closing connection may take to write its last frames before it is dropped.
+/// How long a closing connection may take to write its last frames and hear the client close
+/// before it is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a request is not a WebSocket handshake notif accepts.
@@ -116,12 +117,20 @@ pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Respon
     response
 }
 
+/// Whether the client's close frame was read: after it, a client sends nothing.
+enum Heard {
+    Yes,
+    No,
+}
+
 /// What a turn of a waiting connection leaves to do.
 enum Step {
     /// Write what was encoded, then carry on.
     Write,
-    /// Write what was encoded (ending with a close frame), then end.
+    /// Write what was encoded (ending with a close frame), hear the client close, then end.
     Finish,
+    /// Write what was encoded (the echo of the client's close frame), then end.
+    Echo,
     /// The connection is gone.
     Gone,
 }
@@ -183,9 +192,10 @@ enum Phase {
     Waiting,
     /// Writing what the last turn encoded.
     Writing,
-    /// Writing the last frames, a close frame at their end, for at most [`CLOSE_WAIT`].
+    /// Writing the last frames, a close frame at their end, then waiting for the client's close,
+    /// for at most [`CLOSE_WAIT`].
     /// Boxed: only a closing connection holds a timer.
-    Closing(Pin<Box<tokio::time::Sleep>>),
+    Closing(Pin<Box<tokio::time::Sleep>>, Heard),
 }
 
 impl<I, S> Serve<I, S>
@@ -225,10 +235,17 @@ where
                 io.put(frame::PONG, &payload);
                 Step::Write
             }
+            Read::Acknowledged(seq) => {
+                // Not under the link's lock: this takes the hub's.
+                drop(io);
+                self.open.acknowledged(seq);
+                // Nothing new to write: a flush of nothing, then back to waiting.
+                Step::Write
+            }
             Read::Close(code) => {
                 // Echo the client's code, as the protocol asks.
                 io.put_close(code);
-                Step::Finish
+                Step::Echo
             }
             Read::Violation(code) => {
                 io.put_close(Some(code));
@@ -266,16 +283,31 @@ where
                 Phase::Waiting => match ready!(this.turn(cx)) {
                     Step::Write => this.phase = Phase::Writing,
                     Step::Finish => {
-                        this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_WAIT)));
+                        this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_WAIT)), Heard::No);
+                    }
+                    Step::Echo => {
+                        this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_WAIT)), Heard::Yes);
                     }
                     Step::Gone => return Poll::Ready(()),
                 },
-                Phase::Closing(deadline) => {
-                    let flushed = this.link.lock().poll_flush(cx).is_ready();
-                    if flushed || deadline.as_mut().poll(cx).is_ready() {
+                Phase::Closing(deadline, heard) => {
+                    if deadline.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(());
                     }
-                    return Poll::Pending;
+                    let mut io = this.link.lock();
+                    if ready!(io.poll_flush(cx)).is_err() || matches!(heard, Heard::Yes) {
+                        return Poll::Ready(());
+                    }
+                    // All written: wait for the client to close too, reading and dropping what
+                    // it sent meanwhile (pongs to the pings between the last frames). A socket
+                    // closed with bytes unread is reset, and a reset can cost the client the
+                    // frames it has not read yet: the last ones and the bye.
+                    loop {
+                        match ready!(io.poll_read(cx)) {
+                            Read::Ping(_) | Read::Acknowledged(_) => {}
+                            Read::Close(_) | Read::Violation(_) | Read::Gone => return Poll::Ready(()),
+                        }
+                    }
                 }
             }
         }
