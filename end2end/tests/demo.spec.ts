@@ -66,6 +66,19 @@ test("closing B's page frees its listens", async ({ browser }) => {
   await expect.poll(() => metric(pageA, "notif_listens"), { timeout: 20_000 }).toBe(before);
 });
 
+test("frames the browser has are not kept for a resume", async ({ browser }) => {
+  const pageA = await signedIn(browser, uniqueName("a"));
+  const pageB = await signedIn(browser, uniqueName("b"));
+  await openRoom(pageA, 1);
+  await openRoom(pageB, 1);
+  const text = `acknowledged @${Date.now()}`;
+  await post(pageA, text);
+  await expect(message(pageB, text)).toBeVisible();
+  // The tabs keep the frame until Chromium answers a ping carrying its number (the heartbeat's,
+  // every second here, once the socket is idle): then no tab keeps any.
+  await expect.poll(() => metric(pageA, "notif_replay_frames"), { timeout: 20_000 }).toBe(0);
+});
+
 test("bad input gets a message on the page, not a crash", async ({ browser }) => {
   const page = await signedIn(browser, uniqueName("e"));
   await openRoom(page, 1);

@@ -178,6 +178,7 @@ async fn frames_a_client_acknowledged_are_no_longer_kept_for_a_resume() {
     // before it has been taken.
     socket.send(Message::Ping(b"after"[..].into())).await.unwrap();
     next_message(&mut socket, |m| *m == Message::Pong(b"after"[..].into())).await;
+    assert_eq!(server.hub.metrics().replay_frames, 0, "frames 1 and 2 forgotten");
     socket.close(None).await.unwrap();
 
     let mut back = connect(&server, "alice", Some(&format!("{client}.2")))

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub keys: u64,
     /// Distinct identities among known tabs.
     pub identities: u64,
+    /// Frames kept for resumes, over all tabs (over WebSocket, only those the client has not
+    /// acknowledged yet).
+    pub replay_frames: u64,
     /// Frames queued to tabs since start.
     pub deliveries: u64,
     /// Frames dropped because a tab's queue was full, since start.
@@ -76,7 +79,7 @@ impl Metrics {
 
     /// Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 17] = [
+        let rows: [(&str, &str, &str, u64); 18] = [
             (
                 "notif_tabs",
                 "gauge",
@@ -101,6 +104,12 @@ impl Metrics {
                 "gauge",
                 "Distinct identities among known tabs.",
                 self.identities,
+            ),
+            (
+                "notif_replay_frames",
+                "gauge",
+                "Frames kept for resumes (over WebSocket, those not acknowledged yet).",
+                self.replay_frames,
             ),
             (
                 "notif_deliveries_total",
@@ -190,6 +199,6 @@ mod tests {
         }
         .to_prometheus();
         assert!(text.lines().any(|l| l == "notif_listens 3"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 17);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 18);
     }
 }

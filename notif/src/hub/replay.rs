@@ -52,6 +52,11 @@ impl Replay {
         self.frames.is_empty()
     }
 
+    /// How many frames are kept.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
     /// Every frame after `seen` up to `last` (the tab's latest sequence number: the newest
     /// frame pushed), or `None` if some of them are no longer buffered (or `seen` is in the
     /// future: a forged id).

@@ -398,6 +398,7 @@ impl<I: Identity> State<I> {
             listens: self.listens as u64,
             keys: self.keys.len() as u64,
             identities: self.identities.len() as u64,
+            replay_frames: self.tabs.values().map(|t| t.replay.len() as u64).sum(),
             ..Metrics::default()
         }
     }
