@@ -12,6 +12,7 @@ pub(crate) mod queue;
 mod replay;
 mod shrink;
 mod state;
+mod tab;
 mod writes;
 
 use std::{future::Future, pin::Pin, sync::Arc};

@@ -1,0 +1,74 @@
+//! One tab's state in the hub's tables: who it is, its connection's queue, its listens, and
+//! the frames it was given, numbered and kept for a resume.
+use std::sync::Arc;
+
+use super::{
+    key_id::KeyId,
+    queue::{self, TrySendError},
+    replay::Replay,
+};
+use crate::ByeReason;
+
+/// Frames queued by one pass that still have to be written or their connections woken, once
+/// the hub's lock is released.
+pub(crate) type Wakes = Vec<queue::Wake<Outgoing>>;
+
+/// A frame queued for one tab.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A notification: its sequence number in this tab and the shared data line.
+    Notif { seq: u64, data: Arc<str> },
+    /// The server ends the stream.
+    Bye(ByeReason),
+}
+
+/// A tab the hub knows: connected, or waiting out its resume window.
+pub(super) struct Tab<I> {
+    pub(super) identity: I,
+    /// `None` once the stream ended: the tab waits out its resume window.
+    pub(super) tx: Option<queue::Sender<Outgoing>>,
+    /// Few per tab (capped by `max_listens_per_tab`): a vector is smaller than a set.
+    pub(super) listens: Vec<KeyId>,
+    /// Sequence number of the tab's latest frame; frames are numbered from 1.
+    pub(super) seq: u64,
+    pub(super) replay: Replay,
+    /// Which connection is attached: a connection that ended after another took over must
+    /// not detach its successor.
+    pub(super) conn: u64,
+    /// Bumped on every detach and attach so a stale expiry timer does nothing.
+    pub(super) epoch: u64,
+}
+
+impl<I> Tab<I> {
+    /// Numbers `data`, keeps it for replay and queues it if a connection is attached. A tab
+    /// whose queue is full reports `Lagged`: the caller cuts it off, so memory stays bounded.
+    pub(super) fn push(&mut self, data: &Arc<str>, wakes: &mut Wakes) -> Delivered {
+        // Every frame is numbered and kept for replay, sent or not: a reconnect names the last
+        // frame it saw, and what followed it may have died in a closed connection.
+        self.seq += 1;
+        self.replay.push(data);
+        let Some(tx) = &self.tx else {
+            return Delivered::Queued;
+        };
+        match tx.push_quiet(Outgoing::Notif {
+            seq: self.seq,
+            data: data.clone(),
+        }) {
+            Ok(wake) => {
+                wakes.extend(wake);
+                Delivered::Queued
+            }
+            Err(TrySendError::Closed) => Delivered::Queued,
+            Err(TrySendError::Full) => Delivered::Lagged,
+        }
+    }
+}
+
+/// What happened to one attempted delivery.
+pub(crate) enum Delivered {
+    Queued,
+    /// The tab's queue is full: it has been cut off.
+    Lagged,
+    /// Not listening, gone, or disconnected.
+    Skipped,
+}
