@@ -43,6 +43,18 @@ async fn listening(server: &TestServer, user: &str, key: &str) -> (Socket, Strin
     (socket, client)
 }
 
+/// Reconnects a tab of `user` that saw frames up to `last` (`<client>.<seq>`); its hello.
+async fn reconnect(server: &TestServer, user: &str, last: &str) -> (Socket, WsFrame) {
+    let mut socket = connect(server, user, Some(last)).await.unwrap();
+    let hello = next(&mut socket).await;
+    (socket, hello)
+}
+
+/// What a hello says of a resume: whether it recovered, and which tab.
+fn resumed(hello: &WsFrame) -> (Option<bool>, Option<&str>) {
+    (hello.data["recovered"].as_bool(), hello.data["client"].as_str())
+}
+
 /// The next frame (a text message), skipping control messages.
 async fn next(socket: &mut Socket) -> WsFrame {
     serde_json::from_str(&common::next_text_message(socket).await).unwrap()
@@ -76,14 +88,8 @@ async fn frames_flow_and_a_reconnect_resumes() {
     socket.close(None).await.unwrap();
     server.notify_chat("k", "two").await;
 
-    let mut back = connect(&server, "alice", Some(&format!("{client}.1")))
-        .await
-        .unwrap();
-    let hello = next(&mut back).await;
-    assert_eq!(
-        (hello.data["recovered"].as_bool(), hello.data["client"].as_str()),
-        (Some(true), Some(client.as_str()))
-    );
+    let (mut back, hello) = reconnect(&server, "alice", &format!("{client}.1")).await;
+    assert_eq!(resumed(&hello), (Some(true), Some(client.as_str())));
     let two = next(&mut back).await;
     assert_eq!(two.data["message"], "two");
     assert_eq!(two.id.as_deref(), Some(format!("{client}.2").as_str()));
@@ -181,22 +187,16 @@ async fn frames_a_client_acknowledged_are_no_longer_kept_for_a_resume() {
     assert_eq!(server.hub.metrics().replay_frames, 0, "frames 1 and 2 forgotten");
     socket.close(None).await.unwrap();
 
-    let mut back = connect(&server, "alice", Some(&format!("{client}.2")))
-        .await
-        .unwrap();
-    let hello = next(&mut back).await;
+    let (mut back, hello) = reconnect(&server, "alice", &format!("{client}.2")).await;
     assert_eq!(
-        (hello.data["recovered"].as_bool(), hello.data["client"].as_str()),
+        resumed(&hello),
         (Some(true), Some(client.as_str())),
         "from the number acknowledged: resumed"
     );
     back.close(None).await.unwrap();
-    let mut from_before = connect(&server, "alice", Some(&format!("{client}.1")))
-        .await
-        .unwrap();
+    let (_, hello) = reconnect(&server, "alice", &format!("{client}.1")).await;
     assert_eq!(
-        next(&mut from_before).await.data["recovered"],
-        false,
+        hello.data["recovered"], false,
         "frame 2 was acknowledged, so no longer kept: the tab starts over"
     );
 }

@@ -33,7 +33,7 @@ impl Replay {
     /// has them, so no resume will ask for them. A WebSocket client says so by answering a ping
     /// that carries `upto`; its buffer then holds only what followed, not the last `cap` frames.
     pub fn acknowledge(&mut self, upto: u64, last: u64) {
-        let oldest = (last + 1).saturating_sub(self.frames.len() as u64);
+        let oldest = self.oldest(last);
         if upto < oldest {
             return;
         }
@@ -45,6 +45,11 @@ impl Replay {
         } else if self.frames.capacity() > 2 * self.frames.len().max(8) {
             self.frames.shrink_to(self.frames.len());
         }
+    }
+
+    /// The number of the oldest frame kept, `last` being the newest's (`last + 1` if none).
+    fn oldest(&self, last: u64) -> u64 {
+        (last + 1).saturating_sub(self.frames.len() as u64)
     }
 
     /// Whether any frame is kept.
@@ -64,7 +69,7 @@ impl Replay {
         if seen == last {
             return Some(Vec::new());
         }
-        let oldest = (last + 1).saturating_sub(self.frames.len() as u64);
+        let oldest = self.oldest(last);
         if seen > last || oldest > seen + 1 {
             return None;
         }

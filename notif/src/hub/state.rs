@@ -243,7 +243,7 @@ impl<I: Identity> State<I> {
     /// `client` has every frame up to `seq`: its replay buffer forgets them.
     pub fn acknowledge(&mut self, client: ClientId, seq: u64) {
         if let Some(tab) = self.tabs.get_mut(&client) {
-            tab.replay.acknowledge(seq.min(tab.seq), tab.seq);
+            tab.replay.acknowledge(seq, tab.seq);
         }
     }
 

@@ -127,10 +127,9 @@ enum Heard {
 enum Step {
     /// Write what was encoded, then carry on.
     Write,
-    /// Write what was encoded (ending with a close frame), hear the client close, then end.
-    Finish,
-    /// Write what was encoded (the echo of the client's close frame), then end.
-    Echo,
+    /// Write what was encoded (ending with a close frame), then end: once the client closed
+    /// too, unless its close frame was `Heard` already (this one is its echo).
+    Finish(Heard),
     /// The connection is gone.
     Gone,
 }
@@ -224,7 +223,7 @@ where
             }
             if end {
                 io.put_close(None);
-                return Poll::Ready(Step::Finish);
+                return Poll::Ready(Step::Finish(Heard::No));
             }
             return Poll::Ready(Step::Write);
         }
@@ -245,11 +244,11 @@ where
             Read::Close(code) => {
                 // Echo the client's code, as the protocol asks.
                 io.put_close(code);
-                Step::Echo
+                Step::Finish(Heard::Yes)
             }
             Read::Violation(code) => {
                 io.put_close(Some(code));
-                Step::Finish
+                Step::Finish(Heard::No)
             }
             Read::Gone => Step::Gone,
         })
@@ -282,11 +281,8 @@ where
                 }
                 Phase::Waiting => match ready!(this.turn(cx)) {
                     Step::Write => this.phase = Phase::Writing,
-                    Step::Finish => {
-                        this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_WAIT)), Heard::No);
-                    }
-                    Step::Echo => {
-                        this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_WAIT)), Heard::Yes);
+                    Step::Finish(heard) => {
+                        this.phase = Phase::Closing(Box::pin(tokio::time::sleep(CLOSE_WAIT)), heard);
                     }
                     Step::Gone => return Poll::Ready(()),
                 },
