@@ -44,6 +44,8 @@ pub struct Step {
     pub elapsed: Duration,
     pub latency: Histogram<u64>,
     pub cpu: Option<f64>,
+    /// The user-space part of `cpu`.
+    pub cpu_user: Option<f64>,
     pub rss_kib: Option<u64>,
 }
 
@@ -57,12 +59,13 @@ impl Step {
     }
 
     fn row(&self) -> String {
-        let cpu = self
-            .cpu
-            .map(|c| format!("{:.2}", c * 1e6 / self.deliveries.max(1) as f64))
-            .unwrap_or_else(|| "-".into());
+        let per_delivery = |seconds: Option<f64>| {
+            seconds
+                .map(|c| format!("{:.2}", c * 1e6 / self.deliveries.max(1) as f64))
+                .unwrap_or_else(|| "-".into())
+        };
         format!(
-            "| {:>8.0} | {:>9.0} | {:>5} | {:>4} | {:>6.2} | {:>7.2} | {:>7.2} | {:>7.2} | {:>8.2} | {:>6} | {:>7} |",
+            "| {:>8.0} | {:>9.0} | {:>5} | {:>4} | {:>6.2} | {:>7.2} | {:>7.2} | {:>7.2} | {:>8.2} | {:>6} | {:>7} | {:>7} |",
             self.rate,
             self.deliveries as f64 / self.elapsed.as_secs_f64().max(1e-9),
             self.lost,
@@ -72,8 +75,9 @@ impl Step {
             self.p99_ms(),
             self.ms(0.999),
             self.latency.max() as f64 / 1000.0,
-            cpu,
+            per_delivery(self.cpu),
             self.rss_kib.map_or("-".into(), |r| (r / 1024).to_string()),
+            per_delivery(self.cpu_user),
         )
     }
 }
@@ -109,9 +113,9 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "| notify/s | deliver/s |  lost | dis. | min ms | p50 ms  | p99 ms  | p999 ms |  max ms  | us/del | RSS MiB |"
+            "| notify/s | deliver/s |  lost | dis. | min ms | p50 ms  | p99 ms  | p999 ms |  max ms  | us/del | RSS MiB | user us |"
         )?;
-        writeln!(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for step in &self.steps {
             writeln!(f, "{}", step.row())?;
         }
@@ -338,6 +342,9 @@ async fn run_step(
         cpu: before
             .zip(after)
             .map(|(b, a): (ProcStat, ProcStat)| a.cpu_seconds - b.cpu_seconds),
+        cpu_user: before
+            .zip(after)
+            .map(|(b, a): (ProcStat, ProcStat)| a.user_seconds - b.user_seconds),
         rss_kib: after.map(|a| a.rss_kib),
     })
 }

@@ -15,7 +15,7 @@ use std::{
 use hdrhistogram::Histogram;
 use tokio::io::AsyncReadExt;
 
-use crate::procstat::proc_stat;
+use crate::procstat::{proc_stat, ProcStat};
 
 /// About a notification frame's size.
 const MESSAGE: usize = 120;
@@ -39,24 +39,29 @@ fn now_us() -> u64 {
 /// This process's CPU time (user + system, 10 ms ticks) since `start`, per message: how busy
 /// each side's core was during the rounds. The writer's `write()`s include the loopback receive
 /// path; the reader's reads include sending the ACKs.
-struct Cpu(Option<f64>);
+struct Cpu(Option<ProcStat>);
 
 impl Cpu {
     fn start() -> Self {
-        Cpu(proc_stat(std::process::id()).map(|s| s.cpu_seconds))
+        Cpu(proc_stat(std::process::id()))
     }
 
     fn per(&self, messages: usize) -> String {
         match (self.0, proc_stat(std::process::id())) {
             // /proc counts in 10 ms ticks: a short run may not reach one.
-            (Some(before), Some(now)) if now.cpu_seconds <= before => {
+            (Some(before), Some(now)) if now.cpu_seconds <= before.cpu_seconds => {
                 format!(
                     "under {:.2} µs (less than one 10 ms tick)",
                     1e4 / messages.max(1) as f64
                 )
             }
             (Some(before), Some(now)) if messages > 0 => {
-                format!("{:.2} µs", (now.cpu_seconds - before) * 1e6 / messages as f64)
+                let per = |seconds: f64| seconds * 1e6 / messages as f64;
+                format!(
+                    "{:.2} µs (user space {:.2})",
+                    per(now.cpu_seconds - before.cpu_seconds),
+                    per(now.user_seconds - before.user_seconds)
+                )
             }
             _ => "unknown (no /proc)".into(),
         }

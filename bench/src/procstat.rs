@@ -9,6 +9,10 @@ pub struct ProcStat {
     /// that the run happened to touch.
     pub anon_kib: u64,
     pub cpu_seconds: f64,
+    /// The user-space part of `cpu_seconds`: the rest is the kernel's (on loopback, most of it
+    /// `write()` and the receiving half it runs), so this part moves with the server's own code
+    /// and far less with how fast the VM's kernel path is that hour.
+    pub user_seconds: f64,
 }
 
 pub fn proc_stat(pid: u32) -> Option<ProcStat> {
@@ -26,11 +30,13 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
     Some(ProcStat {
         rss_kib,
         anon_kib,
-        cpu_seconds: ticks / 100.0,
+        cpu_seconds: (user + system) / 100.0,
+        user_seconds: user / 100.0,
     })
 }
 
