@@ -305,3 +305,69 @@ async fn pings_are_answered_and_a_close_is_echoed_and_ends_the_connection() {
     })
     .await;
 }
+
+/// The bytes of a server's frame after the 101 answer: `(opcode, payload)`.
+async fn raw_frame(socket: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    socket.read_exact(&mut head).await.unwrap();
+    let len = match head[1] {
+        126 => usize::from(socket.read_u16().await.unwrap()),
+        127 => usize::try_from(socket.read_u64().await.unwrap()).unwrap(),
+        short => usize::from(short),
+    };
+    let mut payload = vec![0u8; len];
+    socket.read_exact(&mut payload).await.unwrap();
+    (head[0] & 0x0f, payload)
+}
+
+/// A client may send frames right behind its handshake, before the answer: hyper then reads
+/// them with the request. Served by `notif::serve` (whose plain TCP sockets notif takes over
+/// from hyper) and by `axum::serve` (whose connections stay behind hyper's `Upgraded`), the
+/// ping sent that way is answered after the hello.
+#[tokio::test]
+async fn a_ping_sent_with_the_handshake_is_answered_under_either_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let ours = TestServer::start().await;
+    let hub: notif::Hub<Option<String>> =
+        notif::Hub::new(Config::default(), |_: &http::request::Parts| async {
+            Some("alice".to_owned())
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let axums = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hub.routes::<()>()).await });
+
+    for addr in [ours.addr, axums] {
+        let mut bytes = format!(
+            "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             x-user: alice\r\n\r\n",
+            notif::WS_PATH
+        )
+        .into_bytes();
+        // A masked ping carrying "early", as a client must send it.
+        let mask = [1u8, 2, 3, 4];
+        bytes.extend_from_slice(&[0x89, 0x80 | 5]);
+        bytes.extend_from_slice(&mask);
+        bytes.extend(b"early".iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(&bytes).await.unwrap();
+
+        // The answer's head, byte by byte up to its blank line: the frames follow it.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(socket.read_u8().await.unwrap());
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 101"), "{addr}: {head}");
+        let (opcode, hello) = raw_frame(&mut socket).await;
+        assert_eq!(opcode, 1, "{addr}: the hello, a text frame");
+        assert!(String::from_utf8(hello).unwrap().contains("\"hello\""));
+        assert_eq!(
+            raw_frame(&mut socket).await,
+            (0xa, b"early".to_vec()),
+            "{addr}: the pong to the early ping"
+        );
+    }
+}

@@ -83,13 +83,14 @@ pub(super) struct Io<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
-    pub fn new(stream: S, client: ClientId) -> Self {
+    /// The socket of `client`, who already sent `read` (parsed before anything is read).
+    pub fn new(stream: S, client: ClientId, read: &[u8]) -> Self {
         Io {
             stream: Some(stream),
             client: client.to_bytes(),
             out: Vec::new(),
             sent: 0,
-            inbox: None,
+            inbox: (!read.is_empty()).then(|| Box::new(read.to_vec())),
             wrote: false,
             ending: false,
             failed: false,
@@ -238,7 +239,7 @@ mod tests {
     fn notification_frames_are_encode_ws_text_frames() {
         let client = ClientId::random();
         let (ours, _theirs) = tokio::io::duplex(64);
-        let mut io = Io::new(ours, client);
+        let mut io = Io::new(ours, client, &[]);
         for (seq, data) in [(0, "{}".to_owned()), (u64::MAX, "x".repeat(200))] {
             io.out.clear();
             io.queue(Outgoing::Notif {
@@ -262,7 +263,7 @@ mod tests {
         let mut firsts = std::collections::HashSet::new();
         for _ in 0..8 {
             let (ours, _theirs) = tokio::io::duplex(64);
-            let mut io = Io::new(ours, ClientId::random());
+            let mut io = Io::new(ours, ClientId::random(), &[]);
             let mut asked = Vec::new();
             for seq in 1..=128 {
                 io.out.clear();

@@ -22,9 +22,10 @@ pub(super) struct Link<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
-    pub fn new(stream: S, client: ClientId) -> Self {
+    /// A link to `stream`, whose client already sent `read`.
+    pub fn new(stream: S, client: ClientId, read: &[u8]) -> Self {
         Link {
-            io: Mutex::new(Io::new(stream, client)),
+            io: Mutex::new(Io::new(stream, client, read)),
         }
     }
 
@@ -113,7 +114,7 @@ mod tests {
     #[tokio::test]
     async fn a_free_socket_takes_frames_directly_and_a_full_one_leaves_them_to_its_task() {
         let (ours, mut theirs) = tokio::io::duplex(128);
-        let link = Link::new(ours, ClientId::random());
+        let link = Link::new(ours, ClientId::random(), &[]);
         let mut frames = vec![notif(1)].into_iter();
         assert!(
             link.drain(&mut || frames.next()),
@@ -161,7 +162,7 @@ mod tests {
     #[tokio::test]
     async fn frames_leave_the_queue_only_under_the_connections_lock() {
         let (ours, _theirs) = tokio::io::duplex(4096);
-        let link = Link::new(ours, ClientId::random());
+        let link = Link::new(ours, ClientId::random(), &[]);
         let mut left = vec![notif(2), notif(1)];
         let mut pop = || {
             // What keeps frames in order: nobody else can take or write one meanwhile.
@@ -187,7 +188,7 @@ mod tests {
     #[tokio::test]
     async fn a_bye_leaves_the_rest_to_the_task_and_nothing_follows_it() {
         let (ours, _theirs) = tokio::io::duplex(1024);
-        let link = Link::new(ours, ClientId::random());
+        let link = Link::new(ours, ClientId::random(), &[]);
         let mut frames = vec![Outgoing::Bye(ByeReason::Disconnected), notif(1)].into_iter();
         assert!(!link.drain(&mut || frames.next()));
         assert!(frames.next().is_some(), "the frame after the bye was not taken");
@@ -198,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn a_beat_pings_an_idle_socket_every_time_and_one_that_wrote_not_at_all() {
         let (ours, mut theirs) = tokio::io::duplex(256);
-        let link = Link::new(ours, ClientId::random());
+        let link = Link::new(ours, ClientId::random(), &[]);
         // What is written is in the pipe before the write returns: no waiting for it.
         fn written(read: impl std::future::Future<Output = io::Result<usize>>) -> usize {
             futures::FutureExt::now_or_never(read)
@@ -263,11 +264,15 @@ mod tests {
     }
 
     /// A link lives as long as its tab, one per idle stream: kept in jemalloc's 128-byte class
-    /// (its `Arc` adds 16 bytes of counts).
+    /// (its `Arc` adds 16 bytes of counts), over a TCP socket or any other upgraded connection.
     #[test]
-    fn a_link_over_an_upgraded_connection_fits_128_bytes_with_its_counts() {
+    fn a_link_fits_128_bytes_with_its_counts() {
         type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
-        let size = std::mem::size_of::<Link<Upgraded>>() + 16;
-        assert!(size <= 128, "{size} bytes");
+        for size in [
+            std::mem::size_of::<Link<Upgraded>>(),
+            std::mem::size_of::<Link<tokio::net::TcpStream>>(),
+        ] {
+            assert!(size + 16 <= 128, "{size} bytes and 16 of counts");
+        }
     }
 }
