@@ -97,7 +97,10 @@ pub fn run_floor(floor: Floor) -> Result<String, String> {
         .map_err(|e| format!("{}: {e}", args[0]))?;
     let mut writers = Vec::with_capacity(streams);
     for _ in 0..streams {
-        writers.push(listener.accept().map_err(err)?.0);
+        let (writer, _) = listener.accept().map_err(err)?;
+        // As `notif::serve` sets it: each write leaves at once.
+        writer.set_nodelay(true).map_err(err)?;
+        writers.push(writer);
     }
     let mut message = [b'.'; MESSAGE];
     let mut took = Vec::with_capacity(rounds);
