@@ -161,6 +161,8 @@ impl Serve {
 /// a tab's queued frames together) once, complete, so holding a small write back until the
 /// previous one is acknowledged only delays it, by the client's delayed acknowledgement (up to
 /// 40 ms on Linux, 200 ms on Windows) when two notifications follow each other closely.
+/// The WebSocket transport takes its socket back from hyper by this very type (`stream/ws`):
+/// wrapped in anything else, it would still work, through hyper's boxed `Upgraded`.
 fn accepted(stream: TcpStream) -> TokioIo<TcpStream> {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
