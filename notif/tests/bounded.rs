@@ -17,12 +17,7 @@ async fn a_tab_that_never_reads_is_cut_at_its_queue_cap() {
 /// connection's task holds what is left, the queue fills, and the tab is cut all the same.
 #[tokio::test]
 async fn a_websocket_tab_that_never_reads_is_cut_at_its_queue_cap() {
-    never_reads(
-        b"GET /notif/ws HTTP/1.1\r\nhost: test\r\nx-user: slow\r\nconnection: Upgrade\r\n\
-          upgrade: websocket\r\nsec-websocket-version: 13\r\n\
-          sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await;
+    never_reads(&common::ws_upgrade_request("slow")).await;
 }
 
 /// Opens a stream with `request` on a raw connection that reads up to the hello and then

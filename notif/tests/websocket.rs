@@ -339,13 +339,7 @@ async fn a_ping_sent_with_the_handshake_is_answered_under_either_server() {
     tokio::spawn(async move { axum::serve(listener, hub.routes::<()>()).await });
 
     for addr in [ours.addr, axums] {
-        let mut bytes = format!(
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             x-user: alice\r\n\r\n",
-            notif::WS_PATH
-        )
-        .into_bytes();
+        let mut bytes = common::ws_upgrade_request("alice");
         // A masked ping carrying "early", as a client must send it.
         let mask = [1u8, 2, 3, 4];
         bytes.extend_from_slice(&[0x89, 0x80 | 5]);

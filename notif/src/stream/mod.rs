@@ -191,8 +191,8 @@ impl<I: Identity> OpenTab<I> {
         }
     }
 
-    /// The client has every frame up to `seq` (it answered a heartbeat asking for them): the
-    /// tab need not keep them for a resume.
+    /// The client has every frame up to `seq` (it answered a ping asking for them): the tab
+    /// need not keep them for a resume.
     pub fn acknowledged(&self, seq: u64) {
         self.hub.acknowledged(self.client, seq);
     }

@@ -504,3 +504,15 @@ pub async fn next_text_message(socket: &mut Socket) -> String {
         _ => unreachable!("only text is wanted"),
     }
 }
+
+/// A WebSocket upgrade request for `user`'s new tab, as raw bytes (the RFC's example key), for
+/// tests that drive the connection by hand.
+pub fn ws_upgrade_request(user: &str) -> Vec<u8> {
+    format!(
+        "GET {} HTTP/1.1\r\nhost: test\r\nx-user: {user}\r\nconnection: Upgrade\r\n\
+         upgrade: websocket\r\nsec-websocket-version: 13\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        notif::WS_PATH
+    )
+    .into_bytes()
+}

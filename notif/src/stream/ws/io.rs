@@ -123,7 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                     self.out.extend_from_slice(part);
                 }
                 if seq.wrapping_add(u64::from(self.client[15])) % ACKNOWLEDGE_EVERY == 0 {
-                    self.put(frame::PING, &seq.to_be_bytes());
+                    self.put_ping(Some(seq));
                 }
                 return;
             }
@@ -138,6 +138,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
     pub fn put(&mut self, opcode: u8, payload: &[u8]) {
         frame::put(&mut self.out, opcode, payload);
+    }
+
+    /// A ping; with `acknowledge`, one asking the client to acknowledge the frames up to that
+    /// number: its payload is the number (8 bytes, big-endian), which the pong carries back
+    /// (`Incoming::Acknowledged`).
+    pub fn put_ping(&mut self, acknowledge: Option<u64>) {
+        match acknowledge {
+            Some(seq) => self.put(frame::PING, &seq.to_be_bytes()),
+            None => self.put(frame::PING, &[]),
+        }
     }
 
     /// Ends the stream with a close frame; nothing follows it.

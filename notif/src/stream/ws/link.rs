@@ -9,7 +9,7 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{frame, io::Io};
+use super::io::Io;
 use crate::{
     hub::{queue::Direct, Outgoing},
     stream::WRITE_BATCH,
@@ -80,12 +80,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
         if std::mem::take(&mut io.wrote) {
             return true;
         }
-        // The pong carries the number back (`Read::Acknowledged`). A busy connection is asked
-        // with its frames instead (`Io::queue`).
-        match acknowledge {
-            Some(seq) => io.put(frame::PING, &seq.to_be_bytes()),
-            None => io.put(frame::PING, &[]),
-        }
+        // A busy connection is asked with its frames instead (`Io::queue`).
+        io.put_ping(acknowledge);
         let written = matches!(
             io.poll_flush(&mut Context::from_waker(Waker::noop())),
             Poll::Ready(Ok(()))
@@ -100,6 +96,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Direct<Outgoing> for Link<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::ws::frame;
     use crate::ByeReason;
     use std::{io, sync::Arc};
     use tokio::io::AsyncReadExt;
