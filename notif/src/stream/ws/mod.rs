@@ -26,10 +26,7 @@ use axum::{
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    net::TcpStream,
-};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{OpenTab, Session, WRITE_BATCH};
 use crate::{hub::queue::TryRecvError, wire::encode_ws, Hub, Identity, EVENT_HELLO};
@@ -150,11 +147,9 @@ async fn connect<I: Identity>(upgrade: OnUpgrade, session: Session<I>) {
         }
     };
     // Under `notif::serve` the connection is a plain TCP socket: kept as that, each write goes
-    // straight to it instead of through hyper's boxed connection (one pointer chased, and one
-    // allocation held, less per stream). Any other server's (TLS, `axum::serve`'s sniffing
-    // wrapper) stays behind hyper's `Upgraded`.
-    match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => serve(parts.io.into_inner(), &parts.read_buf, session),
+    // straight to it (one pointer chased, and one allocation held, less per stream).
+    match crate::serve::socket_of(upgraded) {
+        Ok((socket, read)) => serve(socket, &read, session),
         Err(upgraded) => serve(TokioIo::new(upgraded), &[], session),
     }
 }
