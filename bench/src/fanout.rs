@@ -328,6 +328,7 @@ async fn run_step(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let after = run.pid.and_then(proc_stat);
+    let spent: Option<(ProcStat, ProcStat)> = before.zip(after);
     let latest = shared.base + Duration::from_nanos(shared.latest_ns.get());
     let deliveries = shared.total.get();
     Ok(Step {
@@ -339,12 +340,8 @@ async fn run_step(
             .saturating_duration_since(start)
             .max(Duration::from_millis(1)),
         latency: shared.latency.borrow().clone(),
-        cpu: before
-            .zip(after)
-            .map(|(b, a): (ProcStat, ProcStat)| a.cpu_seconds - b.cpu_seconds),
-        cpu_user: before
-            .zip(after)
-            .map(|(b, a): (ProcStat, ProcStat)| a.user_seconds - b.user_seconds),
+        cpu: spent.map(|(b, a)| a.cpu_seconds - b.cpu_seconds),
+        cpu_user: spent.map(|(b, a)| a.user_seconds - b.user_seconds),
         rss_kib: after.map(|a| a.rss_kib),
     })
 }
