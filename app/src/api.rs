@@ -131,7 +131,9 @@ pub async fn post_message(room: i64, body: String) -> Result<RoomMessage, Server
         author,
         body,
     };
-    let exclude = notif::caller().map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+    let exclude = notif::caller::<Viewer>()
+        .await
+        .map_or(notif::Exclude::Nobody, notif::Exclude::Client);
     let hub = ssr::hub()?;
     hub.notify::<RoomTopic>(&room, &message, exclude).await?;
     Ok(crate::server::view_message(&viewer, message))

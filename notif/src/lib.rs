@@ -72,6 +72,6 @@ pub use hub::{Config, ConfigError, Exclude, Hub, Metrics, NotifyError};
 #[cfg(feature = "ssr")]
 pub use request::{caller, listen, unlisten};
 #[cfg(feature = "ssr")]
-pub use serve::{serve, Serve, DEFAULT_IDLE_TIMEOUT};
+pub use serve::{serve, Serve, DEFAULT_BODY_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
 #[cfg(feature = "ssr")]
-pub use stream::StreamRefused;
+pub use stream::{StreamDenied, StreamRefused};

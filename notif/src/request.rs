@@ -22,7 +22,7 @@
 //! #[server(endpoint = "rooms/post", client = notif::TabClient)]
 //! pub async fn post(room: i64, text: String) -> Result<(), ServerFnError> {
 //!     let hub = use_context::<notif::Hub<Option<String>>>().expect("hub in context");
-//!     let exclude = notif::caller().map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+//!     let exclude = notif::caller::<Option<String>>().await.map_or(notif::Exclude::Nobody, notif::Exclude::Client);
 //!     hub.notify::<RoomTopic>(&room, &text, exclude).await?;
 //!     Ok(())
 //! }
@@ -30,12 +30,15 @@
 use http::request::Parts;
 use leptos::prelude::use_context;
 
-use crate::{ClientId, Hub, ListenError, Topic, CLIENT_HEADER};
+use crate::{ClientId, Hub, Identity, ListenError, Topic, CLIENT_HEADER};
 
-/// The calling tab, from the request of the current server function; `None` if the call named
-/// no tab (or a malformed one). Use it to leave the caller out of a notify.
-pub fn caller() -> Option<ClientId> {
-    caller_from(&use_context::<Parts>()?).ok()
+/// The calling tab, from the request of the current server function: `None` if the call named
+/// no tab (or a malformed one), or a tab that is not the caller's own (another identity's, or
+/// one this node does not hold), so no request can leave someone else's tab out of a
+/// notification. Use it to leave the caller out of a notify. `I` is the hub's identity type.
+pub async fn caller<I: Identity>() -> Option<ClientId> {
+    let hub = use_context::<Hub<I>>()?;
+    hub.caller(&use_context::<Parts>()?).await
 }
 
 fn caller_from(parts: &Parts) -> Result<ClientId, ListenError> {

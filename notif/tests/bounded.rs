@@ -1,5 +1,6 @@
 //! Memory stays bounded whatever a client does: a tab that stops reading is cut off at its queue
-//! cap and starts over when it returns; oversized notifications are refused.
+//! cap, told why (`bye` `lagged`) once it reads again, and starts over when it returns;
+//! oversized notifications are refused.
 mod common;
 
 use std::time::Duration;
@@ -74,6 +75,18 @@ async fn never_reads(request: &[u8]) {
             .unwrap(),
         0
     );
+
+    // Reading again, it gets what was queued, then the bye that says why the stream ended.
+    let mut tail = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while !String::from_utf8_lossy(&tail[tail.len().saturating_sub(200)..]).contains("\"lagged\"") {
+        let n = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut chunk))
+            .await
+            .expect("the bye within 10 s")
+            .unwrap();
+        assert!(n > 0, "the stream ended without a lagged bye");
+        tail.extend_from_slice(&chunk[..n]);
+    }
 
     // Coming back, it is told it lost frames.
     let back = server

@@ -114,3 +114,34 @@ async fn oversized_keys_are_refused() {
     assert!(body.contains("more than the 1024 allowed"), "{body}");
     assert_eq!(server.hub.metrics().listens, 0);
 }
+
+#[tokio::test]
+async fn a_call_naming_another_sessions_tab_cannot_leave_it_out() {
+    let server = TestServer::start().await;
+    let mut alice = server.tab(Some("alice")).await;
+    let mut bob = server.tab(Some("bob")).await;
+    server.listen_chat(&alice, "k").await;
+    server.listen_chat(&bob, "k").await;
+
+    // Mallory names alice's tab as hers: it is not, so nobody is left out.
+    let (status, body) = server
+        .call_as(
+            Some("mallory"),
+            Some(&alice.client),
+            "t/post_chat",
+            &[("key", "k"), ("text", "one")],
+        )
+        .await;
+    assert_eq!((status, body.as_str()), (200, "2"));
+    assert_eq!(alice.next_text().await, "one");
+    assert_eq!(bob.next_text().await, "one");
+
+    // Alice's own call leaves her own tab out, and only it.
+    let (status, body) = server
+        .call(&alice, "t/post_chat", &[("key", "k"), ("text", "two")])
+        .await;
+    assert_eq!((status, body.as_str()), (200, "1"));
+    assert_eq!(bob.next_text().await, "two");
+    server.notify_chat("k", "three").await;
+    assert_eq!(alice.next_text().await, "three", "nothing in between for alice");
+}

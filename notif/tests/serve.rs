@@ -2,7 +2,10 @@
 //! ends every stream (SSE and WebSocket) with a `bye` and waits for every connection.
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    future::IntoFuture,
+    time::{Duration, Instant},
+};
 
 use common::TestServer;
 use futures::StreamExt;
@@ -96,6 +99,7 @@ async fn an_idle_keep_alive_connection_is_closed_and_streams_are_not() {
             .expect("the WebSocket is still open")
             .unwrap();
     }
+    drop((sse, ws));
     server.shut_down().await;
 }
 
@@ -144,6 +148,54 @@ async fn shutdown_ends_every_stream_with_a_bye_and_waits_for_no_idle_connection(
             Some(Ok(_)) => {}
         }
     }
+    // Closed on this side too: the server waits for that (or its close timeout) before it stops.
+    drop(ws);
     closed_by_server(&mut idle).await;
     stopping.await.unwrap();
+}
+
+/// A body trickling in one byte at a time fails at `body_timeout`, and its connection closes.
+#[tokio::test]
+async fn a_request_body_that_trickles_in_is_cut_at_its_deadline() {
+    let router = axum::Router::new().route("/echo", axum::routing::post(|body: String| async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(
+        notif::serve(listener, router)
+            .body_timeout(Duration::from_millis(500))
+            .into_future(),
+    );
+    // A prompt body goes through.
+    let client = reqwest::Client::new();
+    let echoed = client
+        .post(format!("http://{addr}/echo"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.text().await.unwrap(), "hello");
+
+    let mut connection = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    connection
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    let trickle = async {
+        for _ in 0..100 {
+            if connection.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    // 100 bytes at 10 a second would take 10 s.
+    let _ = tokio::time::timeout(Duration::from_secs(3), trickle).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), connection.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "closed, not left open: {answer}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.abort();
 }

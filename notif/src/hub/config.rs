@@ -25,6 +25,40 @@ pub struct Config {
     /// (`NOTIF_BACKPLANE_BACKLOG`, default 65,536). Bounds a node's memory when the others
     /// notify faster than it can deliver.
     pub backplane_backlog: usize,
+    /// Origins allowed to open a stream besides the server's own, exactly as browsers send
+    /// them (`https://app.example.com`; no wildcard, no path): `NOTIF_ALLOWED_ORIGINS`, comma
+    /// separated, default none. The server's own origin is the one the request's `Host` names.
+    pub allowed_origins: Vec<String>,
+    /// Refuse streams whose request carries no `Origin` (`NOTIF_REQUIRE_ORIGIN=true`, default
+    /// false: curl, native apps and other servers send none, and no browser omits it on a
+    /// WebSocket handshake).
+    pub require_origin: bool,
+    /// Take the server's own scheme and host from `X-Forwarded-Proto` and `X-Forwarded-Host`,
+    /// and a stream's remote address from the last `X-Forwarded-For` entry
+    /// (`NOTIF_TRUST_FORWARDED=true`, default false). Turn on only behind a proxy that sets
+    /// these headers itself, replacing what clients sent.
+    pub trust_forwarded: bool,
+    /// Tabs one identity may hold, connected or within their resume window
+    /// (`NOTIF_MAX_TABS_PER_IDENTITY`, default 64). At the cap, a new tab takes the place of the
+    /// identity's oldest disconnected tab; when every one is connected, the stream is refused
+    /// (429). An identity many people share (anonymous visitors) shares this cap.
+    pub max_tabs_per_identity: usize,
+    /// Stream connections open at once from one remote address
+    /// (`NOTIF_MAX_STREAMS_PER_ADDRESS`, default 256); beyond, refused (429).
+    pub max_streams_per_address: usize,
+    /// How often every open stream's identity is resolved again from the request that opened
+    /// it; a stream whose request no longer resolves to the same identity (its session was
+    /// deleted or expired) ends with `bye` `disconnected` (`NOTIF_REVALIDATE_MS`, default 5
+    /// minutes; 0: never).
+    pub revalidate: Duration,
+    /// The request headers the hub's `identify` reads, kept per open stream so re-validation
+    /// can run it again (default `cookie` and `authorization`). If `identify` reads anything
+    /// else, list it here, or turn re-validation off (`revalidate` zero): a stream whose
+    /// identity cannot be resolved again from these is ended at the first re-validation.
+    pub identity_headers: Vec<http::HeaderName>,
+    /// How long a graceful shutdown waits for streams to take their `bye` and close
+    /// (`NOTIF_SHUTDOWN_MS`, default 10 s).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Config {
@@ -38,6 +72,14 @@ impl Default for Config {
             heartbeat: Duration::from_secs(15),
             retry: Duration::from_secs(1),
             backplane_backlog: 65_536,
+            allowed_origins: Vec::new(),
+            require_origin: false,
+            trust_forwarded: false,
+            max_tabs_per_identity: 64,
+            max_streams_per_address: 256,
+            revalidate: Duration::from_secs(300),
+            identity_headers: vec![http::header::COOKIE, http::header::AUTHORIZATION],
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -101,6 +143,52 @@ impl Config {
         if let Some(n) = number("NOTIF_BACKPLANE_BACKLOG", 1)? {
             config.backplane_backlog = n as usize;
         }
+        if let Some(n) = number("NOTIF_MAX_TABS_PER_IDENTITY", 1)? {
+            config.max_tabs_per_identity = n as usize;
+        }
+        if let Some(n) = number("NOTIF_MAX_STREAMS_PER_ADDRESS", 1)? {
+            config.max_streams_per_address = n as usize;
+        }
+        if let Some(ms) = number("NOTIF_REVALIDATE_MS", 0)? {
+            config.revalidate = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("NOTIF_SHUTDOWN_MS", 0)? {
+            config.shutdown_timeout = Duration::from_millis(ms);
+        }
+        let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
+            let Some(value) = get(name) else { return Ok(None) };
+            match value.trim() {
+                "1" | "true" => Ok(Some(true)),
+                "0" | "false" => Ok(Some(false)),
+                _ => Err(ConfigError {
+                    name,
+                    value,
+                    expected: "true or false",
+                }),
+            }
+        };
+        if let Some(on) = flag("NOTIF_REQUIRE_ORIGIN")? {
+            config.require_origin = on;
+        }
+        if let Some(on) = flag("NOTIF_TRUST_FORWARDED")? {
+            config.trust_forwarded = on;
+        }
+        if let Some(value) = get("NOTIF_ALLOWED_ORIGINS") {
+            config.allowed_origins = value
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(|origin| {
+                    crate::stream::Origin::parse(origin)
+                        .map(|o| o.to_string())
+                        .ok_or_else(|| ConfigError {
+                            name: "NOTIF_ALLOWED_ORIGINS",
+                            value: value.clone(),
+                            expected: "origins such as https://app.example.com, comma separated",
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+        }
         Ok(config)
     }
 }
@@ -119,5 +207,38 @@ mod tests {
         assert!(Config::from_lookup(|n| (n == "NOTIF_MAX_LISTENS").then(|| "lots".into())).is_err());
         let config = Config::from_lookup(|n| (n == "NOTIF_BACKPLANE_BACKLOG").then(|| "16".into())).unwrap();
         assert_eq!(config.backplane_backlog, 16);
+    }
+
+    #[test]
+    fn security_settings_read_from_env() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+        };
+        let config = Config::from_lookup(env(&[
+            (
+                "NOTIF_ALLOWED_ORIGINS",
+                "https://a.example.com, http://b.example.com:8080",
+            ),
+            ("NOTIF_REQUIRE_ORIGIN", "true"),
+            ("NOTIF_MAX_TABS_PER_IDENTITY", "3"),
+            ("NOTIF_REVALIDATE_MS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.allowed_origins,
+            ["https://a.example.com", "http://b.example.com:8080"]
+        );
+        assert!(config.require_origin && !config.trust_forwarded);
+        assert_eq!(config.max_tabs_per_identity, 3);
+        assert_eq!(config.revalidate, Duration::ZERO);
+        for bad in [
+            ("NOTIF_ALLOWED_ORIGINS", "*.example.com"),
+            ("NOTIF_ALLOWED_ORIGINS", "https://a.example.com/path"),
+            ("NOTIF_REQUIRE_ORIGIN", "yes please"),
+            ("NOTIF_MAX_TABS_PER_IDENTITY", "0"),
+        ] {
+            let err = Config::from_lookup(|n| (n == bad.0).then(|| bad.1.to_owned())).unwrap_err();
+            assert_eq!(err.name, bad.0);
+        }
     }
 }

@@ -88,6 +88,8 @@ mod tests {
     async fn each_tick_beats_every_direct_connection_and_the_clock_stops_with_its_hub() {
         let hub = hub(Config {
             heartbeat: Duration::from_secs(15),
+            // No re-validation clock beside the heartbeat's: the test counts tasks.
+            revalidate: Duration::ZERO,
             ..Config::default()
         });
         let mut tabs = Vec::new();

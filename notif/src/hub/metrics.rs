@@ -14,7 +14,20 @@ pub(crate) struct Counters {
     pub streams_opened: AtomicU64,
     pub resumes: AtomicU64,
     pub resets: AtomicU64,
+    /// Streams refused, by [`REFUSALS`] reason.
+    pub refused: [AtomicU64; REFUSALS.len()],
 }
+
+/// The reasons a stream is refused for, as `StreamRefused::reason` names them: the labels of
+/// `notif_streams_refused_total`.
+pub(crate) const REFUSALS: [&str; 6] = [
+    "origin",
+    "denied",
+    "tabs_per_identity",
+    "streams_per_address",
+    "bad_last_event_id",
+    "foreign_tab",
+];
 
 impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -63,6 +76,23 @@ pub struct Metrics {
     /// Messages from other nodes dropped because this node fell `Config::backplane_backlog`
     /// behind them (their keys' tabs were reset), since start.
     pub backplane_dropped: u64,
+    /// Stream requests refused since start, by reason: `origin` (not the server's own nor an
+    /// allowed one), `denied` (by the app's `admit_streams`), `tabs_per_identity`,
+    /// `streams_per_address`, `bad_last_event_id`, `foreign_tab` (a resume of another
+    /// session's tab), in this order.
+    pub streams_refused: [u64; REFUSALS.len()],
+}
+
+impl Metrics {
+    /// Stream requests refused since start for `reason` (a label of
+    /// `notif_streams_refused_total`, as [`StreamRefused::reason`](crate::StreamRefused::reason)
+    /// names it); 0 for an unknown one.
+    pub fn refused(&self, reason: &str) -> u64 {
+        REFUSALS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |at| self.streams_refused[at])
+    }
 }
 
 impl Metrics {
@@ -74,6 +104,7 @@ impl Metrics {
         self.streams_opened = c.streams_opened.load(Ordering::Relaxed);
         self.resumes = c.resumes.load(Ordering::Relaxed);
         self.resets = c.resets.load(Ordering::Relaxed);
+        self.streams_refused = std::array::from_fn(|at| c.refused[at].load(Ordering::Relaxed));
         self
     }
 
@@ -183,6 +214,14 @@ impl Metrics {
         for (name, kind, help, value) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
+        let name = "notif_streams_refused_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Stream requests refused, by reason.\n# TYPE {name} counter"
+        );
+        for (reason, count) in REFUSALS.iter().zip(self.streams_refused) {
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
+        }
         out
     }
 }
@@ -199,6 +238,9 @@ mod tests {
         }
         .to_prometheus();
         assert!(text.lines().any(|l| l == "notif_listens 3"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 18);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 19);
+        assert!(text
+            .lines()
+            .any(|l| l == r#"notif_streams_refused_total{reason="origin"} 0"#));
     }
 }

@@ -1,6 +1,7 @@
 //! The server half: a [`Hub`] holds every tab, its identity, its queue and its listens.
 mod cluster;
 mod config;
+mod connections;
 mod expiry;
 mod heartbeat;
 mod key_id;
@@ -10,6 +11,7 @@ mod metrics;
 mod notify;
 pub(crate) mod queue;
 mod replay;
+mod revalidate;
 mod shrink;
 mod state;
 mod tab;
@@ -18,20 +20,27 @@ mod writes;
 use std::{future::Future, pin::Pin, sync::Arc};
 
 pub use config::{Config, ConfigError};
+pub(crate) use connections::Slot;
 use key_id::KeyId;
 use metrics::Counters;
 pub use metrics::Metrics;
 pub use notify::{Exclude, NotifyError};
+pub(crate) use revalidate::{credentials_of, Credentials};
 use state::State;
 pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
-use crate::{Backplane, ByeReason, ClientId, Identity, ListenError, Topic};
+use crate::{
+    Backplane, ByeReason, ClientId, Identity, ListenError, StreamDenied, StreamRefused, Topic, CLIENT_HEADER,
+};
 use cluster::Cluster;
+use connections::Connections;
 use expiry::Expiries;
 use heartbeat::Heartbeat;
+use revalidate::Revalidation;
 use writes::Writes;
 
 type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
+type AdmitFn<I> = dyn Fn(&I) -> Result<(), StreamDenied> + Send + Sync;
 
 /// The registry of tabs, their identities, queues and listens.
 ///
@@ -82,6 +91,10 @@ struct Inner<I: Identity> {
     // Its own lock: queued under the tables' lock would hold it longer for nothing.
     expiries: std::sync::Mutex<Expiries>,
     writes: Writes,
+    connections: Connections,
+    revalidation: Revalidation,
+    /// The app's say on who may open a stream; everyone, until it is set.
+    admit: std::sync::RwLock<Option<Arc<AdmitFn<I>>>>,
 }
 
 impl<I: Identity> Hub<I> {
@@ -122,6 +135,9 @@ impl<I: Identity> Hub<I> {
                 state: std::sync::Mutex::new(State::default()),
                 counters: Counters::default(),
                 cluster,
+                connections: Connections::default(),
+                revalidation: Revalidation::default(),
+                admit: std::sync::RwLock::new(None),
             }),
         }
     }
@@ -134,6 +150,66 @@ impl<I: Identity> Hub<I> {
     /// The identity of a request, as the `identify` function given to [`Hub::new`] sees it.
     pub async fn identify(&self, parts: &http::request::Parts) -> I {
         (self.inner.identify)(parts).await
+    }
+
+    /// Lets `admit` refuse a stream for an identity (say, anonymous visitors), with 401 or 403
+    /// and a reason. It runs on every new or resumed stream, after the origin and the caps are
+    /// checked and before anything is allocated for the tab; it replaces any earlier one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use notif::{Config, Hub, StreamDenied};
+    ///
+    /// let hub: Hub<Option<String>> = Hub::new(Config::default(), |_parts| async { None })
+    ///     .admit_streams(|user: &Option<String>| match user {
+    ///         Some(_) => Ok(()),
+    ///         None => Err(StreamDenied::unauthenticated("sign in to receive notifications")),
+    ///     });
+    /// ```
+    pub fn admit_streams(
+        self,
+        admit: impl Fn(&I) -> Result<(), StreamDenied> + Send + Sync + 'static,
+    ) -> Self {
+        *self
+            .inner
+            .admit
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(admit));
+        self
+    }
+
+    /// Whether the app admits a stream for `identity`.
+    pub(crate) fn admits(&self, identity: &I) -> Result<(), StreamRefused> {
+        let admit = self
+            .inner
+            .admit
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match admit {
+            Some(admit) => admit(identity).map_err(StreamRefused::Denied),
+            None => Ok(()),
+        }
+    }
+
+    /// The tab that sent `parts` (a server function call), if it names one (the
+    /// `x-notif-client` header that [`TabClient`](crate::TabClient) sends) and that tab is known
+    /// here and belongs to the request's identity; `None` otherwise, so that no request can
+    /// leave someone else's tab out of a notification. Use it to leave the caller out:
+    ///
+    /// ```
+    /// # async fn post(hub: notif::Hub<Option<String>>, parts: http::request::Parts) {
+    /// let exclude: notif::Exclude<Option<String>> =
+    ///     hub.caller(&parts).await.map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+    /// # }
+    /// ```
+    ///
+    /// Inside a server function, [`caller`](crate::caller) does this with the request in context.
+    pub async fn caller(&self, parts: &http::request::Parts) -> Option<ClientId> {
+        let client: ClientId = parts.headers.get(CLIENT_HEADER)?.to_str().ok()?.parse().ok()?;
+        let identity = self.identify(parts).await;
+        (self.state().owner(client) == Some(&identity)).then_some(client)
     }
 
     fn register<T: Topic<Identity = I>>(&self) {
@@ -215,7 +291,7 @@ impl<I: Identity> Hub<I> {
         let mut state = self.state();
         let clients = state.clients_of(identity);
         for &client in &clients {
-            state.end(client, Some(ByeReason::Disconnected));
+            state.end(client, ByeReason::Disconnected);
         }
         clients.len()
     }
@@ -226,7 +302,7 @@ impl<I: Identity> Hub<I> {
         let mut state = self.state();
         let clients: Vec<ClientId> = state.client_ids();
         for client in clients {
-            state.end(client, Some(ByeReason::Shutdown));
+            state.end(client, ByeReason::Shutdown);
         }
     }
 
@@ -243,12 +319,29 @@ impl<I: Identity> Hub<I> {
         metrics
     }
 
-    /// Registers a new tab for `identity` and returns its id and frame queue (connection 0).
-    pub(crate) fn open(&self, identity: I) -> (ClientId, queue::Receiver<Outgoing>) {
-        let (tx, rx) = queue::channel(self.inner.config.queue_capacity);
-        let client = self.state().open(identity, tx, self.inner.config.replay_capacity);
+    /// Registers a new tab for `identity`, keeping `credentials` to re-validate it, and
+    /// returns its id and frame queue (connection 0); refused when every tab the identity may
+    /// hold is connected.
+    pub(crate) fn open_tab(
+        &self,
+        identity: I,
+        credentials: Option<Credentials>,
+    ) -> Result<(ClientId, queue::Receiver<Outgoing>), StreamRefused> {
+        let config = &self.inner.config;
+        let mut state = self.state();
+        state.make_room(&identity, config.max_tabs_per_identity)?;
+        let (tx, rx) = queue::channel(config.queue_capacity);
+        let client = state.open(identity, credentials, tx, config.replay_capacity);
+        drop(state);
         Counters::add(&self.inner.counters.streams_opened, 1);
-        (client, rx)
+        self.start_revalidation();
+        Ok((client, rx))
+    }
+
+    /// A new tab for `identity`, for tests: no credentials, no cap reached.
+    #[cfg(test)]
+    pub(crate) fn open(&self, identity: I) -> (ClientId, queue::Receiver<Outgoing>) {
+        self.open_tab(identity, None).expect("under the cap")
     }
 
     /// Attaches a new connection to `client`, which last saw frame `seen`.
@@ -263,6 +356,13 @@ impl<I: Identity> Hub<I> {
         Counters::add(&self.inner.counters.streams_opened, 1);
         Counters::add(&self.inner.counters.resumes, 1);
         Ok((resumed, rx))
+    }
+
+    /// A stream request was refused.
+    pub(crate) fn count_refused(&self, refused: &StreamRefused) {
+        if let Some(at) = metrics::REFUSALS.iter().position(|r| *r == refused.reason()) {
+            Counters::add(&self.inner.counters.refused[at], 1);
+        }
     }
 
     /// A reconnect named a tab that could not be resumed.
@@ -320,9 +420,11 @@ mod tests {
             (metrics.tabs, metrics.listens, metrics.lagged, metrics.drops),
             (0, 0, 1, 1)
         );
-        // What was queued drains, then the stream ends: the queue never grew past its cap.
+        // What was queued drains, then the bye says why, then the stream ends: the queue grew
+        // past its cap by that one frame only.
         assert!(matches!(rx.recv().await, Some(Outgoing::Notif { seq: 1, .. })));
         assert!(matches!(rx.recv().await, Some(Outgoing::Notif { seq: 2, .. })));
+        assert!(matches!(rx.recv().await, Some(Outgoing::Bye(ByeReason::Lagged))));
         assert!(rx.recv().await.is_none());
     }
 

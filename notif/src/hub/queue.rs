@@ -133,6 +133,7 @@ pub(crate) fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Sender<T> {
+    #[cfg(test)]
     pub fn try_send(&self, frame: T) -> Result<(), TrySendError> {
         self.push(frame)?;
         self.shared.notify();
@@ -157,6 +158,18 @@ impl<T> Sender<T> {
             shared: self.shared.clone(),
             acknowledge,
         })
+    }
+
+    /// Queues `frame` as the last one, past the cap if need be (one slot more: a `bye` must
+    /// reach a tab cut off for a full queue), then closes the queue and wakes the connection.
+    pub fn push_last(&self, frame: T) {
+        self.shared.set_and_wake(|state| {
+            if !state.closed {
+                state.frames.push_back(frame);
+                state.closed = true;
+            }
+            state.notified = true;
+        });
     }
 
     /// Queues `frame`; true if it is the only one.

@@ -8,11 +8,12 @@ use super::{
     listeners::{push_tight, trim, Listeners},
     queue,
     replay::Replay,
+    revalidate::Credentials,
     shrink::shrink,
     tab::Tab,
     Metrics,
 };
-use crate::{client_id::IdMap, ByeReason, ClientId, Identity, ListenError};
+use crate::{client_id::IdMap, ByeReason, ClientId, Identity, ListenError, StreamRefused};
 
 /// Why a tab cannot be resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +54,33 @@ impl<I> Default for State<I> {
 }
 
 impl<I: Identity> State<I> {
-    pub fn open(&mut self, identity: I, tx: queue::Sender<Outgoing>, replay: usize) -> ClientId {
+    /// Makes room for one more tab of `identity`, at most `cap`: at the cap, its oldest tab
+    /// waiting out its resume window is forgotten (if it comes back, it starts over); if every
+    /// one is connected, the new tab is refused.
+    pub fn make_room(&mut self, identity: &I, cap: usize) -> Result<(), StreamRefused> {
+        let Some(clients) = self.identities.get(identity).filter(|c| c.len() >= cap) else {
+            return Ok(());
+        };
+        let oldest_detached = clients
+            .iter()
+            .find(|c| self.tabs.get(c).is_some_and(|t| t.tx.is_none()))
+            .copied();
+        match oldest_detached {
+            Some(client) => {
+                self.remove(client);
+                Ok(())
+            }
+            None => Err(StreamRefused::TooManyTabs { cap }),
+        }
+    }
+
+    pub fn open(
+        &mut self,
+        identity: I,
+        credentials: Option<Credentials>,
+        tx: queue::Sender<Outgoing>,
+        replay: usize,
+    ) -> ClientId {
         let mut client = ClientId::random();
         while self.tabs.contains_key(&client) {
             client = ClientId::random();
@@ -69,6 +96,7 @@ impl<I: Identity> State<I> {
                 replay: Replay::new(replay),
                 conn: 0,
                 epoch: 0,
+                credentials,
             },
         );
         client
@@ -117,10 +145,10 @@ impl<I: Identity> State<I> {
         }
     }
 
-    /// Ends a tab now, sending `bye` first if there is room for it.
-    pub fn end(&mut self, client: ClientId, bye: Option<ByeReason>) {
-        if let (Some(reason), Some(tx)) = (bye, self.tabs.get(&client).and_then(|t| t.tx.as_ref())) {
-            let _ = tx.try_send(Outgoing::Bye(reason));
+    /// Ends a tab now: its connection, if any, gets what is queued, then `bye`, then the end.
+    pub fn end(&mut self, client: ClientId, reason: ByeReason) {
+        if let Some(tx) = self.tabs.get(&client).and_then(|t| t.tx.as_ref()) {
+            tx.push_last(Outgoing::Bye(reason));
         }
         self.remove(client);
     }
@@ -198,6 +226,27 @@ impl<I: Identity> State<I> {
         self.listens -= 1;
         self.drop_listener(key, client);
         Ok(true)
+    }
+
+    /// Whether connection `conn` of `client` is still the one attached.
+    pub fn is_attached(&self, client: ClientId, conn: u64) -> bool {
+        self.tabs
+            .get(&client)
+            .is_some_and(|t| t.conn == conn && t.tx.is_some())
+    }
+
+    /// Every connected tab with its connection, identity and credentials, for re-validation.
+    pub fn connected_credentials(&self) -> Vec<(ClientId, u64, I, Option<Credentials>)> {
+        self.tabs
+            .iter()
+            .filter(|(_, t)| t.tx.is_some())
+            .map(|(c, t)| (*c, t.conn, t.identity.clone(), t.credentials.clone()))
+            .collect()
+    }
+
+    /// The identity owning `client`, if the tab is known here.
+    pub fn owner(&self, client: ClientId) -> Option<&I> {
+        self.tabs.get(&client).map(|t| &t.identity)
     }
 
     pub fn has_key(&self, key: &KeyId) -> bool {
@@ -304,7 +353,7 @@ impl<I: Identity> State<I> {
         }
         let lagged = lagging.len() as u64;
         for client in lagging {
-            self.remove(client);
+            self.end(client, ByeReason::Lagged);
         }
         (queued, lagged)
     }
@@ -325,7 +374,7 @@ impl<I: Identity> State<I> {
         }
         let delivered = tab.push(data, wakes);
         if let Delivered::Lagged = delivered {
-            self.remove(client);
+            self.end(client, ByeReason::Lagged);
         }
         delivered
     }

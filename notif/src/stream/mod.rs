@@ -1,42 +1,44 @@
 //! The stream endpoints: one connection per tab, Server-Sent Events or WebSocket, resumed after
 //! a reconnect when the tab's missed frames are still buffered.
+mod origin;
+mod refused;
 mod sse;
 mod ws;
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
-use axum::{
-    response::{IntoResponse, Response},
-    routing::get,
-    Router,
-};
-use http::StatusCode;
+use axum::{extract::ConnectInfo, response::IntoResponse, routing::get, Router};
+
+pub(crate) use origin::Origin;
+pub use refused::{StreamDenied, StreamRefused};
 
 use crate::{
-    hub::{queue, Outgoing, ResumeRefused},
+    hub::{credentials_of, queue, Outgoing, ResumeRefused, Slot},
     parse_event_id, ClientId, Hello, Hub, Identity, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH,
     WS_PATH,
 };
 
-/// A stream request refused before any frame was sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StreamRefused {
-    /// `Last-Event-ID` (or `last_event_id`) is not an id this server sends.
-    #[error("Last-Event-ID must be <client>.<seq> as sent in `id:` lines; omit it to start a new stream")]
-    BadLastEventId,
-    /// The named tab belongs to another identity.
-    #[error("this tab belongs to another session; omit Last-Event-ID to start a new stream")]
-    ForeignClient,
-}
-
-impl IntoResponse for StreamRefused {
-    fn into_response(self) -> Response {
-        let status = match self {
-            StreamRefused::BadLastEventId => StatusCode::BAD_REQUEST,
-            StreamRefused::ForeignClient => StatusCode::FORBIDDEN,
-        };
-        (status, self.to_string()).into_response()
+/// The remote address of a stream request: the peer [`serve`](crate::serve) (or axum's
+/// `into_make_service_with_connect_info`) saw, or, behind a trusted proxy, the last address in
+/// `X-Forwarded-For` (the one the proxy itself added).
+fn remote_address(parts: &http::request::Parts, trust_forwarded: bool) -> Option<IpAddr> {
+    if trust_forwarded {
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|last| last.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
     }
+    parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
 }
 
 /// The frame a reconnect names as the last it saw, from the header or the query.
@@ -70,7 +72,7 @@ impl<I: Identity> Hub<I> {
                     let hub = sse_hub.clone();
                     async move {
                         let (parts, _body) = request.into_parts();
-                        hub.open_stream(&parts).await
+                        hub.open_stream(&parts).await.into_response()
                     }
                 }),
             )
@@ -83,19 +85,33 @@ impl<I: Identity> Hub<I> {
             )
     }
 
-    /// Starts a session for one connection: resumes the tab its `Last-Event-ID` names or
-    /// registers a new one.
+    /// Starts a session for one connection: checks where the request comes from and who sends
+    /// it, then resumes the tab its `Last-Event-ID` names or registers a new one. A refusal is
+    /// counted, and nothing is kept for it.
     pub(crate) async fn start_session(
         &self,
         parts: &http::request::Parts,
     ) -> Result<Session<I>, StreamRefused> {
+        let session = self.admit_session(parts).await;
+        if let Err(refused) = &session {
+            tracing::debug!(%refused, "notif: stream refused");
+            self.count_refused(refused);
+        }
+        session
+    }
+
+    async fn admit_session(&self, parts: &http::request::Parts) -> Result<Session<I>, StreamRefused> {
+        let config = self.config();
+        origin::check(parts, config)?;
         let last = last_seen(parts)?;
+        let slot = self.connection_slot(remote_address(parts, config.trust_forwarded))?;
         let identity = self.identify(parts).await;
+        self.admits(&identity)?;
         if let Some((client, seen)) = last {
             match self.resume(client, &identity, seen) {
                 Ok((resumed, rx)) => {
                     let open = OpenTab {
-                        hub: self.clone(),
+                        slot,
                         client,
                         conn: resumed.conn,
                         rx: Some(rx),
@@ -112,9 +128,10 @@ impl<I: Identity> Hub<I> {
                 Err(ResumeRefused::Gone) => self.count_reset(),
             }
         }
-        let (client, rx) = self.open(identity);
+        let credentials = credentials_of(parts, &config.identity_headers);
+        let (client, rx) = self.open_tab(identity, credentials)?;
         let open = OpenTab {
-            hub: self.clone(),
+            slot,
             client,
             conn: 0,
             rx: Some(rx),
@@ -153,9 +170,10 @@ impl<I: Identity> Session<I> {
     }
 }
 
-/// A tab's open connection. Dropping it (the connection ended) starts the tab's resume window.
+/// A tab's open connection. Dropping it (the connection ended) starts the tab's resume window
+/// and gives its place in the connection counts back.
 pub(crate) struct OpenTab<I: Identity> {
-    hub: Hub<I>,
+    slot: Slot<I>,
     client: ClientId,
     conn: u64,
     rx: Option<queue::Receiver<Outgoing>>,
@@ -187,14 +205,14 @@ impl<I: Identity> OpenTab<I> {
     pub fn set_direct(&self, direct: Arc<dyn queue::Direct<Outgoing>>) {
         if let Some(rx) = &self.rx {
             rx.set_direct(direct);
-            self.hub.start_heartbeat();
+            self.slot.hub.start_heartbeat();
         }
     }
 
     /// The client has every frame up to `seq` (it answered a ping asking for them): the tab
     /// need not keep them for a resume.
     pub fn acknowledged(&self, seq: u64) {
-        self.hub.acknowledged(self.client, seq);
+        self.slot.hub.acknowledged(self.client, seq);
     }
 
     fn taken(&mut self, frame: Outgoing) -> Outgoing {
@@ -213,7 +231,7 @@ pub(crate) const WRITE_BATCH: usize = 64;
 impl<I: Identity> Drop for OpenTab<I> {
     fn drop(&mut self) {
         tracing::debug!(client = ?self.client, "notif: stream closed");
-        self.hub.closed(self.client, self.conn);
+        self.slot.hub.closed(self.client, self.conn);
     }
 }
 

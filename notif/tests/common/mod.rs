@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::IntoFuture,
     net::SocketAddr,
     sync::{Mutex, OnceLock},
@@ -80,6 +80,22 @@ pub async fn unlisten_chat(key: String) -> Result<(), ServerFnError> {
     Ok(())
 }
 
+/// Notifies a chat key, leaving the calling tab out (if it is the caller's own).
+#[server(endpoint = "t/post_chat")]
+pub async fn post_chat(key: String, text: String) -> Result<usize, ServerFnError> {
+    let hub = use_context::<Hub<Viewer>>().expect("a hub in context");
+    let exclude = notif::caller::<Viewer>()
+        .await
+        .map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+    Ok(hub.notify::<Chat>(&key, &text, exclude).await?)
+}
+
+/// Users whose sessions were deleted: the fixture's `identify` no longer resolves them.
+pub fn revoked() -> &'static Mutex<HashSet<String>> {
+    static REVOKED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    REVOKED.get_or_init(Default::default)
+}
+
 #[server(endpoint = "t/listen_greeting")]
 pub async fn listen_greeting(key: String) -> Result<(), ServerFnError> {
     notif::listen::<Greeting>(&key).await?;
@@ -120,15 +136,21 @@ impl TestServer {
         backplane: Option<std::sync::Arc<dyn notif::Backplane>>,
         idle: Duration,
     ) -> Self {
-        // Identity from a header: tests play several users without a login.
+        // Identity from a header: tests play several users without a login. A revoked user's
+        // header no longer resolves, as a deleted session's cookie would not.
         let identify = |parts: &http::request::Parts| {
             let user = parts
                 .headers
                 .get("x-user")
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+                .map(str::to_owned)
+                .filter(|user| !revoked().lock().unwrap().contains(user));
             async move { user }
         };
+        let mut config = config;
+        config
+            .identity_headers
+            .push(http::HeaderName::from_static("x-user"));
         let hub: Hub<Viewer> = match backplane {
             Some(backplane) => Hub::with_backplane(config, backplane, identify),
             None => Hub::new(config, identify),
@@ -168,7 +190,8 @@ impl TestServer {
         }
     }
 
-    /// Shuts the server down gracefully; panics unless it has stopped within 5 s.
+    /// Shuts the server down gracefully; panics unless it has stopped within 15 s (a WebSocket
+    /// client that never answers the server's close holds it for 5).
     pub async fn shut_down(&self) {
         let _ = self
             .stop
@@ -178,9 +201,9 @@ impl TestServer {
             .expect("not shut down yet")
             .send(());
         let serving = self.serving.lock().unwrap().take().unwrap();
-        tokio::time::timeout(Duration::from_secs(5), serving)
+        tokio::time::timeout(Duration::from_secs(15), serving)
             .await
-            .expect("the server stops within 5 s")
+            .expect("the server stops within 15 s")
             .unwrap()
             .unwrap();
     }

@@ -113,7 +113,7 @@ impl<I: Identity> Hub<I> {
         tabs.dedup();
         let ended = tabs.len();
         for client in tabs {
-            state.end(client, Some(ByeReason::Resync));
+            state.end(client, ByeReason::Resync);
         }
         ended
     }

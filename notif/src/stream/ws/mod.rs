@@ -371,7 +371,7 @@ mod tests {
         let hub: Hub<Option<String>> = Hub::new(crate::Config::default(), |_| async { None });
         let (client, rx) = hub.open(None);
         let open = OpenTab {
-            hub,
+            slot: hub.connection_slot(None).unwrap(),
             client,
             conn: 0,
             rx: Some(rx),

@@ -1,12 +1,15 @@
 //! Serving an app whose tabs hold notification streams: see [`serve`] (the module is private;
 //! its overview and example are on the function, where rustdoc shows them).
+mod body_deadline;
+
 use std::{
     future::{Future, IntoFuture},
     pin::Pin,
     time::Duration,
 };
 
-use axum::Router;
+use axum::{extract::ConnectInfo, Router};
+use body_deadline::BodyDeadline;
 use bytes::Bytes;
 use hyper::upgrade::Upgraded;
 use hyper_util::{
@@ -17,13 +20,20 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::watch,
 };
+use tower::ServiceExt;
 
 use crate::{Hub, Identity};
 
 /// How long a connection may go without a request by default: [`Serve::idle_timeout`].
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a request's body may take to arrive whole by default: [`Serve::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Ends a hub's streams; resolves once their connections closed.
+type EndStreams = Box<dyn FnOnce() -> Signal + Send>;
 
 /// Serves `router` on `listener` until the shutdown signal, if any: await the returned
 /// [`Serve`]. HTTP/1.1 with upgrades, so WebSocket streams work.
@@ -34,8 +44,10 @@ type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// (docs/BENCHMARKS.md). `serve` drives each connection with hyper's HTTP/1 server alone (~20
 /// KiB while idle: no HTTP/2 state beside it) and closes one that sends no request for
 /// [`idle_timeout`](Serve::idle_timeout) ([`DEFAULT_IDLE_TIMEOUT`] unless set). Streams in
-/// progress are never idle. Browsers speak HTTP/2 only over TLS, which a proxy in front
-/// terminates.
+/// progress are never idle. A request whose body has not arrived whole within
+/// [`body_timeout`](Serve::body_timeout) fails. Each request carries its peer's address as
+/// axum's `ConnectInfo<SocketAddr>` (what the per-address stream cap counts). Browsers speak
+/// HTTP/2 only over TLS, which a proxy in front terminates.
 ///
 /// ```no_run
 /// # async fn run(hub: notif::Hub<Option<String>>) -> std::io::Result<()> {
@@ -54,6 +66,7 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         listener,
         router,
         idle: DEFAULT_IDLE_TIMEOUT,
+        body: DEFAULT_BODY_TIMEOUT,
         signal: Box::pin(std::future::pending()),
         end_streams: None,
     }
@@ -65,10 +78,11 @@ pub struct Serve {
     listener: TcpListener,
     router: Router,
     idle: Duration,
+    body: Duration,
     /// Starts the shutdown; never, unless given.
     signal: Signal,
-    /// Ends the hub's streams once the signal came.
-    end_streams: Option<Box<dyn FnOnce() + Send>>,
+    /// Ends the hub's streams once the signal came, and how long to wait for them to close.
+    end_streams: Option<(EndStreams, Duration)>,
 }
 
 impl std::fmt::Debug for Serve {
@@ -76,6 +90,7 @@ impl std::fmt::Debug for Serve {
         f.debug_struct("Serve")
             .field("listener", &self.listener)
             .field("idle", &self.idle)
+            .field("body", &self.body)
             .field("graceful_shutdown", &self.end_streams.is_some())
             .finish_non_exhaustive()
     }
@@ -89,16 +104,29 @@ impl Serve {
         self
     }
 
+    /// Fails a request whose body has not arrived whole `body` after its head (at least 1 ms):
+    /// a client trickling a body in holds no connection longer than that.
+    pub fn body_timeout(mut self, body: Duration) -> Self {
+        self.body = body.max(Duration::from_millis(1));
+        self
+    }
+
     /// Once `signal` completes: stop accepting, end every stream of `hub` with a `bye`
-    /// (`shutdown`), let requests in progress finish, and return when every connection closed.
+    /// (`shutdown`), let requests in progress finish, and return when every connection closed
+    /// and every stream took its `bye`, or once the hub's `Config::shutdown_timeout` has passed.
     pub fn with_graceful_shutdown<I: Identity>(
         mut self,
         hub: &Hub<I>,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Self {
         let hub = hub.clone();
+        let timeout = hub.config().shutdown_timeout;
         self.signal = Box::pin(signal);
-        self.end_streams = Some(Box::new(move || hub.shutdown()));
+        let end_streams: EndStreams = Box::new(move || {
+            hub.shutdown();
+            Box::pin(async move { hub.connections_closed().await })
+        });
+        self.end_streams = Some((end_streams, timeout));
         self
     }
 
@@ -107,6 +135,7 @@ impl Serve {
             listener,
             router,
             idle,
+            body,
             mut signal,
             end_streams,
         } = self;
@@ -116,9 +145,9 @@ impl Serve {
         // Each connection holds a receiver; the sender learns when the last one is gone.
         let (closing, closing_rx) = watch::channel(());
         loop {
-            let stream = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors, say: wait rather than spin (as axum::serve does).
                         tracing::warn!(%error, "accept failed");
@@ -128,8 +157,14 @@ impl Serve {
                 },
                 () = &mut signal => break,
             };
+            let router = router.clone();
+            let service = tower::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let mut request = request.map(|b| axum::body::Body::new(BodyDeadline::new(b, body)));
+                request.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(request)
+            });
             let connection = http
-                .serve_connection(accepted(stream), TowerToHyperService::new(router.clone()))
+                .serve_connection(accepted(stream), TowerToHyperService::new(service))
                 .with_upgrades();
             let mut closing = closing_rx.clone();
             tokio::spawn(async move {
@@ -150,11 +185,18 @@ impl Serve {
         drop(closing_rx);
         tracing::info!("shutting down: closing notification streams");
         // Streams never end by themselves; ending them lets their connections close.
-        if let Some(end_streams) = end_streams {
-            end_streams();
-        }
+        let (streams_closed, timeout) = match end_streams {
+            Some((end_streams, timeout)) => (end_streams(), timeout),
+            None => (Box::pin(std::future::ready(())) as Signal, Duration::MAX),
+        };
         let _ = closing.send(());
-        closing.closed().await;
+        let all_closed = async {
+            closing.closed().await;
+            streams_closed.await;
+        };
+        if tokio::time::timeout(timeout, all_closed).await.is_err() {
+            tracing::warn!(?timeout, "shutting down with connections still open");
+        }
         Ok(())
     }
 }
