@@ -7,6 +7,7 @@
 //! | `NOTIF_REDIS_URL` | unset (one node) | `redis://host:port`: this server is one node of several sharing that Redis |
 //! | `NOTIF_HTTP_IDLE_MS` | `30000` | an HTTP connection that sends no request for this long is closed (streams in progress are not idle) |
 //! | `NOTIF_RESUME_WINDOW_MS`, `NOTIF_QUEUE_CAPACITY`, `NOTIF_REPLAY_CAPACITY`, `NOTIF_MAX_MESSAGE_BYTES`, `NOTIF_MAX_LISTENS`, `NOTIF_HEARTBEAT_MS`, `NOTIF_RETRY_MS`, `NOTIF_BACKPLANE_BACKLOG` | see `notif::Config` | hub limits |
+//! | `NOTIF_ALLOWED_ORIGINS`, `NOTIF_REQUIRE_ORIGIN`, `NOTIF_TRUST_FORWARDED`, `NOTIF_MAX_TABS_PER_IDENTITY`, `NOTIF_MAX_STREAMS_PER_ADDRESS`, `NOTIF_REVALIDATE_MS`, `NOTIF_SHUTDOWN_MS` | see `notif::Config` | who may open streams, caps, session checks, shutdown |
 #![allow(missing_docs)]
 
 use app::{model::Viewer, shell, App};
