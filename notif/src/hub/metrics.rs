@@ -20,13 +20,14 @@ pub(crate) struct Counters {
 
 /// The reasons a stream is refused for, as `StreamRefused::reason` names them: the labels of
 /// `notif_streams_refused_total`.
-pub(crate) const REFUSALS: [&str; 6] = [
+pub(crate) const REFUSALS: [&str; 7] = [
     "origin",
     "denied",
     "tabs_per_identity",
     "streams_per_address",
     "bad_last_event_id",
     "foreign_tab",
+    "shutting_down",
 ];
 
 impl Counters {
@@ -79,7 +80,7 @@ pub struct Metrics {
     /// Stream requests refused since start, by reason: `origin` (not the server's own nor an
     /// allowed one), `denied` (by the app's `admit_streams`), `tabs_per_identity`,
     /// `streams_per_address`, `bad_last_event_id`, `foreign_tab` (a resume of another
-    /// session's tab), in this order.
+    /// session's tab), `shutting_down`, in this order.
     pub streams_refused: [u64; REFUSALS.len()],
 }
 

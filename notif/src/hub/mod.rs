@@ -93,6 +93,8 @@ struct Inner<I: Identity> {
     writes: Writes,
     connections: Connections,
     revalidation: Revalidation,
+    /// Set by `shutdown`: no stream opens after it.
+    shutting_down: std::sync::atomic::AtomicBool,
     /// The app's say on who may open a stream; everyone, until it is set.
     admit: std::sync::RwLock<Option<Arc<AdmitFn<I>>>>,
 }
@@ -138,6 +140,7 @@ impl<I: Identity> Hub<I> {
                 connections: Connections::default(),
                 revalidation: Revalidation::default(),
                 admit: std::sync::RwLock::new(None),
+                shutting_down: Default::default(),
             }),
         }
     }
@@ -179,8 +182,15 @@ impl<I: Identity> Hub<I> {
         self
     }
 
-    /// Whether the app admits a stream for `identity`.
+    /// Whether the app admits a stream for `identity` (never once shutting down).
     pub(crate) fn admits(&self, identity: &I) -> Result<(), StreamRefused> {
+        if self
+            .inner
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(StreamRefused::ShuttingDown);
+        }
         let admit = self
             .inner
             .admit
@@ -296,9 +306,13 @@ impl<I: Identity> Hub<I> {
         clients.len()
     }
 
-    /// Ends every stream with a `bye` (`shutdown`) frame; browsers reconnect to whichever server
-    /// answers next. Call on SIGTERM before the server stops.
+    /// Ends every stream with a `bye` (`shutdown`) frame and refuses new ones (503); browsers
+    /// reconnect to whichever server answers next. Call on SIGTERM before the server stops
+    /// ([`serve`](crate::serve)'s graceful shutdown does).
     pub fn shutdown(&self) {
+        self.inner
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut state = self.state();
         let clients: Vec<ClientId> = state.client_ids();
         for client in clients {
@@ -467,6 +481,20 @@ mod tests {
             hub.listen::<Chat>(client, &None, &"k".into()).await,
             Err(ListenError::UnknownClient)
         );
+    }
+
+    #[tokio::test]
+    async fn after_shutdown_every_tab_has_its_bye_and_no_stream_opens() {
+        let hub = hub(Config::default());
+        let (_, mut rx) = hub.open(None);
+        assert_eq!(hub.admits(&None), Ok(()));
+        hub.shutdown();
+        assert!(matches!(
+            rx.recv().await,
+            Some(Outgoing::Bye(ByeReason::Shutdown))
+        ));
+        assert_eq!(hub.admits(&None), Err(StreamRefused::ShuttingDown));
+        assert_eq!(hub.metrics().tabs, 0);
     }
 
     /// A key's listeners move from a vector to a set as a crowd gathers and back as it leaves;

@@ -35,6 +35,9 @@ pub enum StreamRefused {
         /// The configured cap.
         cap: usize,
     },
+    /// The server is shutting down: try another node, or again in a moment.
+    #[error("this server is shutting down; reconnect in a moment")]
+    ShuttingDown,
     /// This remote address holds as many streams as allowed (`Config::max_streams_per_address`).
     #[error("{cap} streams are open from this address, the most allowed; close one and retry")]
     TooManyStreams {
@@ -54,6 +57,7 @@ impl StreamRefused {
             | StreamRefused::NoOrigin => 403,
             StreamRefused::Denied(denied) => denied.status(),
             StreamRefused::TooManyTabs { .. } | StreamRefused::TooManyStreams { .. } => 429,
+            StreamRefused::ShuttingDown => 503,
         }
     }
 
@@ -66,6 +70,7 @@ impl StreamRefused {
             StreamRefused::Denied(_) => "denied",
             StreamRefused::TooManyTabs { .. } => "tabs_per_identity",
             StreamRefused::TooManyStreams { .. } => "streams_per_address",
+            StreamRefused::ShuttingDown => "shutting_down",
         }
     }
 }
