@@ -16,16 +16,8 @@ pub async fn whoami() -> Result<Viewer, ServerFnError> {
 #[server(endpoint = "sign_in")]
 pub async fn sign_in(name: String) -> Result<String, ServerFnError> {
     let name = crate::model::check_name(&name).map_err(|m| ssr::fail(400, m))?;
-    let token = crate::server::new_token();
-    sqlx::query("INSERT INTO sessions (token, user_name) VALUES (?, ?)")
-        .bind(&token)
-        .bind(&name)
-        .execute(crate::server::db())
-        .await?;
-    ssr::set_cookie(&format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000",
-        crate::server::SESSION_COOKIE
-    ));
+    let cookie = crate::server::sessions::start(&name).await?;
+    ssr::set_cookie(&cookie);
     Ok(name)
 }
 
@@ -33,20 +25,14 @@ pub async fn sign_in(name: String) -> Result<String, ServerFnError> {
 #[server(endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), ServerFnError> {
     let parts = use_context::<http::request::Parts>();
-    if let Some(token) = parts.as_ref().and_then(crate::server::session_token) {
+    if let Some(token) = parts.as_ref().and_then(crate::server::sessions::session_token) {
         let user = ssr::viewer().await;
-        sqlx::query("DELETE FROM sessions WHERE token = ?")
-            .bind(token)
-            .execute(crate::server::db())
-            .await?;
+        crate::server::sessions::end(&token).await?;
         if user.is_some() {
             ssr::hub()?.disconnect_identity(&user);
         }
     }
-    ssr::set_cookie(&format!(
-        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
-        crate::server::SESSION_COOKIE
-    ));
+    ssr::set_cookie(&crate::server::sessions::removal_cookie());
     Ok(())
 }
 

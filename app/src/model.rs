@@ -47,8 +47,12 @@ fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '-'
 }
 
-/// A display name: 1 to 32 letters, digits, `_` or `-`.
+/// A display name: 1 to 32 letters, digits, `_` or `-` (so never markup, a line break or a
+/// control character), surrounding spaces trimmed.
 pub fn check_name(name: &str) -> Result<String, String> {
+    if name.chars().any(char::is_control) {
+        return Err("A name cannot contain line breaks or control characters.".into());
+    }
     let name = name.trim();
     if name.is_empty() {
         return Err("Enter a name to sign in.".into());
@@ -62,8 +66,13 @@ pub fn check_name(name: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// A message body: not blank, at most 500 characters.
+/// A message body: not blank, at most 500 characters, no control character but line feed and
+/// tab (a carriage return or an escape sequence would reach other users' screens and logs).
+/// Markup is kept as typed: pages show it as text.
 pub fn check_body(body: &str) -> Result<String, String> {
+    if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err("A message cannot contain control characters other than line feed and tab.".into());
+    }
     let body = body.trim();
     if body.is_empty() {
         return Err("A message cannot be empty.".into());
@@ -97,5 +106,34 @@ mod tests {
         assert!(check_body(" \n ").is_err());
         assert!(check_body(&"é".repeat(501)).is_err());
         assert_eq!(check_body(&"é".repeat(500)).unwrap().chars().count(), 500);
+    }
+
+    #[test]
+    fn names_refuse_markup_line_breaks_and_control_characters() {
+        for name in [
+            "ann\r\nSet-Cookie: x=y",
+            "ann\n",
+            "\tann",
+            "a\u{0}b",
+            "a\u{1b}[31m",
+            "a\u{85}",
+            "<b>ann</b>",
+            "a\"b",
+            "a;b",
+        ] {
+            assert!(check_name(name).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn bodies_keep_markup_line_feeds_and_tabs_but_refuse_other_controls() {
+        assert_eq!(
+            check_body("<script>alert(1)</script>").unwrap(),
+            "<script>alert(1)</script>"
+        );
+        assert_eq!(check_body("a\n\tb").unwrap(), "a\n\tb");
+        for body in ["a\r\nb", "a\u{0}", "a\u{7}", "\u{1b}[2Jhi", "a\u{7f}", "a\u{9b}"] {
+            assert!(check_body(body).is_err(), "{body:?}");
+        }
     }
 }

@@ -8,8 +8,10 @@ use sqlx::{
 
 use crate::model::{mentions, ChatMessage, RoomMessage, Viewer};
 
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "notif_demo_session";
+pub mod csp;
+pub mod sessions;
+
+use sessions::{session_token, viewer_with};
 
 static POOL: OnceLock<SqlitePool> = OnceLock::new();
 
@@ -45,38 +47,6 @@ pub fn db() -> &'static SqlitePool {
 /// The signed-in user of a request, from its session cookie.
 pub async fn viewer_of(parts: &http::request::Parts) -> Viewer {
     viewer_with(session_token(parts)).await
-}
-
-/// The user a session token belongs to.
-async fn viewer_with(token: Option<String>) -> Viewer {
-    let token = token?;
-    sqlx::query_scalar::<_, String>("SELECT user_name FROM sessions WHERE token = ?")
-        .bind(token)
-        .fetch_optional(db())
-        .await
-        .ok()
-        .flatten()
-}
-
-/// The session token in a request's cookies, if it is well-formed.
-pub fn session_token(parts: &http::request::Parts) -> Option<String> {
-    parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// A fresh session token: 128 bits of OS randomness in hex.
-pub fn new_token() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The hub the app runs with: identity is the signed-in user. With a `backplane`, it is one

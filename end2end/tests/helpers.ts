@@ -5,14 +5,15 @@ export function uniqueName(prefix: string): string {
   return `${prefix}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
 }
 
-/** Panics and hydration errors seen in any page of the current test (checked after each test). */
+/** Panics, hydration errors and Content-Security-Policy violations seen in any page of the
+ * current test (checked after each test). */
 export const pageErrors: string[] = [];
 
 export function watchErrors(page: Page) {
   page.on("pageerror", (error) => pageErrors.push(`${page.url()}: ${error.message}`));
   page.on("console", (message) => {
     const text = message.text();
-    if (message.type() === "error" && /panicked|hydration/i.test(text)) pageErrors.push(`${page.url()}: ${text}`);
+    if (message.type() === "error" && /panicked|hydration|Content Security Policy/i.test(text)) pageErrors.push(`${page.url()}: ${text}`);
   });
 }
 

@@ -22,17 +22,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     app::server::open_database(&db_path)
         .await
         .map_err(|e| format!("cannot open database {db_path}: {e}"))?;
+    if let Some(secs) = whole_number("NOTIF_SESSION_TTL_SECS")? {
+        let max = app::server::sessions::MAX_TTL.as_secs();
+        if secs > max {
+            return Err(
+                format!("NOTIF_SESSION_TTL_SECS={secs} is over the maximum, {max} (10 years)").into(),
+            );
+        }
+        app::server::sessions::set_ttl(std::time::Duration::from_secs(secs));
+    }
     let config = notif::Config::from_env()?;
     // A browser's keep-alive connection for its server-function calls costs the server more
     // than its notification stream: close it when idle (streams in progress are not idle).
-    let idle = match std::env::var("NOTIF_HTTP_IDLE_MS") {
-        Ok(ms) => {
-            std::time::Duration::from_millis(ms.trim().parse::<u64>().ok().filter(|ms| *ms > 0).ok_or(
-                format!("NOTIF_HTTP_IDLE_MS={ms:?} is not valid: expected a whole number of at least 1"),
-            )?)
-        }
-        Err(_) => notif::DEFAULT_IDLE_TIMEOUT,
-    };
+    let idle = whole_number("NOTIF_HTTP_IDLE_MS")?
+        .map_or(notif::DEFAULT_IDLE_TIMEOUT, std::time::Duration::from_millis);
     let hub = match std::env::var("NOTIF_REDIS_URL") {
         Ok(url) if !url.is_empty() => {
             let backplane =
@@ -42,7 +45,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => app::server::hub(config, None),
     };
-    let router = server::router(options, hub.clone());
+    let origins = server::same_origin::Policy::from_env()?;
+    let router = server::router(options, hub.clone(), origins);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -52,6 +56,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(&hub, shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// The env var `name` as a whole number of at least 1, if set.
+fn whole_number(name: &str) -> Result<Option<u64>, String> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or(format!(
+                "{name}={value:?} is not valid: expected a whole number of at least 1"
+            )),
+        Err(_) => Ok(None),
+    }
 }
 
 async fn shutdown_signal() {

@@ -35,7 +35,7 @@ impl Server {
         };
         let hub = app::server::hub(config, None);
         let options = LeptosOptions::builder().output_name("notif-demo").build();
-        let router = server::router(options, hub);
+        let router = server::router(options, hub, server::same_origin::Policy::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

@@ -33,6 +33,11 @@ fn SignInForm() -> impl IntoView {
     };
     view! {
         <h1>"Sign in"</h1>
+        <p class="no-password">
+            "This demo has no passwords: whoever types a name is that user. That is on purpose: "
+            "notif takes a user's identity from whatever sign-in an app already has, and this "
+            "demo has none worth the name. Do not type anything private here."
+        </p>
         <ActionForm action=sign_in attr:class="sign-in">
             <input name="name" placeholder="Your name" autocomplete="off"/>
             <button type="submit">"Sign in"</button>

@@ -15,8 +15,10 @@ use crate::{
     model::Viewer,
 };
 
-/// The HTML document around the app.
+/// The HTML document around the app, and (on the server) the policy that admits its scripts.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::server::csp::declare(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">
