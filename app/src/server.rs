@@ -57,10 +57,18 @@ pub fn hub(
 ) -> notif::Hub<Viewer> {
     // Only the token crosses into the future, not a copy of the whole request head.
     let identify = |parts: &http::request::Parts| viewer_with(session_token(parts));
-    match backplane {
+    let hub = match backplane {
         Some(backplane) => notif::Hub::with_backplane(config, backplane, identify),
         None => notif::Hub::new(config, identify),
-    }
+    };
+    // Every signed-out visitor is the same identity (`None`): their tabs could not be told
+    // apart, so they get no stream at all (and so can neither listen nor resume).
+    hub.admit_streams(|viewer: &Viewer| match viewer {
+        Some(_) => Ok(()),
+        None => Err(notif::StreamDenied::unauthenticated(
+            "sign in to receive notifications",
+        )),
+    })
 }
 
 /// Whether `query` (a `SELECT 1 ...`) finds a row; a database error counts as no.

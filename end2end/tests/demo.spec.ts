@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { expectLive, message, metric, openRoom, pageErrors, post, setOnHome, signedIn, uniqueName } from "./helpers";
+import { expectHydrated, expectLive, message, metric, openRoom, pageErrors, post, setOnHome, signedIn, uniqueName } from "./helpers";
 
 test.afterEach(() => {
   const errors = pageErrors.splice(0);
@@ -97,7 +97,8 @@ test("bad input gets a message on the page, not a crash", async ({ browser }) =>
   await expectLive(page); // hydrated: the button works
   await page.locator("button.sign-out").click();
   await expect(page.locator('input[name="name"]')).toBeVisible();
-  await expectLive(page); // hydrated again after the reload, so the form goes through the app
+  await expectHydrated(page); // hydrated again after the reload, so the form goes through the app
+  await expect(page.locator(".conn")).toHaveCount(0); // signed out: no stream
   await page.click('form.sign-in button[type="submit"]');
   await expect(page.locator(".error")).toHaveText("Enter a name to sign in.");
 });

@@ -23,12 +23,17 @@ export async function signedIn(browser: Browser, name: string, baseURL?: string)
   const page = await context.newPage();
   watchErrors(page);
   await page.goto("/");
-  await expectLive(page);
+  await expectHydrated(page);
   await page.fill('input[name="name"]', name);
   await page.click('form.sign-in button[type="submit"]');
   await expect(page.locator(".who")).toHaveText(name);
   await expectLive(page);
   return page;
+}
+
+/** Hydrated: buttons and forms go through the app. Signed-out pages have no stream to wait for. */
+export async function expectHydrated(page: Page) {
+  await expect(page.locator("main")).toHaveAttribute("data-hydrated", "true");
 }
 
 /** Hydrated, with the tab's stream open. */

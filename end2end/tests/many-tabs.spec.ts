@@ -1,5 +1,5 @@
 import { test, expect, Page } from "@playwright/test";
-import { expectLive, message, openRoom, pageErrors, post, uniqueName, watchErrors } from "./helpers";
+import { expectHydrated, expectLive, message, openRoom, pageErrors, post, uniqueName, watchErrors } from "./helpers";
 
 test.afterEach(() => {
   const errors = pageErrors.splice(0);
@@ -13,7 +13,7 @@ test("eight tabs in one browser all stay live, all receive, all can post", async
   const first = await context.newPage();
   watchErrors(first);
   await first.goto("/");
-  await expectLive(first);
+  await expectHydrated(first);
   const name = uniqueName("m");
   await first.fill('input[name="name"]', name);
   await first.click('form.sign-in button[type="submit"]');

@@ -90,8 +90,9 @@ pub fn connection_state() -> Signal<ConnectionState> {
     imp::connection_state()
 }
 
-/// How many times this tab's stream came back without its earlier state (`recovered: false`
-/// after the first hello): bump-triggers for refetching whatever the page shows.
+/// How many times the server forgot this tab's earlier state: its stream came back with
+/// `recovered: false` after the first hello, or a `bye` `disconnected` ended it (signed out, or
+/// its session ended). Bump-triggers for refetching whatever the page shows.
 pub fn resets() -> Signal<u64> {
     imp::resets()
 }

@@ -238,17 +238,28 @@ async fn demo_app_end_to_end_over_http() {
         .call(&anonymous, None, "post", &[("room", "1"), ("body", "hi")])
         .await;
     assert_eq!((status, body.contains("Sign in")), (401, true));
-    // Signed-out tabs hear nothing and read nothing.
-    let anonymous_tab = server.tab(&anonymous).await;
+    // Signed-out visitors get no stream (they all share one identity), hear nothing and read
+    // nothing; a signed-in tab's id does not let them listen either.
+    let tabs_before = server.metrics().await["notif_tabs"];
+    let refused = anonymous
+        .http
+        .get(format!("{}{}", server.base, notif::STREAM_PATH))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.text().await.unwrap(), "sign in to receive notifications");
+    let metrics = server.metrics().await;
+    assert_eq!(metrics["notif_tabs"], tabs_before);
+    assert_eq!(metrics[r#"notif_streams_refused_total{reason="denied"}"#], 1);
     let (status, _) = server
-        .call(&anonymous, Some(&anonymous_tab), "listen_room", &[("room", "1")])
+        .call(&anonymous, Some(&ann_tab), "listen_room", &[("room", "1")])
         .await;
     assert_eq!(status, 403);
     let (status, body) = server
         .call(&anonymous, None, "room_history", &[("room", "1")])
         .await;
     assert_eq!((status, body.contains("Sign in to read rooms")), (401, true));
-    anonymous_tab.reader.abort();
     let (status, body) = server
         .call(&ann, Some(&ann_tab), "listen_room", &[("room", "99")])
         .await;

@@ -124,15 +124,20 @@ async fn same_origin_and_header_less_calls_work(server: &Server) {
         .read(&bea, "room_history", &[("room", "2")])
         .await
         .contains("from the page"));
-    // Anonymous tabs cannot listen, same origin or not.
+    // Signed-out visitors get no tab, and cannot listen with a signed-in one's, same origin
+    // or not.
     let nobody = Client::new();
-    let (anonymous_tab, anonymous_reader) = server.tab(&nobody).await;
+    let refused = nobody
+        .get(format!("{}{}", server.base, notif::STREAM_PATH))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
     let request = server
         .api(&nobody, "listen_room")
-        .header(notif::CLIENT_HEADER, &anonymous_tab)
+        .header(notif::CLIENT_HEADER, &tab)
         .header("sec-fetch-site", "same-origin")
         .form(&[("room", "1")]);
     assert_eq!(send(request).await.0, 403);
-    anonymous_reader.abort();
     reader.abort();
 }

@@ -71,12 +71,15 @@ pub fn App() -> impl IntoView {
         current_room: RwSignal::new(None),
     };
     provide_context(shared);
+    // Effects run only in the browser, once hydrated: tests wait for this before clicking.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     view! {
         <Stylesheet id="leptos" href="/pkg/notif-demo.css"/>
         <Title text="notif demo"/>
         <Router>
             <Header/>
-            <main>
+            <main data-hydrated=move || hydrated.get().to_string()>
                 <Routes fallback=|| view! { <p class="error">"There is no such page."</p> }>
                     <Route path=path!("/") view=home::Home/>
                     <Route path=path!("/rooms/:id") view=room::RoomPage/>
@@ -98,11 +101,12 @@ fn Header() -> impl IntoView {
     view! {
         <header>
             <A href="/">"notif demo"</A>
-            <ConnectionIndicator/>
+            // Signed-out visitors get no stream (see `server::hub`): nothing to show them.
             <Transition fallback=|| ()>
                 {move || {
                     viewer.get().and_then(|v| v.ok()).flatten().map(|name| {
                         view! {
+                            <ConnectionIndicator/>
                             <bell::Bell/>
                             <span class="who">{name}</span>
                             <button class="sign-out" on:click=move |_| { sign_out.dispatch(SignOut {}); }>

@@ -8,7 +8,8 @@ use wasm_bindgen::{closure::Closure, JsCast};
 
 use super::{ConnectionState, Tab};
 use crate::{
-    Hello, RawNotification, WsFrame, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_QUERY, WS_PATH,
+    Bye, ByeReason, Hello, RawNotification, WsFrame, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
+    LAST_EVENT_ID_QUERY, WS_PATH,
 };
 
 /// An open WebSocket and the handlers it calls; dropping it detaches them.
@@ -104,7 +105,20 @@ fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
             Err(error) => leptos::logging::warn!("notif: unreadable notification: {error}"),
         },
         // The server closes right after; the close handler reconnects.
-        EVENT_BYE => lost(tab),
+        EVENT_BYE => {
+            let bye = serde_json::from_value::<Bye>(frame.data);
+            if let Ok(Bye {
+                reason: ByeReason::Disconnected,
+            }) = bye
+            {
+                // The identity was signed out or its session ended: the server forgot the tab
+                // and its listens now. The app refetches at once, as whoever it is now; the
+                // stream may not come back (an app may refuse signed-out visitors).
+                tab.reset_told.set(true);
+                tab.resets.update(|n| *n += 1);
+            }
+            lost(tab);
+        }
         _ => {}
     }
 }
@@ -179,7 +193,8 @@ fn on_hello(tab: &Rc<Tab>, hello: Hello) {
             held.listen();
         }
     }
-    if reset {
+    let told = tab.reset_told.replace(false);
+    if reset && !told {
         tab.resets.update(|n| *n += 1);
     }
 }

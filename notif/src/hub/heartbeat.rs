@@ -30,21 +30,13 @@ impl<I: Identity> Hub<I> {
     pub(crate) fn start_heartbeat(&self) {
         let heartbeat = &self.inner.heartbeat;
         heartbeat.started.get_or_init(|| {
-            let (hub, period) = (std::sync::Arc::downgrade(&self.inner), heartbeat.period);
-            tokio::spawn(async move {
-                let mut clock = tokio::time::interval(period);
-                clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                clock.tick().await;
-                loop {
-                    clock.tick().await;
-                    let Some(inner) = hub.upgrade() else { break };
-                    // Collected under the lock, sent outside it: writes never hold up the hub.
-                    let beats = Hub { inner }.state().beats();
-                    for beat in beats {
-                        beat.send();
-                        // Thousands of sockets take a while: let other tasks in meanwhile.
-                        tokio::task::consume_budget().await;
-                    }
+            self.spawn_clock(heartbeat.period, |hub| async move {
+                // Collected under the lock, sent outside it: writes never hold up the hub.
+                let beats = hub.state().beats();
+                for beat in beats {
+                    beat.send();
+                    // Thousands of sockets take a while: let other tasks in meanwhile.
+                    tokio::task::consume_budget().await;
                 }
             });
         });

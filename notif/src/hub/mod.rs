@@ -1,4 +1,5 @@
 //! The server half: a [`Hub`] holds every tab, its identity, its queue and its listens.
+mod clock;
 mod cluster;
 mod config;
 mod connections;

@@ -54,16 +54,8 @@ impl<I: Identity> Hub<I> {
             return;
         }
         self.inner.revalidation.started.get_or_init(|| {
-            let hub = std::sync::Arc::downgrade(&self.inner);
-            tokio::spawn(async move {
-                let mut clock = tokio::time::interval(period);
-                clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                clock.tick().await;
-                loop {
-                    clock.tick().await;
-                    let Some(inner) = hub.upgrade() else { break };
-                    Hub { inner }.revalidate().await;
-                }
+            self.spawn_clock(period, |hub| async move {
+                hub.revalidate().await;
             });
         });
     }

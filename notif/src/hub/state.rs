@@ -36,6 +36,9 @@ pub(crate) struct State<I> {
     /// Tabs per identity: usually one or a few, so a vector.
     identities: HashMap<I, Vec<ClientId>>,
     listens: usize,
+    /// What `identify` read of the request that opened each tab, to run it again; beside the
+    /// tabs rather than in them, so a tab whose request carried none costs nothing more.
+    credentials: IdMap<Credentials>,
     /// Keys that gained their first or lost their last listener since last drained: the
     /// backplane subscriptions to update.
     pub changes: Vec<KeyId>,
@@ -48,6 +51,7 @@ impl<I> Default for State<I> {
             keys: HashMap::new(),
             identities: HashMap::new(),
             listens: 0,
+            credentials: IdMap::default(),
             changes: Vec::new(),
         }
     }
@@ -96,9 +100,11 @@ impl<I: Identity> State<I> {
                 replay: Replay::new(replay),
                 conn: 0,
                 epoch: 0,
-                credentials,
             },
         );
+        if let Some(credentials) = credentials {
+            self.credentials.insert(client, credentials);
+        }
         client
     }
 
@@ -157,6 +163,7 @@ impl<I: Identity> State<I> {
         let Some(tab) = self.tabs.remove(&client) else {
             return;
         };
+        self.credentials.remove(&client);
         self.listens -= tab.listens.len();
         for key in &tab.listens {
             self.drop_listener(key, client);
@@ -169,6 +176,7 @@ impl<I: Identity> State<I> {
             }
         }
         shrink(&mut self.tabs);
+        shrink(&mut self.credentials);
         shrink(&mut self.identities);
         shrink(&mut self.keys);
     }
@@ -240,7 +248,7 @@ impl<I: Identity> State<I> {
         self.tabs
             .iter()
             .filter(|(_, t)| t.tx.is_some())
-            .map(|(c, t)| (*c, t.conn, t.identity.clone(), t.credentials.clone()))
+            .map(|(c, t)| (*c, t.conn, t.identity.clone(), self.credentials.get(c).cloned()))
             .collect()
     }
 

@@ -6,7 +6,6 @@ use super::{
     key_id::KeyId,
     queue::{self, TrySendError},
     replay::Replay,
-    revalidate::Credentials,
 };
 use crate::ByeReason;
 
@@ -38,8 +37,6 @@ pub(super) struct Tab<I> {
     pub(super) conn: u64,
     /// Bumped on every detach and attach so a stale expiry timer does nothing.
     pub(super) epoch: u64,
-    /// What `identify` read of the request that opened the tab, to run it again.
-    pub(super) credentials: Option<Credentials>,
 }
 
 impl<I> Tab<I> {
