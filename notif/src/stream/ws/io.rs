@@ -15,7 +15,7 @@ use crate::{client_id::hex, hub::Outgoing, wire::encode_ws, ClientId, EVENT_BYE}
 
 /// Largest message a client may send, over all its fragments: it has nothing to say but control
 /// frames.
-const MAX_CLIENT_MESSAGE: usize = 4096;
+pub(super) const MAX_CLIENT_MESSAGE: usize = 4096;
 /// Bytes read per call. On the stack: an idle connection keeps no read buffer.
 const READ_CHUNK: usize = 512;
 /// Every this many frames of a tab, a ping follows the frame in the same write, asking the

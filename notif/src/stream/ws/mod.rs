@@ -7,6 +7,8 @@
 //! instead of waking the connection's task (see `link.rs`). That halves the CPU spent per
 //! delivery outside the kernel.
 mod frame;
+#[cfg(feature = "fuzzing")]
+mod fuzz;
 mod io;
 mod link;
 
