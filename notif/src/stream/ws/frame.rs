@@ -1,7 +1,7 @@
 //! WebSocket framing (RFC 6455), server side: unmasked frames out, masked frames in. The
-//! server only sends text, ping, pong and close; clients only send control frames that matter,
-//! so reading keeps nothing but the control frames it must answer. Client data is read, checked
-//! and dropped.
+//! server only sends text, ping, pong and close; of what a client sends only control frames
+//! matter, so reading keeps nothing but those it must answer. Client data is read, checked
+//! against the framing rules and the size cap, and dropped.
 
 /// Opcodes (RFC 6455 §5.2). The values are the wire's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

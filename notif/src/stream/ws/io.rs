@@ -234,8 +234,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 /// what is written to it is dropped. The reader then sees the cuts a network could make.
 #[cfg(any(test, feature = "fuzzing"))]
 pub(super) struct Scripted {
-    pub bytes: Vec<u8>,
-    pub cuts: Vec<usize>,
+    bytes: Vec<u8>,
+    cuts: Vec<usize>,
     at: usize,
     turn: usize,
 }
