@@ -136,3 +136,26 @@ mod tests {
         assert_eq!(a.to_string().parse::<ClientId>(), Ok(a));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn hex_is_the_ids_32_lowercase_digits_and_parses_back(raw in any::<u128>()) {
+            let written = hex(&raw.to_be_bytes());
+            prop_assert_eq!(std::str::from_utf8(&written).unwrap(), format!("{raw:032x}"));
+            prop_assert_eq!(format!("{raw:032x}").parse::<ClientId>(), Ok(ClientId(raw)));
+        }
+
+        #[test]
+        fn any_string_is_an_id_written_as_it_came_or_refused(s in "[0-9a-fA-F+\\-x]{30,34}|\\PC{0,40}") {
+            if let Ok(id) = s.parse::<ClientId>() {
+                prop_assert_eq!(id.to_string(), s);
+            }
+        }
+    }
+}

@@ -41,6 +41,9 @@ mod wire;
 mod backplane;
 #[cfg(feature = "hydrate")]
 mod browser;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "ssr")]
 mod hub;
 #[cfg(feature = "ssr")]

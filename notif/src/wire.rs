@@ -190,3 +190,66 @@ mod properties {
         }
     }
 }
+
+#[cfg(test)]
+mod decoding_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// JSON-ish bytes: often objects with the frames' field names, sometimes noise.
+    fn jsonish() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..64),
+            "[{}\\[\\]\":,a-z0-9 ]{0,64}".prop_map(String::into_bytes),
+            (
+                prop::sample::select(vec![
+                    "client",
+                    "recovered",
+                    "reason",
+                    "event",
+                    "id",
+                    "data",
+                    "topic",
+                    "key",
+                    "message"
+                ]),
+                "(true|false|null|-?[0-9]{1,3}|\"[a-z\\\\\u{e9}]{0,8}\"|\\{\\}|\\[1\\])",
+            )
+                .prop_map(|(field, value)| format!("{{\"{field}\":{value}}}").into_bytes()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_decode_to_a_frame_or_an_error_without_panicking(bytes in jsonish()) {
+            let _ = serde_json::from_slice::<Hello>(&bytes);
+            let _ = serde_json::from_slice::<Bye>(&bytes);
+            let _ = serde_json::from_slice::<WsFrame>(&bytes);
+            let _ = serde_json::from_slice::<RawNotification>(&bytes);
+        }
+    }
+
+    #[cfg(feature = "ssr")]
+    proptest! {
+        #[test]
+        fn what_the_server_encodes_the_browser_decodes(
+            topic in "\\PC{0,16}",
+            key in prop_oneof![Just(serde_json::Value::Null), any::<i64>().prop_map(Into::into), "\\PC{0,16}".prop_map(Into::into)],
+            text in "\\PC{0,32}",
+            seq in any::<u64>(),
+        ) {
+            let key_json = serde_json::to_string(&key).unwrap();
+            let message = serde_json::json!({ "text": text });
+            let data = encode_notification(&topic, &key_json, &message.to_string());
+            let client = crate::ClientId::random();
+            let frame: WsFrame = serde_json::from_str(&encode_ws(EVENT_NOTIF, Some(format_args!("{client}.{seq}")), &data)).unwrap();
+            prop_assert_eq!(frame.event.as_str(), EVENT_NOTIF);
+            prop_assert_eq!(parse_event_id(frame.id.as_deref().unwrap()), Ok((client, seq)));
+            let raw: RawNotification = serde_json::from_value(frame.data).unwrap();
+            prop_assert_eq!(raw.topic, topic);
+            prop_assert_eq!(raw.key, key);
+            prop_assert_eq!(raw.message, message);
+        }
+    }
+}

@@ -10,11 +10,12 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::frame::{self, Incoming, Violation};
+use super::frame::{self, Inbox, Incoming, OpCode, ProtocolError};
 use crate::{client_id::hex, hub::Outgoing, wire::encode_ws, ClientId, EVENT_BYE};
 
-/// Largest message a client may send: it has nothing to say but control frames.
-const MAX_CLIENT_MESSAGE: usize = 4096;
+/// Largest message a client may send, over all its fragments: it has nothing to say but control
+/// frames.
+pub(super) const MAX_CLIENT_MESSAGE: usize = 4096;
 /// Bytes read per call. On the stack: an idle connection keeps no read buffer.
 const READ_CHUNK: usize = 512;
 /// Every this many frames of a tab, a ping follows the frame in the same write, asking the
@@ -46,17 +47,11 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-/// What reading from the client came to.
+/// Why nothing more can be read from the client.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Read {
-    /// Answer with a pong carrying this payload.
-    Ping(Vec<u8>),
-    /// The client closes, with its status code if it gave one.
-    Close(Option<u16>),
-    /// The client has every frame up to this number.
-    Acknowledged(u64),
-    /// The client broke the protocol: close with this code.
-    Violation(u16),
+pub(super) enum Unreadable {
+    /// The client broke the protocol: close with the error's code.
+    Broken(ProtocolError),
     /// The connection is gone (end of stream or an error).
     Gone,
 }
@@ -71,10 +66,9 @@ pub(super) struct Io<S> {
     /// Encoded frames; the first `sent` bytes are written.
     pub out: Vec<u8>,
     sent: u32,
-    /// Part of a client frame. Boxed: it is rarely anything, and a `Vec` inline would take
-    /// the link out of the 128-byte class (see the size test).
-    #[expect(clippy::box_collection, reason = "8 bytes in every link instead of 24")]
-    inbox: Option<Box<Vec<u8>>>,
+    /// Part of a client frame, or a client message in progress. Boxed: it is rarely anything,
+    /// and inline it would take the link out of the 128-byte class (see the size test).
+    inbox: Option<Box<Inbox>>,
     /// Something was written since the heartbeat last looked.
     pub wrote: bool,
     /// A bye or close is in `out`: nothing may follow it.
@@ -90,7 +84,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
             client: client.to_bytes(),
             out: Vec::new(),
             sent: 0,
-            inbox: (!read.is_empty()).then(|| Box::new(read.to_vec())),
+            inbox: (!read.is_empty()).then(|| {
+                let mut inbox = Box::new(Inbox::new(MAX_CLIENT_MESSAGE));
+                inbox.extend(read);
+                inbox
+            }),
             wrote: false,
             ending: false,
             failed: false,
@@ -118,7 +116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 let seq_digits = decimal(seq, &mut digits);
                 let client = hex(&self.client);
                 let len = PREFIX.len() + client.len() + 1 + seq_digits.len() + DATA.len() + data.len() + 1;
-                frame::put_header(&mut self.out, frame::TEXT, len);
+                frame::put_header(&mut self.out, OpCode::Text, len);
                 for part in [PREFIX, &client, b".", seq_digits, DATA, data.as_bytes(), b"}"] {
                     self.out.extend_from_slice(part);
                 }
@@ -133,10 +131,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 encode_ws(EVENT_BYE, None, &bye)
             }
         };
-        self.put(frame::TEXT, text.as_bytes());
+        self.put(OpCode::Text, text.as_bytes());
     }
 
-    pub fn put(&mut self, opcode: u8, payload: &[u8]) {
+    pub fn put(&mut self, opcode: OpCode, payload: &[u8]) {
         frame::put(&mut self.out, opcode, payload);
     }
 
@@ -145,8 +143,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// (`Incoming::Acknowledged`).
     pub fn put_ping(&mut self, acknowledge: Option<u64>) {
         match acknowledge {
-            Some(seq) => self.put(frame::PING, &seq.to_be_bytes()),
-            None => self.put(frame::PING, &[]),
+            Some(seq) => self.put(OpCode::Ping, &seq.to_be_bytes()),
+            None => self.put(OpCode::Ping, &[]),
         }
     }
 
@@ -201,41 +199,87 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         Poll::Ready(Err(e))
     }
 
-    /// The next control frame the client sent.
-    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Read> {
+    /// The next frame the client sent that needs an answer.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, Unreadable>> {
         loop {
-            let inbox = self.inbox.as_deref().map_or(&[][..], Vec::as_slice);
-            match frame::parse(inbox, MAX_CLIENT_MESSAGE) {
-                Err(Violation(code)) => return Poll::Ready(Read::Violation(code)),
-                Ok(Some((frame, used))) => {
-                    if let Some(inbox) = &mut self.inbox {
-                        inbox.drain(..used);
-                        if inbox.is_empty() {
-                            self.inbox = None;
-                        }
-                    }
-                    match frame {
-                        Incoming::Ping(payload) => return Poll::Ready(Read::Ping(payload)),
-                        Incoming::Close(code) => return Poll::Ready(Read::Close(code)),
-                        Incoming::Acknowledged(seq) => return Poll::Ready(Read::Acknowledged(seq)),
-                        Incoming::Ignored => continue,
-                    }
+            if let Some(inbox) = self.inbox.as_deref_mut() {
+                let next = inbox.next();
+                if inbox.is_idle() {
+                    self.inbox = None;
                 }
-                Ok(None) => {}
+                match next {
+                    Ok(Some(frame)) => return Poll::Ready(Ok(frame)),
+                    Ok(None) => {}
+                    Err(error) => return Poll::Ready(Err(Unreadable::Broken(error))),
+                }
             }
             let Some(stream) = self.stream.as_mut() else {
-                return Poll::Ready(Read::Gone);
+                return Poll::Ready(Err(Unreadable::Gone));
             };
             let mut chunk = [0u8; READ_CHUNK];
             let mut buf = ReadBuf::new(&mut chunk);
             match Pin::new(stream).poll_read(cx, &mut buf) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
-                    self.inbox.get_or_insert_default().extend_from_slice(buf.filled())
-                }
-                Poll::Ready(_) => return Poll::Ready(Read::Gone),
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => self
+                    .inbox
+                    .get_or_insert_with(|| Box::new(Inbox::new(MAX_CLIENT_MESSAGE)))
+                    .extend(buf.filled()),
+                Poll::Ready(_) => return Poll::Ready(Err(Unreadable::Gone)),
             }
         }
+    }
+}
+
+/// A client that sends `bytes` cut in pieces of the sizes in `cuts` (taken in turn), then ends;
+/// what is written to it is dropped. The reader then sees the cuts a network could make.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) struct Scripted {
+    bytes: Vec<u8>,
+    cuts: Vec<usize>,
+    at: usize,
+    turn: usize,
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl Scripted {
+    pub fn new(bytes: Vec<u8>, cuts: Vec<usize>) -> Self {
+        Scripted {
+            bytes,
+            cuts,
+            at: 0,
+            turn: 0,
+        }
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl AsyncRead for Scripted {
+    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let cut = match this.cuts.get(this.turn % this.cuts.len().max(1)) {
+            Some(&cut) => cut.max(1),
+            None => usize::MAX,
+        };
+        this.turn += 1;
+        let n = cut.min(buf.remaining()).min(this.bytes.len() - this.at);
+        buf.put_slice(&this.bytes[this.at..this.at + n]);
+        this.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl AsyncWrite for Scripted {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -258,7 +302,7 @@ mod tests {
             });
             let text = encode_ws(EVENT_NOTIF, Some(format_args!("{client}.{seq}")), &data);
             let mut want = Vec::new();
-            frame::put(&mut want, frame::TEXT, text.as_bytes());
+            frame::put(&mut want, OpCode::Text, text.as_bytes());
             // Then, for some frames, a ping (the test below).
             assert_eq!(io.out[..want.len()], want, "seq {seq}");
         }
@@ -288,5 +332,106 @@ mod tests {
             firsts.insert(asked[0]);
         }
         assert!(firsts.len() > 1, "tabs are asked at different frames");
+    }
+
+    /// Everything `io` reads until it can read no more.
+    pub(super) fn read_to_end<S: AsyncRead + AsyncWrite + Unpin>(
+        io: &mut Io<S>,
+    ) -> (Vec<Incoming>, Unreadable) {
+        let mut got = Vec::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        loop {
+            match io.poll_read(&mut cx) {
+                Poll::Ready(Ok(frame)) => got.push(frame),
+                Poll::Ready(Err(end)) => return (got, end),
+                Poll::Pending => return (got, Unreadable::Gone),
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_reader_keeps_no_inbox_and_one_inside_a_message_keeps_it() {
+        use tokio::io::AsyncWriteExt;
+        let mask = [0u8; 4];
+        let frame =
+            |first: u8, payload: &[u8]| [&[first, 0x80 | payload.len() as u8][..], &mask, payload].concat();
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let mut io = Io::new(ours, ClientId::random(), &frame(0x89, b"early"));
+        assert!(io.inbox.is_some(), "what hyper read past the handshake");
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert_eq!(
+            io.poll_read(&mut cx),
+            Poll::Ready(Ok(Incoming::Ping(b"early".to_vec())))
+        );
+        assert!(io.inbox.is_none());
+
+        let mut write = |bytes: Vec<u8>| {
+            futures::executor::block_on(theirs.write_all(&bytes)).unwrap();
+        };
+        write(frame(0x01, b"a"));
+        assert!(io.poll_read(&mut cx).is_pending());
+        assert!(io.inbox.is_some(), "a text message is in progress");
+        write(frame(0x80, b"b"));
+        assert!(io.poll_read(&mut cx).is_pending());
+        assert!(io.inbox.is_none(), "the message ended");
+        write(frame(0x80, b"c"));
+        assert_eq!(
+            io.poll_read(&mut cx),
+            Poll::Ready(Err(Unreadable::Broken(ProtocolError::UnexpectedContinuation)))
+        );
+    }
+
+    #[test]
+    fn a_fragmented_message_is_cut_once_it_passes_4_kib() {
+        let mask = [0u8; 4];
+        let fragment = |first: u8| [&[first, 0x80 | 126, 4, 0][..], &mask, &[b'a'; 1024]].concat();
+        let mut bytes = fragment(0x01);
+        for _ in 0..4095 {
+            bytes.extend(fragment(0x00));
+        }
+        let total = bytes.len();
+        let mut io = Io::new(Scripted::new(bytes, vec![READ_CHUNK]), ClientId::random(), &[]);
+        let (frames, end) = read_to_end(&mut io);
+        assert!(frames.is_empty());
+        assert_eq!(
+            end,
+            Unreadable::Broken(ProtocolError::MessageTooBig {
+                bytes: 5 * 1024,
+                max: MAX_CLIENT_MESSAGE
+            })
+        );
+        let read = io.stream.as_ref().unwrap().at;
+        assert!(
+            read <= 4 * 1032 + READ_CHUNK,
+            "{read} of {total} bytes read: 4 KiB and the chunk with the next header at most"
+        );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::{tests::read_to_end, *};
+
+    proptest! {
+        #[test]
+        fn the_socket_reads_what_an_inbox_reads_whatever_the_cuts(
+            bytes in frame::properties::frames(),
+            cuts in prop::collection::vec(0usize..700, 0..6),
+        ) {
+            let mut inbox = Inbox::new(MAX_CLIENT_MESSAGE);
+            inbox.extend(&bytes);
+            let mut whole = Vec::new();
+            let end = loop {
+                match inbox.next() {
+                    Ok(Some(frame)) => whole.push(frame),
+                    Ok(None) => break Unreadable::Gone,
+                    Err(error) => break Unreadable::Broken(error),
+                }
+            };
+            let mut io = Io::new(Scripted::new(bytes, cuts), ClientId::random(), &[]);
+            prop_assert_eq!(read_to_end(&mut io), (whole, end));
+        }
     }
 }

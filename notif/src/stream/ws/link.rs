@@ -241,7 +241,7 @@ mod tests {
         );
 
         // A connection whose task is still writing a frame the socket could not take whole.
-        link.lock().put(frame::TEXT, &[b'x'; 400]);
+        link.lock().put(frame::OpCode::Text, &[b'x'; 400]);
         let _ = link.lock().poll_flush(&mut Context::from_waker(Waker::noop()));
         assert!(!link.drain(&mut || None), "still writing its own");
         assert!(link.beat(None), "a connection still writing is not idle");

@@ -7,6 +7,8 @@
 //! instead of waking the connection's task (see `link.rs`). That halves the CPU spent per
 //! delivery outside the kernel.
 mod frame;
+#[cfg(feature = "fuzzing")]
+mod fuzz;
 mod io;
 mod link;
 
@@ -30,7 +32,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{OpenTab, Session, WRITE_BATCH};
 use crate::{hub::queue::TryRecvError, wire::encode_ws, Hub, Identity, EVENT_HELLO};
-use io::Read;
+use frame::{Incoming, OpCode};
+use io::Unreadable;
 use link::Link;
 
 /// How long a closing connection may take to write its last frames and hear the client close
@@ -46,6 +49,8 @@ enum HandshakeRefused {
     Version,
     #[error("missing `Sec-WebSocket-Key` header")]
     NoKey,
+    #[error("`Sec-WebSocket-Key` must be the base64 of 16 random bytes (RFC 6455 §4.2.1)")]
+    BadKey,
     #[error("this connection cannot be upgraded (HTTP/1.1 is required)")]
     NotUpgradable,
 }
@@ -86,6 +91,11 @@ fn accept(headers: &HeaderMap) -> Result<HeaderValue, HandshakeRefused> {
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or(HandshakeRefused::NoKey)?;
+    // The answer hashes the key as sent; only its form is checked, as the RFC asks.
+    let nonce = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
+    if nonce.map_or(true, |nonce| nonce.len() != 16) {
+        return Err(HandshakeRefused::BadKey);
+    }
     let mut sha1 = sha1::Sha1::new();
     sha1.update(key.as_bytes());
     sha1.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
@@ -178,7 +188,7 @@ fn queue_hello<I: Identity, S: AsyncRead + AsyncWrite + Unpin>(
     let mut io = link.lock();
     let hello = serde_json::to_string(&session.hello()).unwrap_or_default();
     let first = encode_ws(EVENT_HELLO, Some(format_args!("{}", session.hello_id())), &hello);
-    io.put(frame::TEXT, first.as_bytes());
+    io.put(OpCode::Text, first.as_bytes());
     for (seq, data) in session.replay {
         io.queue(crate::hub::Outgoing::Notif { seq, data });
     }
@@ -245,27 +255,28 @@ where
         let read = ready!(self.link.lock().poll_read(cx));
         let mut io = self.link.lock();
         Poll::Ready(match read {
-            Read::Ping(payload) => {
-                io.put(frame::PONG, &payload);
+            Ok(Incoming::Ping(payload)) => {
+                io.put(OpCode::Pong, &payload);
                 Step::Write
             }
-            Read::Acknowledged(seq) => {
+            Ok(Incoming::Acknowledged(seq)) => {
                 // Not under the link's lock: this takes the hub's.
                 drop(io);
                 self.open.acknowledged(seq);
                 // Nothing new to write: a flush of nothing, then back to waiting.
                 Step::Write
             }
-            Read::Close(code) => {
-                // Echo the client's code, as the protocol asks.
+            Ok(Incoming::Close(code)) => {
+                // Echo the client's code (one a close frame may carry), as the protocol asks.
                 io.put_close(code);
                 Step::Finish(Heard::Yes)
             }
-            Read::Violation(code) => {
-                io.put_close(Some(code));
+            Err(Unreadable::Broken(error)) => {
+                tracing::debug!(%error, "notif: a WebSocket client broke the protocol; closing");
+                io.put_close(Some(error.close_code()));
                 Step::Finish(Heard::No)
             }
-            Read::Gone => Step::Gone,
+            Err(Unreadable::Gone) => Step::Gone,
         })
     }
 }
@@ -315,8 +326,8 @@ where
                     // frames it has not read yet: the last ones and the bye.
                     loop {
                         match ready!(io.poll_read(cx)) {
-                            Read::Ping(_) | Read::Acknowledged(_) => {}
-                            Read::Close(_) | Read::Violation(_) | Read::Gone => return Poll::Ready(()),
+                            Ok(Incoming::Ping(_) | Incoming::Acknowledged(_)) => {}
+                            Ok(Incoming::Close(_)) | Err(_) => return Poll::Ready(()),
                         }
                     }
                 }
@@ -362,6 +373,35 @@ mod tests {
         old[2].1 = "8";
         assert_eq!(accept(&handshake(&old)), Err(HandshakeRefused::Version));
         assert_eq!(accept(&handshake(&good[..3])), Err(HandshakeRefused::NoKey));
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_base64_of_16_bytes_is_refused() {
+        let with_key = |key: &str| {
+            accept(&handshake(&[
+                ("connection", "Upgrade"),
+                ("upgrade", "websocket"),
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-key", key),
+            ]))
+        };
+        for bad in [
+            "",
+            "not base64!",
+            // 15 and 17 bytes.
+            "AAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAA=",
+            // 16 bytes without their padding.
+            "dGhlIHNhbXBsZSBub25jZQ",
+            " dGhlIHNhbXBsZSBub25jZQ==",
+        ] {
+            assert_eq!(with_key(bad), Err(HandshakeRefused::BadKey), "{bad:?}");
+        }
+        assert!(with_key("AAAAAAAAAAAAAAAAAAAAAA==").is_ok());
+        assert_eq!(
+            HandshakeRefused::BadKey.into_response().status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 
     /// tokio puts a task's future in a cell aligned to 128 bytes, with ~100 bytes of its own:
