@@ -359,15 +359,17 @@ impl<I: Identity> Hub<I> {
         self.open_tab(identity, None).expect("under the cap")
     }
 
-    /// Attaches a new connection to `client`, which last saw frame `seen`.
+    /// Attaches a new connection to `client`, which last saw frame `seen`, and re-validates
+    /// it from now on with `credentials`.
     pub(crate) fn resume(
         &self,
         client: ClientId,
         identity: &I,
         seen: u64,
+        credentials: Option<Credentials>,
     ) -> Result<(Resumed, queue::Receiver<Outgoing>), ResumeRefused> {
         let (tx, rx) = queue::channel(self.inner.config.queue_capacity);
-        let resumed = self.state().resume(client, identity, seen, tx)?;
+        let resumed = self.state().resume(client, identity, seen, tx, credentials)?;
         Counters::add(&self.inner.counters.streams_opened, 1);
         Counters::add(&self.inner.counters.resumes, 1);
         Ok((resumed, rx))

@@ -137,6 +137,44 @@ mod tests {
         assert_eq!(request_with(Some(&kept)).headers.get("x-user").unwrap(), "alice");
     }
 
+    /// A tab that resumes with a new session's cookie is checked with that one from then on.
+    #[tokio::test]
+    async fn a_resumed_tab_is_checked_with_the_session_it_resumed_with() {
+        // Sessions are tokens: `alice-1` and `alice-2` are both alice's.
+        let sessions = Arc::new(Mutex::new(HashSet::from([
+            "alice-1".to_owned(),
+            "alice-2".to_owned(),
+        ])));
+        let valid = sessions.clone();
+        let config = Config {
+            identity_headers: vec![HeaderName::from_static("x-user")],
+            ..Config::default()
+        };
+        let hub = Hub::new(config, move |parts: &Parts| {
+            let token = parts.headers.get("x-user").and_then(|v| v.to_str().ok());
+            let user = token
+                .filter(|t| valid.lock().unwrap().contains(*t))
+                .and_then(|t| t.split('-').next())
+                .map(str::to_owned);
+            async move { user }
+        });
+        let names = hub.config().identity_headers.clone();
+        let alice = Some("alice".to_owned());
+        let first = credentials_of(&request_of("alice-1"), &names);
+        let (client, rx) = hub.open_tab(alice.clone(), first).unwrap();
+        drop(rx);
+        hub.closed(client, 0);
+        let second = credentials_of(&request_of("alice-2"), &names);
+        let _resumed = hub
+            .resume(client, &alice, 0, second)
+            .map_err(|_| "resume")
+            .unwrap();
+        sessions.lock().unwrap().remove("alice-1");
+        assert_eq!(hub.revalidate().await, 0, "checked with alice-2, which stands");
+        sessions.lock().unwrap().remove("alice-2");
+        assert_eq!(hub.revalidate().await, 1);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_stream_whose_session_was_deleted_ends_within_the_interval() {
         let sessions = Arc::new(Mutex::new(HashSet::from(["alice".to_owned(), "bob".to_owned()])));

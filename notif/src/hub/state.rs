@@ -116,6 +116,7 @@ impl<I: Identity> State<I> {
         identity: &I,
         seen: u64,
         tx: queue::Sender<Outgoing>,
+        credentials: Option<Credentials>,
     ) -> Result<Resumed, ResumeRefused> {
         let tab = self.tabs.get_mut(&client).ok_or(ResumeRefused::Gone)?;
         if &tab.identity != identity {
@@ -125,6 +126,11 @@ impl<I: Identity> State<I> {
         tab.tx = Some(tx);
         tab.conn += 1;
         tab.epoch += 1;
+        // Re-validated from now on with this request's session (a new sign-in's cookie, say).
+        match credentials {
+            Some(credentials) => self.credentials.insert(client, credentials),
+            None => self.credentials.remove(&client),
+        };
         Ok(Resumed {
             conn: tab.conn,
             frames,

@@ -107,8 +107,9 @@ impl<I: Identity> Hub<I> {
         let slot = self.connection_slot(remote_address(parts, config.trust_forwarded))?;
         let identity = self.identify(parts).await;
         self.admits(&identity)?;
+        let credentials = credentials_of(parts, &config.identity_headers);
         if let Some((client, seen)) = last {
-            match self.resume(client, &identity, seen) {
+            match self.resume(client, &identity, seen, credentials.clone()) {
                 Ok((resumed, rx)) => {
                     let open = OpenTab {
                         slot,
@@ -128,7 +129,6 @@ impl<I: Identity> Hub<I> {
                 Err(ResumeRefused::Gone) => self.count_reset(),
             }
         }
-        let credentials = credentials_of(parts, &config.identity_headers);
         let (client, rx) = self.open_tab(identity, credentials)?;
         let open = OpenTab {
             slot,
