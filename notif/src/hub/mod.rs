@@ -1,4 +1,5 @@
 //! The server half: a [`Hub`] holds every tab, its identity, its queue and its listens.
+mod admission;
 mod clock;
 mod cluster;
 mod config;
@@ -30,9 +31,7 @@ pub(crate) use revalidate::{credentials_of, Credentials};
 use state::State;
 pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
-use crate::{
-    Backplane, ByeReason, ClientId, Identity, ListenError, StreamDenied, StreamRefused, Topic, CLIENT_HEADER,
-};
+use crate::{Backplane, ByeReason, ClientId, Identity, ListenError, StreamRefused, Topic};
 use cluster::Cluster;
 use connections::Connections;
 use expiry::Expiries;
@@ -41,7 +40,6 @@ use revalidate::Revalidation;
 use writes::Writes;
 
 type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output = I> + Send>> + Send + Sync;
-type AdmitFn<I> = dyn Fn(&I) -> Result<(), StreamDenied> + Send + Sync;
 
 /// The registry of tabs, their identities, queues and listens.
 ///
@@ -97,7 +95,7 @@ struct Inner<I: Identity> {
     /// Set by `shutdown`: no stream opens after it.
     shutting_down: std::sync::atomic::AtomicBool,
     /// The app's say on who may open a stream; everyone, until it is set.
-    admit: std::sync::RwLock<Option<Arc<AdmitFn<I>>>>,
+    admit: std::sync::RwLock<Option<Arc<admission::AdmitFn<I>>>>,
 }
 
 impl<I: Identity> Hub<I> {
@@ -154,73 +152,6 @@ impl<I: Identity> Hub<I> {
     /// The identity of a request, as the `identify` function given to [`Hub::new`] sees it.
     pub async fn identify(&self, parts: &http::request::Parts) -> I {
         (self.inner.identify)(parts).await
-    }
-
-    /// Lets `admit` refuse a stream for an identity (say, anonymous visitors), with 401 or 403
-    /// and a reason. It runs on every new or resumed stream, after the origin and the caps are
-    /// checked and before anything is allocated for the tab; it replaces any earlier one.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use notif::{Config, Hub, StreamDenied};
-    ///
-    /// let hub: Hub<Option<String>> = Hub::new(Config::default(), |_parts| async { None })
-    ///     .admit_streams(|user: &Option<String>| match user {
-    ///         Some(_) => Ok(()),
-    ///         None => Err(StreamDenied::unauthenticated("sign in to receive notifications")),
-    ///     });
-    /// ```
-    pub fn admit_streams(
-        self,
-        admit: impl Fn(&I) -> Result<(), StreamDenied> + Send + Sync + 'static,
-    ) -> Self {
-        *self
-            .inner
-            .admit
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(admit));
-        self
-    }
-
-    /// Whether the app admits a stream for `identity` (never once shutting down).
-    pub(crate) fn admits(&self, identity: &I) -> Result<(), StreamRefused> {
-        if self
-            .inner
-            .shutting_down
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            return Err(StreamRefused::ShuttingDown);
-        }
-        let admit = self
-            .inner
-            .admit
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        match admit {
-            Some(admit) => admit(identity).map_err(StreamRefused::Denied),
-            None => Ok(()),
-        }
-    }
-
-    /// The tab that sent `parts` (a server function call), if it names one (the
-    /// `x-notif-client` header that [`TabClient`](crate::TabClient) sends) and that tab is known
-    /// here and belongs to the request's identity; `None` otherwise, so that no request can
-    /// leave someone else's tab out of a notification. Use it to leave the caller out:
-    ///
-    /// ```
-    /// # async fn post(hub: notif::Hub<Option<String>>, parts: http::request::Parts) {
-    /// let exclude: notif::Exclude<Option<String>> =
-    ///     hub.caller(&parts).await.map_or(notif::Exclude::Nobody, notif::Exclude::Client);
-    /// # }
-    /// ```
-    ///
-    /// Inside a server function, [`caller`](crate::caller) does this with the request in context.
-    pub async fn caller(&self, parts: &http::request::Parts) -> Option<ClientId> {
-        let client: ClientId = parts.headers.get(CLIENT_HEADER)?.to_str().ok()?.parse().ok()?;
-        let identity = self.identify(parts).await;
-        (self.state().owner(client) == Some(&identity)).then_some(client)
     }
 
     fn register<T: Topic<Identity = I>>(&self) {
