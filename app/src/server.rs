@@ -33,9 +33,28 @@ pub async fn open_database(path: &str) -> Result<SqlitePool, sqlx::Error> {
         .max_connections(max)
         .connect_with(options)
         .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+    migrate(&pool).await?;
     let _ = POOL.set(pool.clone());
     Ok(pool)
+}
+
+/// Applies the migrations not applied yet. Nodes started together on a fresh database race to
+/// apply the same ones, and the losers' inserts into `_sqlx_migrations` fail; each migration is
+/// a transaction, so a loser changed nothing, and once the winner has committed, running again
+/// finds nothing left to do.
+async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        match sqlx::migrate!("./migrations").run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < 5 => {
+                attempt += 1;
+                tracing::info!(%error, attempt, "migrations raced another node's; running them again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// The app's database. Panics if [`open_database`] was never called: the server calls it first.

@@ -238,9 +238,7 @@ pub async fn serve(addr: SocketAddr, redis: Option<String>) -> Result<(), String
         ),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
+    let listener = notif::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
     println!(
         "bench serve: notif on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?

@@ -75,6 +75,6 @@ pub use hub::{Config, ConfigError, Exclude, Hub, Metrics, NotifyError};
 #[cfg(feature = "ssr")]
 pub use request::{caller, listen, unlisten};
 #[cfg(feature = "ssr")]
-pub use serve::{serve, Serve, DEFAULT_BODY_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
+pub use serve::{bind, serve, Serve, DEFAULT_BODY_TIMEOUT, DEFAULT_IDLE_TIMEOUT, LISTEN_BACKLOG};
 #[cfg(feature = "ssr")]
 pub use stream::{StreamDenied, StreamRefused};

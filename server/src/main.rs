@@ -47,9 +47,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let origins = server::same_origin::Policy::from_env()?;
     let router = server::router(options, hub.clone(), origins);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = notif::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!("listening on http://{addr}");
     notif::serve(listener, router)
         .idle_timeout(idle)

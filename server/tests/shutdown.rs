@@ -1,58 +1,14 @@
 //! The real server process, stopped with SIGTERM as a deploy stops it: every open stream (SSE
 //! and WebSocket) gets its `bye` (`shutdown`) before the process exits, and it exits cleanly.
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod process;
+
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-/// A free port on loopback (the system's pick for port 0).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The demo server built for these tests, on `port`, with an in-memory database.
-fn start_server(port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .env("LEPTOS_OUTPUT_NAME", "notif-demo")
-        .env("NOTIF_DB", ":memory:")
-        .env("NOTIF_SHUTDOWN_MS", "8000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the server binary starts")
-}
-
-/// Signs in as `name`; the session cookie.
-async fn sign_in(base: &str, name: &str) -> String {
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        match http
-            .post(format!("{base}/api/sign_in"))
-            .form(&[("name", name)])
-            .send()
-            .await
-        {
-            Ok(response) if response.status() == 200 => {
-                let cookie = response.headers()["set-cookie"].to_str().unwrap();
-                return cookie.split(';').next().unwrap().to_owned();
-            }
-            other if started.elapsed() > Duration::from_secs(20) => panic!("no server: {other:?}"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
 
 /// A WebSocket stream over a raw socket, read up to its hello.
 async fn websocket(port: u16, cookie: &str) -> TcpStream {
@@ -87,10 +43,10 @@ async fn read_until(socket: &mut TcpStream, wanted: &str) -> String {
 
 #[tokio::test]
 async fn sigterm_sends_every_stream_its_bye_then_the_process_exits() {
-    let port = free_port();
-    let mut server = start_server(port);
+    let port = process::free_port();
+    let mut server = process::start_server(port, &[("NOTIF_SHUTDOWN_MS", "8000")]);
     let base = format!("http://127.0.0.1:{port}");
-    let cookie = sign_in(&base, "alice").await;
+    let cookie = process::sign_in(&base, "alice").await;
 
     let mut sockets = Vec::new();
     for _ in 0..10 {
@@ -113,11 +69,7 @@ async fn sigterm_sends_every_stream_its_bye_then_the_process_exits() {
     }
 
     let stopping = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    process::terminate(&server);
     for socket in &mut sockets {
         let tail = read_until(socket, "\"shutdown\"").await;
         assert!(tail.contains("\"bye\""), "{tail}");
@@ -138,15 +90,7 @@ async fn sigterm_sends_every_stream_its_bye_then_the_process_exits() {
             "{tail}"
         );
     }
-    let status = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(15),
-            "the server did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = process::exited(&mut server, Duration::from_secs(15)).await;
+    assert!(stopping.elapsed() < Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
 }

@@ -35,6 +35,36 @@ type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Ends a hub's streams; resolves once their connections closed.
 type EndStreams = Box<dyn FnOnce() -> Signal + Send>;
 
+/// Connections a listener from [`bind`] queues before they are accepted.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` whose kernel queue holds [`LISTEN_BACKLOG`] connections waiting to be
+/// accepted, where `TcpListener::bind` asks for 128: when a node drains or dies, its tabs
+/// reconnect to the others at once, and connections beyond the queue are dropped and retried
+/// a second or more later. The kernel caps the queue at `net.core.somaxconn`.
+///
+/// # Errors
+///
+/// The address is in use, or not this machine's.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = notif::bind("127.0.0.1:3000".parse().unwrap())?;
+/// # Ok(()) }
+/// ```
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind` does: a restarted server binds while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until the shutdown signal, if any: await the returned
 /// [`Serve`]. HTTP/1.1 with upgrades, so WebSocket streams work.
 ///
@@ -235,6 +265,21 @@ impl IntoFuture for Serve {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A burst of connections nobody accepts yet all get through the handshake at once:
+    /// beyond a queue of 128, the kernel would drop them and clients retry a second later.
+    #[tokio::test]
+    async fn a_bound_listener_queues_a_burst_of_connections() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = listener.local_addr().unwrap();
+        let connecting = (0..600).map(|_| {
+            tokio::time::timeout(std::time::Duration::from_millis(500), TcpStream::connect(address))
+        });
+        let connected = futures::future::join_all(connecting).await;
+        let through = connected.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(through, 600, "all queued, none accepted yet");
+        drop(listener);
+    }
 
     #[tokio::test]
     async fn accepted_connections_send_each_write_at_once() {
