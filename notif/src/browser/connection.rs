@@ -113,8 +113,8 @@ fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
             {
                 // The identity was signed out or its session ended: the server forgot the tab
                 // and its listens now. The app refetches at once, as whoever it is now; the
-                // stream may not come back (an app may refuse signed-out visitors).
-                tab.reset_told.set(true);
+                // stream may not come back (an app may refuse signed-out visitors). If it does,
+                // its hello is a reset too: what was sent before the listens went out again.
                 tab.resets.update(|n| *n += 1);
             }
             lost(tab);
@@ -193,8 +193,7 @@ fn on_hello(tab: &Rc<Tab>, hello: Hello) {
             held.listen();
         }
     }
-    let told = tab.reset_told.replace(false);
-    if reset && !told {
+    if reset {
         tab.resets.update(|n| *n += 1);
     }
 }

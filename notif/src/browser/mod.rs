@@ -113,9 +113,6 @@ struct Tab {
     last_id: RefCell<Option<String>>,
     failures: Cell<u32>,
     next_handler: Cell<u64>,
-    /// A `bye` told the app already that the server forgot this tab: the reset its next hello
-    /// brings is not counted twice.
-    reset_told: Cell<bool>,
 }
 
 thread_local! {
@@ -133,7 +130,6 @@ thread_local! {
         socket: RefCell::new(None),
         last_id: RefCell::new(None),
         failures: Cell::new(0),
-        reset_told: Cell::new(false),
         next_handler: Cell::new(0),
     });
 }

@@ -42,11 +42,8 @@ impl<I: Identity> Hub<I> {
 
     /// Whether the app admits a stream for `identity` (never once shutting down).
     pub(crate) fn admits(&self, identity: &I) -> Result<(), StreamRefused> {
-        if self
-            .inner
-            .shutting_down
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        // Checked again under the tables' lock as the tab is registered (`open_tab`, `resume`).
+        if self.is_shutting_down() {
             return Err(StreamRefused::ShuttingDown);
         }
         let admit = self
@@ -59,6 +56,13 @@ impl<I: Identity> Hub<I> {
             Some(admit) => admit(identity).map_err(StreamRefused::Denied),
             None => Ok(()),
         }
+    }
+
+    /// Whether `shutdown` was called: no stream opens after it.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.inner
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The tab that sent `parts` (a server function call), if it names one (the

@@ -36,11 +36,11 @@ impl<I: Identity> Hub<I> {
         if let Some(ip) = address {
             let cap = self.inner.config.max_streams_per_address;
             let mut per_address = lock(&connections.per_address);
-            let open = per_address.entry(ip).or_default();
-            if *open as usize >= cap {
+            // Looked up before inserting: a refused address leaves no entry behind.
+            if per_address.get(&ip).map_or(0, |open| *open as usize) >= cap {
                 return Err(StreamRefused::TooManyStreams { cap });
             }
-            *open += 1;
+            *per_address.entry(ip).or_default() += 1;
         }
         connections.open.fetch_add(1, Ordering::Relaxed);
         Ok(Slot {

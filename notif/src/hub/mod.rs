@@ -242,10 +242,12 @@ impl<I: Identity> Hub<I> {
     /// reconnect to whichever server answers next. Call on SIGTERM before the server stops
     /// ([`serve`](crate::serve)'s graceful shutdown does).
     pub fn shutdown(&self) {
+        let mut state = self.state();
+        // Under the tables' lock: a tab being opened or resumed now sees the flag there and is
+        // refused, or was registered before and gets its bye below.
         self.inner
             .shutting_down
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut state = self.state();
         let clients: Vec<ClientId> = state.client_ids();
         for client in clients {
             state.end(client, ByeReason::Shutdown);
@@ -275,6 +277,9 @@ impl<I: Identity> Hub<I> {
     ) -> Result<(ClientId, queue::Receiver<Outgoing>), StreamRefused> {
         let config = &self.inner.config;
         let mut state = self.state();
+        if self.is_shutting_down() {
+            return Err(StreamRefused::ShuttingDown);
+        }
         state.make_room(&identity, config.max_tabs_per_identity)?;
         let (tx, rx) = queue::channel(config.queue_capacity);
         let client = state.open(identity, credentials, tx, config.replay_capacity);
@@ -299,8 +304,14 @@ impl<I: Identity> Hub<I> {
         seen: u64,
         credentials: Option<Credentials>,
     ) -> Result<(Resumed, queue::Receiver<Outgoing>), ResumeRefused> {
+        let mut state = self.state();
+        if self.is_shutting_down() {
+            // A new tab is refused too: the stream is.
+            return Err(ResumeRefused::Gone);
+        }
         let (tx, rx) = queue::channel(self.inner.config.queue_capacity);
-        let resumed = self.state().resume(client, identity, seen, tx, credentials)?;
+        let resumed = state.resume(client, identity, seen, tx, credentials)?;
+        drop(state);
         Counters::add(&self.inner.counters.streams_opened, 1);
         Counters::add(&self.inner.counters.resumes, 1);
         Ok((resumed, rx))
@@ -428,6 +439,8 @@ mod tests {
             Some(Outgoing::Bye(ByeReason::Shutdown))
         ));
         assert_eq!(hub.admits(&None), Err(StreamRefused::ShuttingDown));
+        // A stream admitted just before is refused as its tab would be registered.
+        assert_eq!(hub.open_tab(None, None).err(), Some(StreamRefused::ShuttingDown));
         assert_eq!(hub.metrics().tabs, 0);
     }
 

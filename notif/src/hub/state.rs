@@ -62,9 +62,10 @@ impl<I: Identity> State<I> {
     /// waiting out its resume window is forgotten (if it comes back, it starts over); if every
     /// one is connected, the new tab is refused.
     pub fn make_room(&mut self, identity: &I, cap: usize) -> Result<(), StreamRefused> {
-        let Some(clients) = self.identities.get(identity).filter(|c| c.len() >= cap) else {
+        let clients = self.identities.get(identity).map_or(&[][..], Vec::as_slice);
+        if clients.len() < cap {
             return Ok(());
-        };
+        }
         let oldest_detached = clients
             .iter()
             .find(|c| self.tabs.get(c).is_some_and(|t| t.tx.is_none()))

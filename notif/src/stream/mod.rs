@@ -18,10 +18,18 @@ use crate::{
     WS_PATH,
 };
 
-/// The remote address of a stream request: the peer [`serve`](crate::serve) (or axum's
-/// `into_make_service_with_connect_info`) saw, or, behind a trusted proxy, the last address in
-/// `X-Forwarded-For` (the one the proxy itself added).
+/// The remote address of a stream request, as the per-address cap counts it: the peer
+/// [`serve`](crate::serve) (or axum's `into_make_service_with_connect_info`) saw, or, behind a
+/// trusted proxy, the last address in `X-Forwarded-For` (the one the proxy itself added). An
+/// IPv6 address counts as its /64: one subscriber usually holds a whole /64.
 fn remote_address(parts: &http::request::Parts, trust_forwarded: bool) -> Option<IpAddr> {
+    peer_address(parts, trust_forwarded).map(|ip| match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    })
+}
+
+fn peer_address(parts: &http::request::Parts, trust_forwarded: bool) -> Option<IpAddr> {
     if trust_forwarded {
         let forwarded = parts
             .headers
@@ -264,6 +272,28 @@ mod tests {
             last_seen(&parts("", Some(b"\xff\xfe")).unwrap()),
             Err(StreamRefused::BadLastEventId)
         );
+    }
+
+    #[test]
+    fn an_ipv6_peer_counts_as_its_64_and_a_mapped_ipv4_as_itself() {
+        let with_peer = |peer: &str| {
+            let mut parts = parts("", None).unwrap();
+            parts
+                .extensions
+                .insert(ConnectInfo(peer.parse::<std::net::SocketAddr>().unwrap()));
+            remote_address(&parts, false).map(|ip| ip.to_string())
+        };
+        assert_eq!(
+            with_peer("[2001:db8:1:2:aaaa::1]:5000").as_deref(),
+            Some("2001:db8:1:2::")
+        );
+        assert_eq!(
+            with_peer("[2001:db8:1:2:bbbb::9]:5000").as_deref(),
+            Some("2001:db8:1:2::")
+        );
+        assert_eq!(with_peer("[::ffff:10.0.0.7]:5000").as_deref(), Some("10.0.0.7"));
+        assert_eq!(with_peer("10.0.0.7:5000").as_deref(), Some("10.0.0.7"));
+        assert_eq!(remote_address(&parts("", None).unwrap(), false), None);
     }
 
     proptest! {

@@ -96,6 +96,12 @@ impl fmt::Display for Origin {
 pub(crate) fn check(parts: &Parts, config: &Config) -> Result<(), StreamRefused> {
     let mut values = parts.headers.get_all(header::ORIGIN).iter();
     let Some(value) = values.next() else {
+        // Browsers leave `Origin` off some cross-site requests (a no-cors `fetch`, an `<img>`)
+        // but say where they come from in `Sec-Fetch-Site`; curl and apps send neither.
+        let site = parts.headers.get("sec-fetch-site").map(|v| v.as_bytes());
+        if site.is_some_and(|site| site != b"same-origin" && site != b"none") {
+            return Err(StreamRefused::ForeignOrigin);
+        }
         return match config.require_origin {
             true => Err(StreamRefused::NoOrigin),
             false => Ok(()),
@@ -188,6 +194,18 @@ mod tests {
             ("garbage", StreamRefused::ForeignOrigin),
         ] {
             assert_eq!(check(Some(origin), "app.test:3000"), Err(refused), "{origin}");
+        }
+        for site in ["cross-site", "same-site"] {
+            let no_origin = request("app.test", None, &[("sec-fetch-site", site)]);
+            assert_eq!(
+                super::check(&no_origin, &config),
+                Err(StreamRefused::ForeignOrigin),
+                "{site}"
+            );
+        }
+        for site in ["same-origin", "none"] {
+            let no_origin = request("app.test", None, &[("sec-fetch-site", site)]);
+            assert_eq!(super::check(&no_origin, &config), Ok(()), "{site}");
         }
         let two = request(
             "app.test",
