@@ -274,7 +274,11 @@ mod tests {
 
     /// A client frame: masked, as browsers send them.
     fn client(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x12, 0x34, 0x56, 0x78];
+        masked(first, payload, [0x12, 0x34, 0x56, 0x78])
+    }
+
+    /// A frame whose first byte is `first`, carrying `payload` masked with `mask`.
+    pub(super) fn masked(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
         let mut out = vec![first];
         match payload.len() {
             n if n < 126 => out.push(0x80 | n as u8),
@@ -522,19 +526,7 @@ pub(super) mod properties {
             prop::collection::vec(any::<u8>(), 0..300),
             any::<[u8; 4]>(),
         )
-            .prop_map(|(first, payload, mask)| {
-                let mut out = vec![first & 0x8F];
-                match payload.len() {
-                    n if n < 126 => out.push(0x80 | n as u8),
-                    n => {
-                        out.push(0x80 | 126);
-                        out.extend_from_slice(&(n as u16).to_be_bytes());
-                    }
-                }
-                out.extend_from_slice(&mask);
-                out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-                out
-            });
+            .prop_map(|(first, payload, mask)| super::tests::masked(first & 0x8F, &payload, mask));
         let piece = prop_oneof![4 => frame, 1 => prop::collection::vec(any::<u8>(), 0..20)];
         prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
     }
