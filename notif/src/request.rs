@@ -41,7 +41,9 @@ pub async fn caller<I: Identity>() -> Option<ClientId> {
     hub.caller(&use_context::<Parts>()?).await
 }
 
-fn caller_from(parts: &Parts) -> Result<ClientId, ListenError> {
+/// The tab a server function call names in its `x-notif-client` header (not yet checked
+/// against the caller's identity).
+pub(crate) fn caller_from(parts: &Parts) -> Result<ClientId, ListenError> {
     let value = parts.headers.get(CLIENT_HEADER).ok_or(ListenError::NoTab)?;
     value
         .to_str()

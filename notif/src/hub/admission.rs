@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::Hub;
-use crate::{ClientId, Identity, StreamDenied, StreamRefused, CLIENT_HEADER};
+use crate::{ClientId, Identity, StreamDenied, StreamRefused};
 
 pub(super) type AdmitFn<I> = dyn Fn(&I) -> Result<(), StreamDenied> + Send + Sync;
 
@@ -79,7 +79,7 @@ impl<I: Identity> Hub<I> {
     ///
     /// Inside a server function, [`caller`](crate::caller) does this with the request in context.
     pub async fn caller(&self, parts: &http::request::Parts) -> Option<ClientId> {
-        let client: ClientId = parts.headers.get(CLIENT_HEADER)?.to_str().ok()?.parse().ok()?;
+        let client = crate::request::caller_from(parts).ok()?;
         let identity = self.identify(parts).await;
         (self.state().owner(client) == Some(&identity)).then_some(client)
     }

@@ -82,7 +82,7 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// ```no_run
 /// # async fn run(hub: notif::Hub<Option<String>>) -> std::io::Result<()> {
 /// let app = axum::Router::new().merge(hub.routes());
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// let listener = notif::bind("127.0.0.1:3000".parse().unwrap())?;
 /// notif::serve(listener, app)
 ///     .idle_timeout(std::time::Duration::from_secs(30))
 ///     .with_graceful_shutdown(&hub, async {
