@@ -78,8 +78,9 @@ pub fn hub(
     let identify = |parts: &http::request::Parts| viewer_with(session_token(parts));
     let hub = match backplane {
         // Every node must know every topic: a tab held here may listen through another node.
-        Some(backplane) => notif::Hub::with_backplane(config, backplane, identify)
-            .with_topic::<crate::topics::RoomTopic>(),
+        Some(backplane) => {
+            notif::Hub::with_backplane(config, backplane, identify).with_topic::<crate::topics::RoomTopic>()
+        }
         None => notif::Hub::new(config, identify),
     };
     // Every signed-out visitor is the same identity (`None`): their tabs could not be told

@@ -61,10 +61,8 @@ pub(crate) fn node_from(parts: &Parts) -> Option<&str> {
 /// holds the tab.
 pub async fn listen<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
     answer(async {
-        let (hub, parts, client) = context::<T>()?;
-        let identity = hub.identify(&parts).await;
-        hub.listen_on::<T>(client, node_from(&parts), &identity, key)
-            .await
+        let (hub, parts) = context::<T>()?;
+        hub.listen_caller::<T>(&parts, key).await
     })
     .await
 }
@@ -72,19 +70,54 @@ pub async fn listen<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
 /// Stops the calling tab listening on `key`, on whichever node holds the tab.
 pub async fn unlisten<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
     answer(async {
-        let (hub, parts, client) = context::<T>()?;
-        let identity = hub.identify(&parts).await;
-        hub.unlisten_on::<T>(client, node_from(&parts), &identity, key)
-            .await
+        let (hub, parts) = context::<T>()?;
+        hub.unlisten_caller::<T>(&parts, key).await
     })
     .await
 }
 
-fn context<T: Topic>() -> Result<(Hub<T::Identity>, Parts, ClientId), ListenError> {
+fn context<T: Topic>() -> Result<(Hub<T::Identity>, Parts), ListenError> {
     let hub = use_context::<Hub<T::Identity>>().ok_or(ListenError::NoHub)?;
     let parts = use_context::<Parts>().ok_or(ListenError::NoTab)?;
-    let client = caller_from(&parts)?;
-    Ok((hub, parts, client))
+    Ok((hub, parts))
+}
+
+impl<I: Identity> Hub<I> {
+    /// Listens the tab that sent `parts` on `key`: the request's identity, the tab its
+    /// `x-notif-client` header names, on the node its `x-notif-node` header names if that is
+    /// another. What [`listen`](crate::listen) does in a server function, for a plain axum
+    /// handler. Returns once the listen is registered.
+    ///
+    /// # Errors
+    ///
+    /// A [`ListenError`], whose [`status`](ListenError::status) is the HTTP answer to give.
+    pub async fn listen_caller<T: Topic<Identity = I>>(
+        &self,
+        parts: &Parts,
+        key: &T::Key,
+    ) -> Result<(), ListenError> {
+        let client = caller_from(parts)?;
+        let identity = self.identify(parts).await;
+        self.listen_on::<T>(client, node_from(parts), &identity, key)
+            .await
+    }
+
+    /// Stops the tab that sent `parts` listening on `key`, as
+    /// [`listen_caller`](Self::listen_caller) finds it.
+    ///
+    /// # Errors
+    ///
+    /// A [`ListenError`], whose [`status`](ListenError::status) is the HTTP answer to give.
+    pub async fn unlisten_caller<T: Topic<Identity = I>>(
+        &self,
+        parts: &Parts,
+        key: &T::Key,
+    ) -> Result<(), ListenError> {
+        let client = caller_from(parts)?;
+        let identity = self.identify(parts).await;
+        self.unlisten_on::<T>(client, node_from(parts), &identity, key)
+            .await
+    }
 }
 
 /// Sets the refusal's status on the server function's response.
