@@ -343,3 +343,48 @@ async fn a_tab_moving_while_notifications_flow_gets_each_exactly_once_in_order()
     let moved: u64 = nodes.iter().map(|n| n.hub.metrics().tabs_moved_in).sum();
     assert_eq!(moved, 6);
 }
+
+/// Redis delivers at most once. A message lost between nodes (as a failover or a proxy in
+/// between can lose one) is noticed by the next message of the same node on that channel, whose
+/// header names the one before it: the tabs on its key start over (`bye` `resync`), never a
+/// silent gap. Here the messages come from a node the test plays, straight through Redis.
+#[tokio::test]
+async fn a_message_lost_between_nodes_is_noticed_and_its_key_s_tabs_start_over() {
+    let redis = RedisServer::start().await;
+    let nodes = nodes(&redis, config()).await;
+    let mut ann = nodes[0].tab(Some("ann")).await;
+    let mut bob = nodes[0].tab(Some("bob")).await;
+    assert_eq!(listen_via(&nodes[0], &ann, "k").await.0, 200);
+    assert_eq!(listen_via(&nodes[0], &bob, "other").await.0, 200);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut publisher = client.get_multiplexed_async_connection().await.unwrap();
+    let channel = "notif:k:chat\0\"k\"";
+    let message = |seq: u64, prev: u64, text: &str| {
+        let body = serde_json::json!({
+            "op": "notify", "topic": "chat", "key": "\"k\"",
+            "event": serde_json::to_string(text).unwrap(), "exclude": "Nobody",
+        });
+        format!("00000000000000aa {seq} {prev} {body}")
+    };
+    for (seq, prev, text) in [(1, 0, "one"), (2, 1, "two"), (4, 3, "four")] {
+        let _: () = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message(seq, prev, text))
+            .query_async(&mut publisher)
+            .await
+            .unwrap();
+    }
+    assert_eq!(ann.next_text().await, "one");
+    assert_eq!(ann.next_text().await, "two");
+    let bye = ann.next().await;
+    assert_eq!(
+        (bye.event.as_str(), bye.data.contains("resync")),
+        ("bye", true),
+        "{bye:?}"
+    );
+    assert!(ann.ended().await);
+    assert_eq!(nodes[0].hub.metrics().backplane_gaps, 1);
+    // Only the key that missed something: bob's tab on another key goes on.
+    nodes[1].notify_chat("other", "still").await;
+    assert_eq!(bob.next_text().await, "still");
+}

@@ -77,6 +77,9 @@ pub struct Metrics {
     /// Messages from other nodes dropped because this node fell `Config::backplane_backlog`
     /// behind them (their keys' tabs were reset), since start.
     pub backplane_dropped: u64,
+    /// Messages from other nodes found missing on the way (a later message of the same node
+    /// on the same channel came, the one before it did not): the tabs on its key were reset.
+    pub backplane_gaps: u64,
     /// Calls this node carried to the node holding a tab (a listen, an unlisten, a caller
     /// check or a move), since start.
     pub calls_forwarded: u64,
@@ -118,7 +121,7 @@ impl Metrics {
 
     /// Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 21] = [
+        let rows: [(&str, &str, &str, u64); 22] = [
             (
                 "notif_tabs",
                 "gauge",
@@ -218,6 +221,12 @@ impl Metrics {
                 self.backplane_dropped,
             ),
             (
+                "notif_backplane_gaps_total",
+                "counter",
+                "Messages from other nodes lost on the way, detected by their numbers.",
+                self.backplane_gaps,
+            ),
+            (
                 "notif_calls_forwarded_total",
                 "counter",
                 "Calls carried to the node holding a tab.",
@@ -264,7 +273,7 @@ mod tests {
         }
         .to_prometheus();
         assert!(text.lines().any(|l| l == "notif_listens 3"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 22);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 23);
         assert!(text
             .lines()
             .any(|l| l == r#"notif_streams_refused_total{reason="origin"} 0"#));

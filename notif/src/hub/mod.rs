@@ -356,6 +356,7 @@ impl<I: Identity> Hub<I> {
             metrics.calls_forwarded = cluster.forwarded.load(std::sync::atomic::Ordering::Relaxed);
             metrics.tabs_moved_in = cluster.moved_in.load(std::sync::atomic::Ordering::Relaxed);
             metrics.tabs_moved_out = cluster.moved_out.load(std::sync::atomic::Ordering::Relaxed);
+            metrics.backplane_gaps = cluster.gaps.load(std::sync::atomic::Ordering::Relaxed);
         }
         metrics
     }

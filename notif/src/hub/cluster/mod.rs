@@ -155,11 +155,14 @@ pub(crate) struct Cluster<I: Identity> {
     topics: Mutex<HashMap<&'static str, Arc<dyn RemoteTopic<I>>>>,
     up: AtomicBool,
     missed: AtomicBool,
-    /// The number of this node's latest message. Locked while a message is numbered and
-    /// published, so numbers reach the backplane in order.
-    outbox: Mutex<u64>,
+    /// Locked while a message is numbered and published, so numbers reach the backplane in
+    /// order.
+    outbox: Mutex<Outbox>,
     /// The number of the latest message applied from each other node.
     applied: Mutex<HashMap<NodeId, u64>>,
+    /// Per channel this node subscribes to, the number of the last message heard there from
+    /// each other node: a message whose `prev` differs shows one was lost on the way.
+    heard: Mutex<HashMap<String, Vec<(NodeId, u64)>>>,
     calls: calls::Pending,
     moved: moves::Moved,
     pub outages: AtomicU64,
@@ -168,7 +171,21 @@ pub(crate) struct Cluster<I: Identity> {
     pub forwarded: AtomicU64,
     pub moved_in: AtomicU64,
     pub moved_out: AtomicU64,
+    pub gaps: AtomicU64,
 }
+
+/// What this node published last.
+#[derive(Default)]
+struct Outbox {
+    /// The number of its latest message.
+    seq: u64,
+    /// The number of its latest message on each channel, for the next one's `prev`. Bounded:
+    /// past [`CHANNELS_REMEMBERED`] it starts afresh (the next message on each channel then
+    /// says `prev` 0, unknown, and is not checked).
+    last_on: HashMap<String, u64>,
+}
+
+const CHANNELS_REMEMBERED: usize = 65_536;
 
 impl<I: Identity> Cluster<I> {
     pub fn new(backplane: Arc<dyn Backplane>) -> Self {
@@ -178,8 +195,9 @@ impl<I: Identity> Cluster<I> {
             topics: Mutex::default(),
             up: AtomicBool::new(false),
             missed: AtomicBool::new(false),
-            outbox: Mutex::new(0),
+            outbox: Mutex::default(),
             applied: Mutex::default(),
+            heard: Mutex::default(),
             calls: calls::Pending::default(),
             moved: moves::Moved::default(),
             outages: AtomicU64::new(0),
@@ -188,6 +206,7 @@ impl<I: Identity> Cluster<I> {
             forwarded: AtomicU64::new(0),
             moved_in: AtomicU64::new(0),
             moved_out: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
         }
     }
 
@@ -221,7 +240,10 @@ impl<I: Identity> Cluster<I> {
         still_listened: impl Fn(&KeyId) -> bool,
     ) -> Vec<oneshot::Receiver<()>> {
         let mut confirmations = Vec::new();
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
         for key in changed {
+            // Numbers heard before are no reference for what comes after a (re)subscription.
+            heard.remove(&key_channel(&key));
             if still_listened(&key) {
                 confirmations.push(self.backplane.subscribe(key_channel(&key)));
             } else {
@@ -239,20 +261,57 @@ impl<I: Identity> Cluster<I> {
 
     /// Numbers and publishes an encoded message; returns its stamp.
     pub fn post(&self, outbound: Outbound) -> Origin {
-        let mut seq = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
-        *seq += 1;
+        let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        outbox.seq += 1;
         let origin = Origin {
             node: self.node,
-            seq: *seq,
+            seq: outbox.seq,
+        };
+        if outbox.last_on.len() >= CHANNELS_REMEMBERED {
+            outbox.last_on = HashMap::new();
+        }
+        let prev = match outbox.last_on.get_mut(&outbound.channel) {
+            Some(last) => std::mem::replace(last, origin.seq),
+            None => {
+                outbox.last_on.insert(outbound.channel.clone(), origin.seq);
+                0
+            }
         };
         self.backplane
-            .publish(outbound.channel, node::frame(origin, &outbound.body));
+            .publish(outbound.channel, node::frame(origin, prev, &outbound.body));
         origin
     }
 
     /// The number of this node's latest message.
     fn last_posted(&self) -> u64 {
-        *self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner()).seq
+    }
+
+    /// Records message `origin` heard on `channel`, which followed that origin's message `prev`
+    /// there; returns whether one was lost in between (a message heard before from that origin
+    /// there, and it is not `prev`).
+    fn missed_before(&self, channel: &str, origin: Origin, prev: u64) -> bool {
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(origins) = heard.get_mut(channel) else {
+            heard.insert(channel.to_owned(), vec![(origin.node, origin.seq)]);
+            return false;
+        };
+        match origins.iter_mut().find(|(node, _)| *node == origin.node) {
+            Some((_, last)) => {
+                let missed = prev != 0 && prev > *last;
+                *last = (*last).max(origin.seq);
+                missed
+            }
+            None => {
+                origins.push((origin.node, origin.seq));
+                false
+            }
+        }
+    }
+
+    /// Forgets what was heard: after an outage every tab with listens starts over anyway.
+    fn forget_heard(&self) {
+        *self.heard.lock().unwrap_or_else(|e| e.into_inner()) = HashMap::new();
     }
 
     fn publish(&self, channel: String, body: Body) {

@@ -62,32 +62,36 @@ impl Origin {
     };
 }
 
-/// A message between nodes as bytes: `<node> <seq> <body>`, the body being JSON. The header is
-/// written apart from the body so the body can be encoded before its number is known.
-pub(crate) fn frame(origin: Origin, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 40);
-    out.extend_from_slice(format!("{} {} ", origin.node, origin.seq).as_bytes());
+/// A message between nodes as bytes: `<node> <seq> <prev> <body>`, the body being JSON and
+/// `prev` the number of the origin's previous message on the same channel (0: unknown). A node
+/// receiving a message whose `prev` is not the last it received of that origin there missed
+/// something (see `receive.rs`). The header is written apart from the body so the body can be
+/// encoded before its number is known.
+pub(crate) fn frame(origin: Origin, prev: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 60);
+    out.extend_from_slice(format!("{} {} {prev} ", origin.node, origin.seq).as_bytes());
     out.extend_from_slice(body);
     out
 }
 
-/// The origin and body of a message from [`frame`]; `None` if it is not one.
-pub(crate) fn unframe(payload: &[u8]) -> Option<(Origin, &[u8])> {
-    let node = std::str::from_utf8(payload.get(..16)?).ok()?.parse().ok()?;
-    let rest = payload.get(16..)?.strip_prefix(b" ")?;
-    let space = rest.iter().position(|&b| b == b' ')?;
-    let digits = std::str::from_utf8(&rest[..space]).ok()?;
+/// A decimal number up to the next space, written as [`frame`] writes it; the rest after it.
+fn number(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let space = bytes.iter().position(|&b| b == b' ')?;
+    let digits = std::str::from_utf8(&bytes[..space]).ok()?;
     let canonical = digits == "0" || !digits.starts_with('0');
     if digits.is_empty() || digits.len() > 20 || !canonical || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((
-        Origin {
-            node,
-            seq: digits.parse().ok()?,
-        },
-        &rest[space + 1..],
-    ))
+    Some((digits.parse().ok()?, &bytes[space + 1..]))
+}
+
+/// The origin, `prev` and body of a message from [`frame`]; `None` if it is not one.
+pub(crate) fn unframe(payload: &[u8]) -> Option<(Origin, u64, &[u8])> {
+    let node = std::str::from_utf8(payload.get(..16)?).ok()?.parse().ok()?;
+    let rest = payload.get(16..)?.strip_prefix(b" ")?;
+    let (seq, rest) = number(rest)?;
+    let (prev, body) = number(rest)?;
+    Some((Origin { node, seq }, prev, body))
 }
 
 #[cfg(test)]
@@ -97,19 +101,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_message_keeps_its_origin_and_body() {
+    fn a_message_keeps_its_origin_its_previous_number_and_its_body() {
         let origin = Origin {
             node: NodeId::random(),
             seq: 42,
         };
-        let framed = frame(origin, br#"{"op":"x"}"#);
-        assert_eq!(unframe(&framed), Some((origin, &br#"{"op":"x"}"#[..])));
+        let framed = frame(origin, 40, br#"{"op":"x"}"#);
+        assert_eq!(unframe(&framed), Some((origin, 40, &br#"{"op":"x"}"#[..])));
         assert_eq!(origin.node.to_string().parse(), Ok(origin.node));
         for bad in [
             &b""[..],
             b"0123456789abcdef",
             b"0123456789abcdef  {}",
-            b"0123456789ABCDEF 1 {}",
+            b"0123456789abcdef 1 {}",
+            b"0123456789abcdef 1 01 {}",
+            b"0123456789ABCDEF 1 0 {}",
         ] {
             assert_eq!(unframe(bad), None, "{bad:?}");
         }
@@ -118,8 +124,8 @@ mod tests {
     proptest! {
         #[test]
         fn any_payload_is_a_message_or_refused(payload in proptest::collection::vec(any::<u8>(), 0..64)) {
-            if let Some((origin, body)) = unframe(&payload) {
-                prop_assert_eq!(frame(origin, body), payload);
+            if let Some((origin, prev, body)) = unframe(&payload) {
+                prop_assert_eq!(frame(origin, prev, body), payload);
             }
         }
     }

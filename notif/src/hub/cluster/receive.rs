@@ -4,7 +4,7 @@ use std::sync::{atomic::Ordering, Arc, Weak};
 
 use tokio::sync::mpsc;
 
-use super::{lost_keys, node, node_channel, Body, Cluster, WireExclude, CONTROL};
+use super::{lost_keys, node, node_channel, Body, Cluster, WireExclude, CONTROL, KEY_CHANNEL, NODE_CHANNEL};
 use crate::{
     backplane::{BackplaneEvent, LostChannels},
     hub::{key_id::KeyId, Exclude, Hub, Inner},
@@ -24,13 +24,25 @@ impl<I: Identity> Hub<I> {
         tokio::spawn(receive(Arc::downgrade(&self.inner), received));
     }
 
-    async fn apply(&self, cluster: &Cluster<I>, payload: &[u8]) {
-        let Some((origin, body)) = node::unframe(payload) else {
+    async fn apply(&self, cluster: &Cluster<I>, channel: &str, payload: &[u8]) {
+        let Some((origin, prev, body)) = node::unframe(payload) else {
             tracing::warn!("notif: undecodable message from another node");
             return;
         };
         if origin.node == cluster.node {
             return; // delivered locally already
+        }
+        if !channel.starts_with(NODE_CHANNEL) && cluster.missed_before(channel, origin, prev) {
+            // Redis delivers at most once: a message of this origin on this channel never came.
+            cluster.gaps.fetch_add(1, Ordering::Relaxed);
+            let keys = channel.strip_prefix(KEY_CHANNEL).map(|key| vec![key.to_owned()]);
+            let tabs = self.reset_listeners(keys);
+            tracing::warn!(
+                channel,
+                node = %origin.node,
+                tabs,
+                "notif: a message from another node was lost on the way; reset the tabs that missed it"
+            );
         }
         let Ok(body) = serde_json::from_slice::<Body>(body) else {
             tracing::warn!("notif: undecodable message from another node");
@@ -186,7 +198,7 @@ impl<I: Identity> Hub<I> {
 /// One event from the backplane, in order.
 async fn handle<I: Identity>(hub: &Hub<I>, cluster: &Cluster<I>, event: BackplaneEvent) {
     match event {
-        BackplaneEvent::Message { payload, .. } => hub.apply(cluster, &payload).await,
+        BackplaneEvent::Message { channel, payload } => hub.apply(cluster, &channel, &payload).await,
         BackplaneEvent::Up => {
             cluster.up.store(true, Ordering::Relaxed);
             tracing::info!("notif: backplane up");
@@ -207,6 +219,7 @@ async fn handle<I: Identity>(hub: &Hub<I>, cluster: &Cluster<I>, event: Backplan
             }
             cluster.missed.store(true, Ordering::Relaxed);
             cluster.fail_calls();
+            cluster.forget_heard();
         }
     }
 }
