@@ -1,10 +1,19 @@
 //! The hub's side of a backplane, receiving: what it does with what other nodes publish, with
 //! its own connection's state, and when it falls behind.
+//!
+//! Two tasks. One reads what arrives and answers at once what needs no order: calls to this
+//! node and the answers to its own (a listen must not wait behind a backlog of notifications),
+//! except a tab being handed over and its answer. The other applies everything else one message
+//! at a time, in the order Redis gave it: notifications of one key keep their order per tab, and
+//! a tab is handed over between two messages (`moves.rs`).
 use std::sync::{atomic::Ordering, Arc, Weak};
 
 use tokio::sync::mpsc;
 
-use super::{lost_keys, node, node_channel, Body, Cluster, WireExclude, CONTROL, KEY_CHANNEL, NODE_CHANNEL};
+use super::{
+    calls::{Call, Reply},
+    lost_keys, node, node_channel, Body, Cluster, Origin, WireExclude, CONTROL, KEY_CHANNEL, NODE_CHANNEL,
+};
 use crate::{
     backplane::{BackplaneEvent, LostChannels},
     hub::{key_id::KeyId, Exclude, Hub, Inner},
@@ -24,36 +33,37 @@ impl<I: Identity> Hub<I> {
         tokio::spawn(receive(Arc::downgrade(&self.inner), received));
     }
 
-    async fn apply(&self, cluster: &Cluster<I>, channel: &str, payload: &[u8]) {
-        let Some((origin, prev, body)) = node::unframe(payload) else {
-            tracing::warn!("notif: undecodable message from another node");
-            return;
-        };
-        if origin.node == cluster.node {
-            return; // delivered locally already
-        }
-        if !channel.starts_with(NODE_CHANNEL) && cluster.missed_before(channel, origin, prev) {
+    /// A message to apply in order: checked for a gap before it, counted as applied (a tab
+    /// handed over names the last message applied from each node), then applied.
+    async fn apply_in_order(&self, cluster: &Cluster<I>, message: Message) {
+        let Message {
+            channel,
+            origin,
+            prev,
+            body,
+        } = message;
+        if !channel.starts_with(NODE_CHANNEL) && cluster.missed_before(&channel, origin, prev) {
             // Redis delivers at most once: a message of this origin on this channel never came.
             cluster.gaps.fetch_add(1, Ordering::Relaxed);
             let keys = channel.strip_prefix(KEY_CHANNEL).map(|key| vec![key.to_owned()]);
             let tabs = self.reset_listeners(keys);
             tracing::warn!(
-                channel,
+                channel = channel.as_str(),
                 node = %origin.node,
                 tabs,
                 "notif: a message from another node was lost on the way; reset the tabs that missed it"
             );
         }
-        let Ok(body) = serde_json::from_slice::<Body>(body) else {
-            tracing::warn!("notif: undecodable message from another node");
-            return;
-        };
-        cluster.received.fetch_add(1, Ordering::Relaxed);
         {
             let mut applied = cluster.applied.lock().unwrap_or_else(|e| e.into_inner());
             let last = applied.entry(origin.node).or_default();
             *last = (*last).max(origin.seq);
         }
+        self.apply(cluster, origin, body).await;
+    }
+
+    /// What a message from another node does here.
+    async fn apply(&self, cluster: &Cluster<I>, origin: Origin, body: Body) {
         let identity = |json: &str| serde_json::from_str::<I>(json).ok();
         match body {
             Body::Notify {
@@ -146,18 +156,99 @@ impl<I: Identity> Hub<I> {
     }
 }
 
+/// A message from another node, decoded.
+struct Message {
+    channel: String,
+    origin: Origin,
+    prev: u64,
+    body: Body,
+}
+
+impl Message {
+    /// The message on `channel`, unless it is this node's own (delivered here already) or not a
+    /// message at all.
+    fn decode<I: Identity>(cluster: &Cluster<I>, channel: String, payload: &[u8]) -> Option<Message> {
+        let Some((origin, prev, body)) = node::unframe(payload) else {
+            tracing::warn!("notif: undecodable message from another node");
+            return None;
+        };
+        if origin.node == cluster.node {
+            return None;
+        }
+        let Ok(body) = serde_json::from_slice::<Body>(body) else {
+            tracing::warn!("notif: undecodable message from another node");
+            return None;
+        };
+        cluster.received.fetch_add(1, Ordering::Relaxed);
+        Some(Message {
+            channel,
+            origin,
+            prev,
+            body,
+        })
+    }
+
+    /// Whether it must be applied in order with the others: all but calls to this node and the
+    /// answers to its own, a hand-over and its answer excepted.
+    fn in_order(&self) -> bool {
+        match &self.body {
+            Body::Call { call, .. } => matches!(call, Call::Take { .. }),
+            Body::Reply { reply, .. } => matches!(reply, Reply::Taken { .. }),
+            _ => true,
+        }
+    }
+}
+
+/// What the ordered task takes, in the order it arrived.
+enum Ordered {
+    Message(Message),
+    /// The connection's state (`Up`, `Down`, `Lost`).
+    Event(BackplaneEvent),
+}
+
+/// Reads the backplane: answers calls and answers at once, passes the rest on in order.
 async fn receive<I: Identity>(hub: Weak<Inner<I>>, mut events: mpsc::UnboundedReceiver<BackplaneEvent>) {
-    // One message at a time, in order: notifications of one key keep their order per tab.
+    let (ordered, to_apply) = mpsc::unbounded_channel();
+    tokio::spawn(apply_in_order(hub.clone(), to_apply));
     while let Some(event) = events.recv().await {
         let Some(inner) = hub.upgrade() else { return };
         let hub = Hub { inner };
         let Some(cluster) = &hub.inner.cluster else { return };
-        if events.len() >= hub.inner.config.backplane_backlog {
-            for event in hub.fall_behind(cluster, event, &mut events) {
-                handle(&hub, cluster, event).await;
+        let next = match event {
+            BackplaneEvent::Message { channel, payload } => match Message::decode(cluster, channel, &payload)
+            {
+                Some(message) if !message.in_order() => {
+                    hub.apply(cluster, message.origin, message.body).await;
+                    continue;
+                }
+                Some(message) => Ordered::Message(message),
+                None => continue,
+            },
+            BackplaneEvent::Down => {
+                // Calls waiting will get no answer: they fail now, not after their timeout.
+                cluster.fail_calls();
+                Ordered::Event(BackplaneEvent::Down)
+            }
+            other => Ordered::Event(other),
+        };
+        if ordered.send(next).is_err() {
+            return;
+        }
+    }
+}
+
+/// Applies messages one at a time, in order.
+async fn apply_in_order<I: Identity>(hub: Weak<Inner<I>>, mut incoming: mpsc::UnboundedReceiver<Ordered>) {
+    while let Some(next) = incoming.recv().await {
+        let Some(inner) = hub.upgrade() else { return };
+        let hub = Hub { inner };
+        let Some(cluster) = &hub.inner.cluster else { return };
+        if incoming.len() >= hub.inner.config.backplane_backlog {
+            for event in hub.fall_behind(cluster, next, &mut incoming) {
+                handle(&hub, cluster, Ordered::Event(event)).await;
             }
         } else {
-            handle(&hub, cluster, event).await;
+            handle(&hub, cluster, next).await;
         }
     }
 }
@@ -169,19 +260,19 @@ impl<I: Identity> Hub<I> {
     fn fall_behind(
         &self,
         cluster: &Cluster<I>,
-        first: BackplaneEvent,
-        events: &mut mpsc::UnboundedReceiver<BackplaneEvent>,
+        first: Ordered,
+        incoming: &mut mpsc::UnboundedReceiver<Ordered>,
     ) -> Vec<BackplaneEvent> {
         let mut channels = LostChannels::default();
         let mut kept = Vec::new();
         let mut dropped = 0u64;
-        for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_recv().ok())) {
-            match event {
-                BackplaneEvent::Message { channel, .. } => {
+        for next in std::iter::once(first).chain(std::iter::from_fn(|| incoming.try_recv().ok())) {
+            match next {
+                Ordered::Message(message) => {
                     dropped += 1;
-                    channels.add(channel);
+                    channels.add(message.channel);
                 }
-                other => kept.push(other),
+                Ordered::Event(other) => kept.push(other),
             }
         }
         cluster.dropped.fetch_add(dropped, Ordering::Relaxed);
@@ -195,10 +286,14 @@ impl<I: Identity> Hub<I> {
     }
 }
 
-/// One event from the backplane, in order.
-async fn handle<I: Identity>(hub: &Hub<I>, cluster: &Cluster<I>, event: BackplaneEvent) {
+/// One message or event from the backplane, in order.
+async fn handle<I: Identity>(hub: &Hub<I>, cluster: &Cluster<I>, next: Ordered) {
+    let event = match next {
+        Ordered::Message(message) => return hub.apply_in_order(cluster, message).await,
+        Ordered::Event(event) => event,
+    };
     match event {
-        BackplaneEvent::Message { channel, payload } => hub.apply(cluster, &channel, &payload).await,
+        BackplaneEvent::Message { .. } => {}
         BackplaneEvent::Up => {
             cluster.up.store(true, Ordering::Relaxed);
             tracing::info!("notif: backplane up");
@@ -218,7 +313,6 @@ async fn handle<I: Identity>(hub: &Hub<I>, cluster: &Cluster<I>, event: Backplan
                 tracing::error!("notif: backplane down; delivering locally only until it returns");
             }
             cluster.missed.store(true, Ordering::Relaxed);
-            cluster.fail_calls();
             cluster.forget_heard();
         }
     }
