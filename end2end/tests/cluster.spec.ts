@@ -23,7 +23,9 @@ test.beforeAll(async () => {
   env = {
     NOTIF_DB: db,
     NOTIF_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    // A stopping node keeps its tabs this long for other nodes to take them over.
+    // Not the 1 s window scripts/test gives its server (inherited from the environment): a
+    // stopping node keeps its tabs for other nodes to take over for NOTIF_DRAIN_MS, at most that.
+    NOTIF_RESUME_WINDOW_MS: "10000",
     NOTIF_DRAIN_MS: "3000",
     NOTIF_SHUTDOWN_MS: "5000",
   };

@@ -43,7 +43,9 @@ impl Cluster {
         let env = vec![
             ("NOTIF_DB", dir.join("demo.db").to_str().unwrap().to_owned()),
             ("NOTIF_REDIS_URL", format!("redis://127.0.0.1:{redis_port}")),
-            // A stopping node keeps its tabs this long for other nodes to take them over.
+            // A stopping node keeps its tabs this long (at most the resume window) for other
+            // nodes to take them over.
+            ("NOTIF_RESUME_WINDOW_MS", "10000".to_owned()),
             ("NOTIF_DRAIN_MS", "2000".to_owned()),
             ("NOTIF_SHUTDOWN_MS", "5000".to_owned()),
         ];
