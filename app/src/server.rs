@@ -77,7 +77,9 @@ pub fn hub(
     // Only the token crosses into the future, not a copy of the whole request head.
     let identify = |parts: &http::request::Parts| viewer_with(session_token(parts));
     let hub = match backplane {
-        Some(backplane) => notif::Hub::with_backplane(config, backplane, identify),
+        // Every node must know every topic: a tab held here may listen through another node.
+        Some(backplane) => notif::Hub::with_backplane(config, backplane, identify)
+            .with_topic::<crate::topics::RoomTopic>(),
         None => notif::Hub::new(config, identify),
     };
     // Every signed-out visitor is the same identity (`None`): their tabs could not be told

@@ -76,7 +76,10 @@ pub fn router(mut config: notif::Config, backplane: Option<Arc<dyn notif::Backpl
     config.revalidate = std::time::Duration::ZERO;
     let identify = |parts: &http::request::Parts| std::future::ready(user_of(parts.uri.query()));
     let hub = match backplane {
-        Some(backplane) => Hub::with_backplane(config, backplane, identify),
+        Some(backplane) => Hub::with_backplane(config, backplane, identify)
+            .with_topic::<Group>()
+            .with_topic::<Personal>()
+            .with_topic::<Each>(),
         None => Hub::new(config, identify),
     };
     Router::new()

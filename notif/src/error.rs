@@ -3,6 +3,7 @@
 /// A refused listen or unlisten. Each variant maps to an HTTP status ([`ListenError::status`]),
 /// which the server function helpers set on the response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListenError {
     /// No `Hub` in Leptos context.
     #[error("no notif::Hub in the server function's context: provide it with leptos_routes_with_context(.., move || provide_context(hub.clone()), ..)")]
@@ -31,13 +32,24 @@ pub enum ListenError {
     /// The key cannot be serialised, or is too long.
     #[error("unusable key: {0}")]
     BadKey(String),
+    /// The node holding the tab did not answer (it is gone, or the connection between nodes
+    /// is down).
+    #[error(
+        "the server node holding this tab did not answer; the tab listens again once its stream reopens"
+    )]
+    Unreachable,
+    /// The node holding the tab has not registered the topic, so it could not deliver the
+    /// topic's notifications from other nodes.
+    #[error("topic {0:?} is not registered on the node holding this tab: call Hub::with_topic for every topic on every node at startup")]
+    UnknownTopic(String),
 }
 
 impl ListenError {
     /// The HTTP status this refusal is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            ListenError::NoHub => 500,
+            ListenError::NoHub | ListenError::UnknownTopic(_) => 500,
+            ListenError::Unreachable => 503,
             ListenError::NoTab | ListenError::BadClientId | ListenError::BadKey(_) => 400,
             ListenError::UnknownClient => 410,
             ListenError::ForeignClient | ListenError::Unauthorized => 403,

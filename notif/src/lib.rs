@@ -63,7 +63,8 @@ pub use tab_client::TabClient;
 pub use topic::{Data, Identity, SimpleTopic, Topic};
 pub use wire::{
     parse_event_id, BadEventId, Bye, ByeReason, Hello, RawNotification, WsFrame, CLIENT_HEADER, EVENT_BYE,
-    EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH, WS_PATH,
+    EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_HEADER, NODE_QUERY,
+    STREAM_PATH, WS_PATH,
 };
 
 #[cfg(feature = "redis")]

@@ -30,7 +30,7 @@
 use http::request::Parts;
 use leptos::prelude::use_context;
 
-use crate::{ClientId, Hub, Identity, ListenError, Topic, CLIENT_HEADER};
+use crate::{ClientId, Hub, Identity, ListenError, Topic, CLIENT_HEADER, NODE_HEADER};
 
 /// The calling tab, from the request of the current server function: `None` if the call named
 /// no tab (or a malformed one), or a tab that is not the caller's own (another identity's, or
@@ -52,22 +52,30 @@ pub(crate) fn caller_from(parts: &Parts) -> Result<ClientId, ListenError> {
         .ok_or(ListenError::BadClientId)
 }
 
-/// Listens the calling tab on `key`. Returns once the listen is registered.
+/// The node a server function call names as holding its tab (`x-notif-node`), if any.
+pub(crate) fn node_from(parts: &Parts) -> Option<&str> {
+    parts.headers.get(NODE_HEADER)?.to_str().ok()
+}
+
+/// Listens the calling tab on `key`. Returns once the listen is registered, on whichever node
+/// holds the tab.
 pub async fn listen<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
     answer(async {
         let (hub, parts, client) = context::<T>()?;
         let identity = hub.identify(&parts).await;
-        hub.listen::<T>(client, &identity, key).await
+        hub.listen_on::<T>(client, node_from(&parts), &identity, key)
+            .await
     })
     .await
 }
 
-/// Stops the calling tab listening on `key`.
+/// Stops the calling tab listening on `key`, on whichever node holds the tab.
 pub async fn unlisten<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
     answer(async {
         let (hub, parts, client) = context::<T>()?;
         let identity = hub.identify(&parts).await;
-        hub.unlisten::<T>(client, &identity, key)
+        hub.unlisten_on::<T>(client, node_from(&parts), &identity, key)
+            .await
     })
     .await
 }

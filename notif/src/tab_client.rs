@@ -30,7 +30,8 @@ use leptos::server_fn::{
     response::browser::BrowserResponse,
 };
 
-/// `fetch` in the browser, plus the calling tab's id. Use as `#[server(client = notif::TabClient)]`.
+/// `fetch` in the browser, plus the calling tab's id (and, with several server nodes, the node
+/// holding it). Use as `#[server(client = notif::TabClient)]`.
 pub struct TabClient;
 
 impl<E, IS, OS> Client<E, IS, OS> for TabClient
@@ -46,8 +47,11 @@ where
         #[cfg(feature = "hydrate")]
         {
             send_wrapper::SendWrapper::new(async move {
-                if let Some(id) = crate::browser::wait_client_id().await {
+                if let Some((id, node)) = crate::browser::wait_client_id().await {
                     req.headers().set(crate::CLIENT_HEADER, &id);
+                    if let Some(node) = node {
+                        req.headers().set(crate::NODE_HEADER, &node);
+                    }
                 }
                 <BrowserClient as Client<E, IS, OS>>::send(req).await
             })

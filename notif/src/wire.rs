@@ -20,6 +20,12 @@ pub const STREAM_PATH: &str = "/notif/stream";
 pub const WS_PATH: &str = "/notif/ws";
 /// Request header naming the calling tab's client id in server function calls.
 pub const CLIENT_HEADER: &str = "x-notif-client";
+/// Request header naming the node holding the calling tab (the `node` of its last [`Hello`]) in
+/// server function calls, so that a call another node receives reaches the tab.
+pub const NODE_HEADER: &str = "x-notif-node";
+/// Query parameter of a reconnect naming the node that held the tab, so that the tab moves to
+/// the node it reconnects to.
+pub const NODE_QUERY: &str = "node";
 /// SSE event name of the first frame.
 pub const EVENT_HELLO: &str = "hello";
 /// SSE event name of notifications.
@@ -63,6 +69,10 @@ pub struct Hello {
     /// Whether this connection resumed an earlier one. `false`: the server knows no earlier
     /// listens of this tab, so the tab must listen again.
     pub recovered: bool,
+    /// With several server nodes, the id of the one holding the tab now: sent back in
+    /// [`NODE_HEADER`] and in a reconnect's [`NODE_QUERY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Why the server ended a stream.

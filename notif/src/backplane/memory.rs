@@ -58,8 +58,10 @@ impl Backplane for MemoryNode {
     }
 
     fn publish(&self, channel: String, payload: Vec<u8>) {
-        let nodes = self.bus.nodes.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for node in nodes {
+        // The bus stays locked while a message goes out: every node sees every publish in the
+        // same order, as Redis orders them (a tab moving between nodes relies on it).
+        let nodes = self.bus.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        for node in nodes.iter() {
             let state = node.state();
             if let (true, Some(events)) = (state.channels.contains(&channel), &state.events) {
                 let _ = events.send(BackplaneEvent::Message {

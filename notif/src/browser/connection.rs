@@ -9,7 +9,7 @@ use wasm_bindgen::{closure::Closure, JsCast};
 use super::{ConnectionState, Tab};
 use crate::{
     Bye, ByeReason, Hello, RawNotification, WsFrame, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
-    LAST_EVENT_ID_QUERY, WS_PATH,
+    LAST_EVENT_ID_QUERY, NODE_QUERY, WS_PATH,
 };
 
 /// An open WebSocket and the handlers it calls; dropping it detaches them.
@@ -36,10 +36,15 @@ fn url(tab: &Tab) -> Option<String> {
         "ws"
     };
     let host = location.host().ok()?;
-    Some(match tab.last_id.borrow().as_deref() {
-        Some(id) => format!("{scheme}://{host}{WS_PATH}?{LAST_EVENT_ID_QUERY}={id}"),
-        None => format!("{scheme}://{host}{WS_PATH}"),
-    })
+    Some(
+        match (tab.last_id.borrow().as_deref(), tab.node.borrow().as_deref()) {
+            (Some(id), Some(node)) => {
+                format!("{scheme}://{host}{WS_PATH}?{LAST_EVENT_ID_QUERY}={id}&{NODE_QUERY}={node}")
+            }
+            (Some(id), None) => format!("{scheme}://{host}{WS_PATH}?{LAST_EVENT_ID_QUERY}={id}"),
+            _ => format!("{scheme}://{host}{WS_PATH}"),
+        },
+    )
 }
 
 pub(super) fn open(tab: &Rc<Tab>) {
@@ -181,6 +186,7 @@ fn on_hello(tab: &Rc<Tab>, hello: Hello) {
     let first = !tab.had_hello.replace(true);
     tab.failures.set(0);
     *tab.client.borrow_mut() = Some(hello.client);
+    *tab.node.borrow_mut() = hello.node;
     tab.state.set(ConnectionState::Live);
     for waiter in tab.id_waiters.borrow_mut().drain(..) {
         let _ = waiter.send(());

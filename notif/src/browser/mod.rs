@@ -99,6 +99,9 @@ struct Tab {
     state: RwSignal<ConnectionState>,
     resets: RwSignal<u64>,
     client: RefCell<Option<String>>,
+    /// The server node holding the tab, as the last hello named it: calls and reconnects name it
+    /// so that any node reaches the tab.
+    node: RefCell<Option<String>>,
     had_hello: Cell<bool>,
     /// The stream was opened once; after that only failures and the network reopen it.
     started: Cell<bool>,
@@ -120,6 +123,7 @@ thread_local! {
         state: RwSignal::new(ConnectionState::Connecting),
         resets: RwSignal::new(0),
         client: RefCell::new(None),
+        node: RefCell::new(None),
         had_hello: Cell::new(false),
         started: Cell::new(false),
         id_waiters: RefCell::new(Vec::new()),
@@ -144,18 +148,22 @@ fn tab() -> Rc<Tab> {
     tab
 }
 
-/// Waits until the tab's stream is open and returns its id; `None` after 15 s without one.
-pub(crate) async fn wait_client_id() -> Option<String> {
+/// Waits until the tab's stream is open and returns its id and the node holding it; `None`
+/// after 15 s without one.
+pub(crate) async fn wait_client_id() -> Option<(String, Option<String>)> {
     let tab = tab();
-    if let Some(id) = tab.client.borrow().clone() {
-        return Some(id);
+    let current = || {
+        let id = tab.client.borrow().clone()?;
+        Some((id, tab.node.borrow().clone()))
+    };
+    if let Some(current) = current() {
+        return Some(current);
     }
     let (tx, rx) = oneshot::channel();
     tab.id_waiters.borrow_mut().push(tx);
     let timeout = gloo_timers::future::TimeoutFuture::new(15_000);
     futures::future::select(rx, timeout).await;
-    let id = tab.client.borrow().clone();
-    id
+    current()
 }
 
 pub fn connection_state() -> Signal<ConnectionState> {

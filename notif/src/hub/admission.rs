@@ -67,7 +67,8 @@ impl<I: Identity> Hub<I> {
 
     /// The tab that sent `parts` (a server function call), if it names one (the
     /// `x-notif-client` header that [`TabClient`](crate::TabClient) sends) and that tab is known
-    /// here and belongs to the request's identity; `None` otherwise, so that no request can
+    /// (here, or on the node the call names in `x-notif-node`) and belongs to the request's
+    /// identity; `None` otherwise, so that no request can
     /// leave someone else's tab out of a notification. Use it to leave the caller out:
     ///
     /// ```
@@ -81,6 +82,10 @@ impl<I: Identity> Hub<I> {
     pub async fn caller(&self, parts: &http::request::Parts) -> Option<ClientId> {
         let client = crate::request::caller_from(parts).ok()?;
         let identity = self.identify(parts).await;
-        (self.state().owner(client) == Some(&identity)).then_some(client)
+        let owns = match self.holder(client, crate::request::node_from(parts)) {
+            Some(node) => self.owns_at(node, client, &identity).await,
+            None => self.state().owner(client) == Some(&identity),
+        };
+        owns.then_some(client)
     }
 }

@@ -59,6 +59,11 @@ pub struct Config {
     /// How long a graceful shutdown waits for streams to take their `bye` and close
     /// (`NOTIF_SHUTDOWN_MS`, default 10 s).
     pub shutdown_timeout: Duration,
+    /// With a backplane, how long a node shutting down keeps its tabs after their `bye`, so the
+    /// nodes their browsers reconnect to can take them over with what they missed
+    /// (`NOTIF_DRAIN_MS`, default 10 s; 0: none, the tabs start over). At most
+    /// `resume_window`: a tab is not kept longer than that anyway.
+    pub drain: Duration,
 }
 
 impl Default for Config {
@@ -80,6 +85,7 @@ impl Default for Config {
             revalidate: Duration::from_secs(300),
             identity_headers: vec![http::header::COOKIE, http::header::AUTHORIZATION],
             shutdown_timeout: Duration::from_secs(10),
+            drain: Duration::from_secs(10),
         }
     }
 }
@@ -97,6 +103,11 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// How long a node shutting down keeps its tabs: `drain`, at most `resume_window`.
+    pub(crate) fn drain(&self) -> Duration {
+        self.drain.min(self.resume_window)
+    }
+
     /// Defaults, overridden by the `NOTIF_*` env vars named on each field.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -154,6 +165,9 @@ impl Config {
         }
         if let Some(ms) = number("NOTIF_SHUTDOWN_MS", 0)? {
             config.shutdown_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("NOTIF_DRAIN_MS", 0)? {
+            config.drain = Duration::from_millis(ms);
         }
         let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
             let Some(value) = get(name) else { return Ok(None) };

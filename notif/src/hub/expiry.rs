@@ -224,7 +224,11 @@ mod tests {
         drop(rx);
         hub.closed(third, 0);
         // The third comes back within its window: its pending expiry must not end it.
-        let (resumed, _rx) = hub.resume(third, &None, 0, None).map_err(|_| "resume").unwrap();
+        let (resumed, _rx) = hub
+            .resume(third, None, &None, 0, None)
+            .await
+            .map_err(|_| "resume")
+            .unwrap();
         tokio::time::sleep(Duration::from_secs(21)).await;
         assert_eq!(
             hub.metrics().tabs,

@@ -37,6 +37,11 @@ impl KeyId {
         &self.0
     }
 
+    /// The name of the key's topic.
+    pub fn topic(&self) -> &str {
+        self.0.split_once('\0').map_or("", |(topic, _)| topic)
+    }
+
     /// The key's JSON, as it was serialised.
     pub fn key_json(&self) -> &str {
         self.0.split_once('\0').map_or("", |(_, json)| json)

@@ -77,6 +77,13 @@ pub struct Metrics {
     /// Messages from other nodes dropped because this node fell `Config::backplane_backlog`
     /// behind them (their keys' tabs were reset), since start.
     pub backplane_dropped: u64,
+    /// Calls this node carried to the node holding a tab (a listen, an unlisten, a caller
+    /// check or a move), since start.
+    pub calls_forwarded: u64,
+    /// Tabs that moved here from another node (`recovered: true`), since start.
+    pub tabs_moved_in: u64,
+    /// Tabs that moved from here to another node, since start.
+    pub tabs_moved_out: u64,
     /// Stream requests refused since start, by reason: `origin` (not the server's own nor an
     /// allowed one), `denied` (by the app's `admit_streams`), `tabs_per_identity`,
     /// `streams_per_address`, `bad_last_event_id`, `foreign_tab` (a resume of another
@@ -111,7 +118,7 @@ impl Metrics {
 
     /// Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 18] = [
+        let rows: [(&str, &str, &str, u64); 21] = [
             (
                 "notif_tabs",
                 "gauge",
@@ -210,6 +217,24 @@ impl Metrics {
                 "Messages from other nodes dropped because this node fell behind them.",
                 self.backplane_dropped,
             ),
+            (
+                "notif_calls_forwarded_total",
+                "counter",
+                "Calls carried to the node holding a tab.",
+                self.calls_forwarded,
+            ),
+            (
+                "notif_tabs_moved_in_total",
+                "counter",
+                "Tabs that moved here from another node.",
+                self.tabs_moved_in,
+            ),
+            (
+                "notif_tabs_moved_out_total",
+                "counter",
+                "Tabs that moved from here to another node.",
+                self.tabs_moved_out,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, value) in rows {
@@ -239,7 +264,7 @@ mod tests {
         }
         .to_prometheus();
         assert!(text.lines().any(|l| l == "notif_listens 3"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 19);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE")).count(), 22);
         assert!(text
             .lines()
             .any(|l| l == r#"notif_streams_refused_total{reason="origin"} 0"#));

@@ -4,6 +4,7 @@ mod clock;
 mod cluster;
 mod config;
 mod connections;
+mod drain;
 mod expiry;
 mod heartbeat;
 mod key_id;
@@ -160,11 +161,61 @@ impl<I: Identity> Hub<I> {
         }
     }
 
+    /// Makes this node ready for `T`: with a backplane, a tab held here may be listening on a
+    /// key of `T` through a call another node took (a load balancer sends each call anywhere),
+    /// or moved here with such listens, and this node must then know how to deliver `T`'s
+    /// notifications from other nodes. Register every topic on every node at startup. Without
+    /// a backplane it changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use notif::{Config, Hub, MemoryBackplane, SimpleTopic};
+    ///
+    /// struct Room;
+    /// impl SimpleTopic for Room {
+    ///     const NAME: &'static str = "room";
+    ///     type Key = u32;
+    ///     type Message = String;
+    ///     type Identity = Option<String>;
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let bus = MemoryBackplane::new();
+    /// let hub: Hub<Option<String>> =
+    ///     Hub::with_backplane(Config::default(), bus.node(), |_| async { None }).with_topic::<Room>();
+    /// # let _ = hub;
+    /// # }
+    /// ```
+    pub fn with_topic<T: Topic<Identity = I>>(self) -> Self {
+        self.register::<T>();
+        self
+    }
+
+    /// This node's id among several (the `node` of the hellos it sends); `None` without a
+    /// backplane.
+    pub fn node(&self) -> Option<String> {
+        self.inner.cluster.as_ref().map(|c| c.node().to_string())
+    }
+
     /// Listens `client` on `key`, if `identity` owns the tab and `T::authorize` allows it. The
-    /// listen is registered when this returns: a later `notify` reaches the tab.
+    /// listen is registered when this returns: a later `notify` reaches the tab. The tab must
+    /// be held by this node; [`listen`](crate::listen) in a server function also reaches a tab
+    /// another node holds.
     pub async fn listen<T: Topic<Identity = I>>(
         &self,
         client: ClientId,
+        identity: &I,
+        key: &T::Key,
+    ) -> Result<(), ListenError> {
+        self.listen_on::<T>(client, None, identity, key).await
+    }
+
+    /// [`listen`](Self::listen) on the node the browser named as holding the tab, if another.
+    pub(crate) async fn listen_on<T: Topic<Identity = I>>(
+        &self,
+        client: ClientId,
+        node: Option<&str>,
         identity: &I,
         key: &T::Key,
     ) -> Result<(), ListenError> {
@@ -172,8 +223,21 @@ impl<I: Identity> Hub<I> {
         if !T::authorize(identity, key).await {
             return Err(ListenError::Unauthorized);
         }
-        let cap = self.inner.config.max_listens_per_tab;
         self.register::<T>();
+        match self.holder(client, node) {
+            Some(node) => self.listen_at(node, client, identity, &key_id).await,
+            None => self.listen_key(client, identity, key_id).await,
+        }
+    }
+
+    /// Listens a tab held here on `key_id`, checked already.
+    pub(crate) async fn listen_key(
+        &self,
+        client: ClientId,
+        identity: &I,
+        key_id: KeyId,
+    ) -> Result<(), ListenError> {
+        let cap = self.inner.config.max_listens_per_tab;
         let subscriptions = {
             let mut state = self.state();
             state.listen(client, identity, key_id, cap)?;
@@ -187,6 +251,8 @@ impl<I: Identity> Hub<I> {
     }
 
     /// Stops `client` listening on `key`. Unlistening a key not listened to is not an error.
+    /// The tab must be held by this node; [`unlisten`](crate::unlisten) in a server function
+    /// also reaches a tab another node holds.
     pub fn unlisten<T: Topic<Identity = I>>(
         &self,
         client: ClientId,
@@ -195,6 +261,21 @@ impl<I: Identity> Hub<I> {
     ) -> Result<(), ListenError> {
         let key_id = KeyId::new::<T>(key)?;
         self.state().unlisten(client, identity, &key_id).map(|_| ())
+    }
+
+    /// [`unlisten`](Self::unlisten) on the node the browser named as holding the tab, if another.
+    pub(crate) async fn unlisten_on<T: Topic<Identity = I>>(
+        &self,
+        client: ClientId,
+        node: Option<&str>,
+        identity: &I,
+        key: &T::Key,
+    ) -> Result<(), ListenError> {
+        let key_id = KeyId::new::<T>(key)?;
+        match self.holder(client, node) {
+            Some(node) => self.unlisten_at(node, client, identity, &key_id).await,
+            None => self.state().unlisten(client, identity, &key_id).map(|_| ()),
+        }
     }
 
     /// Stops every tab of `identity` listening on `key` (Eliom's `unlisten_user`). Returns how
@@ -241,6 +322,10 @@ impl<I: Identity> Hub<I> {
     /// Ends every stream with a `bye` (`shutdown`) frame and refuses new ones (503); browsers
     /// reconnect to whichever server answers next. Call on SIGTERM before the server stops
     /// ([`serve`](crate::serve)'s graceful shutdown does).
+    ///
+    /// With a backplane the node drains instead: each tab gets its `bye` but is kept, so that
+    /// the node its browser reconnects to can take it over with what it missed, for
+    /// `Config::drain` ([`drained`](Self::drained) says when that is over).
     pub fn shutdown(&self) {
         let mut state = self.state();
         // Under the tables' lock: a tab being opened or resumed now sees the flag there and is
@@ -249,8 +334,13 @@ impl<I: Identity> Hub<I> {
             .shutting_down
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let clients: Vec<ClientId> = state.client_ids();
+        let drain = self.inner.cluster.is_some() && !self.inner.config.drain().is_zero();
         for client in clients {
-            state.end(client, ByeReason::Shutdown);
+            if drain {
+                state.say_bye(client, ByeReason::Shutdown);
+            } else {
+                state.end(client, ByeReason::Shutdown);
+            }
         }
     }
 
@@ -263,6 +353,9 @@ impl<I: Identity> Hub<I> {
             metrics.backplane_outages = cluster.outages.load(std::sync::atomic::Ordering::Relaxed);
             metrics.backplane_received = cluster.received.load(std::sync::atomic::Ordering::Relaxed);
             metrics.backplane_dropped = cluster.dropped.load(std::sync::atomic::Ordering::Relaxed);
+            metrics.calls_forwarded = cluster.forwarded.load(std::sync::atomic::Ordering::Relaxed);
+            metrics.tabs_moved_in = cluster.moved_in.load(std::sync::atomic::Ordering::Relaxed);
+            metrics.tabs_moved_out = cluster.moved_out.load(std::sync::atomic::Ordering::Relaxed);
         }
         metrics
     }
@@ -296,22 +389,31 @@ impl<I: Identity> Hub<I> {
     }
 
     /// Attaches a new connection to `client`, which last saw frame `seen`, and re-validates
-    /// it from now on with `credentials`.
-    pub(crate) fn resume(
+    /// it from now on with `credentials`. A tab another node holds (`node`, as the browser
+    /// names it) moves here.
+    pub(crate) async fn resume(
         &self,
         client: ClientId,
+        node: Option<&str>,
         identity: &I,
         seen: u64,
         credentials: Option<Credentials>,
     ) -> Result<(Resumed, queue::Receiver<Outgoing>), ResumeRefused> {
-        let mut state = self.state();
-        if self.is_shutting_down() {
-            // A new tab is refused too: the stream is.
-            return Err(ResumeRefused::Gone);
-        }
         let (tx, rx) = queue::channel(self.inner.config.queue_capacity);
-        let resumed = state.resume(client, identity, seen, tx, credentials)?;
-        drop(state);
+        let resumed = match self.holder(client, node) {
+            Some(node) => {
+                self.move_in(client, identity, seen, node, tx, credentials)
+                    .await?
+            }
+            None => {
+                let mut state = self.state();
+                if self.is_shutting_down() {
+                    // A new tab is refused too: the stream is.
+                    return Err(ResumeRefused::Gone);
+                }
+                state.resume(client, identity, seen, tx, credentials)?
+            }
+        };
         Counters::add(&self.inner.counters.streams_opened, 1);
         Counters::add(&self.inner.counters.resumes, 1);
         Ok((resumed, rx))

@@ -2,6 +2,7 @@
 use std::sync::Arc;
 
 use super::{
+    cluster::{Cluster, Origin, Outbound},
     key_id::KeyId,
     metrics::Counters,
     state::{Delivered, Wakes},
@@ -40,6 +41,29 @@ pub enum NotifyError {
 /// payloads), each identity's message is encoded on its own rather than compared linearly.
 const SHARED_ENCODINGS: usize = 32;
 
+/// Where a delivery's frames come from, so each is stamped with its origin (see
+/// `cluster/node.rs`).
+pub(super) enum Source {
+    /// Notified here: published to the other nodes, if any, as its frames are queued here.
+    Here(Option<Outbound>),
+    /// From another node.
+    From(Origin),
+}
+
+impl Source {
+    /// Publishes what is to be published, numbered; the origin of the frames. Called with the
+    /// tables locked when frames are queued, so the number and the frames agree.
+    fn stamp<I: Identity>(&mut self, cluster: Option<&Cluster<I>>) -> Origin {
+        match self {
+            Source::Here(outbound) => match (outbound.take(), cluster) {
+                (Some(outbound), Some(cluster)) => cluster.post(outbound),
+                _ => Origin::HERE,
+            },
+            Source::From(origin) => *origin,
+        }
+    }
+}
+
 impl<I: Identity> Hub<I> {
     /// Sends `event` to every tab listening on `key` now, minus `exclude`. Each recipient
     /// identity gets `T::prepare(identity, event)`, computed once per identity; equal messages
@@ -56,16 +80,20 @@ impl<I: Identity> Hub<I> {
         self.register::<T>();
         let key_json = serde_json::to_string(key)?;
         let key_id = KeyId::from_json(T::NAME, &key_json);
-        if let Some(cluster) = &self.inner.cluster {
-            cluster.publish_notify(
-                &key_id,
-                T::NAME,
-                &key_json,
-                serde_json::to_string(event)?,
-                &exclude,
-            );
-        }
-        self.deliver::<T>(&key_id, &key_json, event, exclude).await
+        let outbound = match &self.inner.cluster {
+            Some(cluster) => {
+                let event = serde_json::to_string(event)?;
+                cluster.notify_message(&key_id, T::NAME, &key_json, event, &exclude)
+            }
+            None => None,
+        };
+        self.deliver::<T>(&key_id, &key_json, event, exclude, Source::Here(outbound))
+            .await
+    }
+
+    /// Publishes a notification none of this node's tabs gets.
+    fn publish_only(&self, mut source: Source) {
+        source.stamp(self.inner.cluster.as_ref());
     }
 
     /// The local half of `notify`: `prepare` for this node's listeners and queue their frames.
@@ -75,6 +103,7 @@ impl<I: Identity> Hub<I> {
         key_json: &str,
         event: &T::Event,
         exclude: Exclude<I>,
+        mut source: Source,
     ) -> Result<usize, NotifyError> {
         let excluded = |client: ClientId, identity: &I| match &exclude {
             Exclude::Nobody => false,
@@ -85,22 +114,29 @@ impl<I: Identity> Hub<I> {
             // Everyone gets the same message: prepare and encode once, then one pass over the
             // key's listeners (which may have changed during `prepare`: the pass sees them now).
             let Some(identity) = self.state().any_listener(key_id, excluded) else {
+                self.publish_only(source);
                 return Ok(0);
             };
             let Some(message) = T::prepare(&identity, event).await else {
+                self.publish_only(source);
                 return Ok(0);
             };
             let data: Arc<str> =
                 encode_notification(T::NAME, key_json, &serde_json::to_string(&message)?).into();
             self.check_size(&data)?;
             let mut wakes = Wakes::new();
-            let (queued, lagged) = self.state().deliver_to_key(key_id, excluded, &data, &mut wakes);
+            let (queued, lagged) = {
+                let mut state = self.state();
+                let origin = source.stamp(self.inner.cluster.as_ref());
+                state.deliver_to_key(key_id, excluded, &data, origin, &mut wakes)
+            };
             self.count_deliveries(queued, lagged);
             self.inner.writes.send(wakes);
             return Ok(queued as usize);
         }
         let groups = self.state().listeners(key_id, excluded);
         if groups.is_empty() {
+            self.publish_only(source);
             return Ok(0);
         }
         let messages =
@@ -124,7 +160,7 @@ impl<I: Identity> Hub<I> {
             self.check_size(&data)?;
             batches.push((data, clients));
         }
-        Ok(self.enqueue(Some(key_id), batches))
+        Ok(self.enqueue(Some(key_id), batches, source))
     }
 
     /// Sends `message` to every connected tab of `identity`, listening or not, with `key` in the
@@ -142,21 +178,30 @@ impl<I: Identity> Hub<I> {
         let message_json = serde_json::to_string(message)?;
         let data: Arc<str> = encode_notification(T::NAME, &key_json, &message_json).into();
         self.check_size(&data)?;
-        if let Some(cluster) = &self.inner.cluster {
-            cluster.publish_send(T::NAME, identity, &key_json, &message_json);
-        }
-        Ok(self.enqueue_to_identity(identity, data))
+        let outbound = self
+            .inner
+            .cluster
+            .as_ref()
+            .and_then(|cluster| cluster.send_message(T::NAME, identity, &key_json, &message_json));
+        Ok(self.enqueue_to_identity(identity, data, Source::Here(outbound)))
     }
 
     /// The local half of `send_to_identity`, for a message from another node.
-    pub(super) fn send_local(&self, topic: &str, identity: &I, key_json: &str, message_json: &str) {
+    pub(super) fn send_local(
+        &self,
+        topic: &str,
+        identity: &I,
+        key_json: &str,
+        message_json: &str,
+        origin: Origin,
+    ) {
         let data: Arc<str> = encode_notification(topic, key_json, message_json).into();
-        self.enqueue_to_identity(identity, data);
+        self.enqueue_to_identity(identity, data, Source::From(origin));
     }
 
-    fn enqueue_to_identity(&self, identity: &I, data: Arc<str>) -> usize {
+    fn enqueue_to_identity(&self, identity: &I, data: Arc<str>, source: Source) -> usize {
         let clients = self.state().clients_of(identity);
-        self.enqueue(None, vec![(data, &clients[..])])
+        self.enqueue(None, vec![(data, &clients[..])], source)
     }
 
     fn check_size(&self, data: &str) -> Result<(), NotifyError> {
@@ -170,14 +215,20 @@ impl<I: Identity> Hub<I> {
         Ok(())
     }
 
-    fn enqueue(&self, key: Option<&KeyId>, batches: Vec<(Arc<str>, &[ClientId])>) -> usize {
+    fn enqueue(
+        &self,
+        key: Option<&KeyId>,
+        batches: Vec<(Arc<str>, &[ClientId])>,
+        mut source: Source,
+    ) -> usize {
         let (mut queued, mut lagged) = (0u64, 0u64);
         let mut wakes = Wakes::new();
         {
             let mut state = self.state();
+            let origin = source.stamp(self.inner.cluster.as_ref());
             for (data, clients) in &batches {
                 for &client in *clients {
-                    match state.deliver(client, key, data, &mut wakes) {
+                    match state.deliver(client, key, data, origin, &mut wakes) {
                         Delivered::Queued => queued += 1,
                         Delivered::Lagged => lagged += 1,
                         Delivered::Skipped => {}

@@ -166,7 +166,8 @@ mod tests {
         hub.closed(client, 0);
         let second = credentials_of(&request_of("alice-2"), &names);
         let _resumed = hub
-            .resume(client, &alice, 0, second)
+            .resume(client, None, &alice, 0, second)
+            .await
             .map_err(|_| "resume")
             .unwrap();
         sessions.lock().unwrap().remove("alice-1");

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{
+    cluster::Origin,
     key_id::KeyId,
     queue::{self, TrySendError},
     replay::Replay,
@@ -37,12 +38,31 @@ pub(super) struct Tab<I> {
     pub(super) conn: u64,
     /// Bumped on every detach and attach so a stale expiry timer does nothing.
     pub(super) epoch: u64,
+    /// Set while the tab moves here from another node: what arrives for it meanwhile.
+    pub(super) arrival: Option<Box<Arrival>>,
+}
+
+/// What arrived for a tab while it was moving here, with where each frame came from: the move
+/// keeps only what the old node did not deliver.
+pub(super) struct Arrival {
+    pub frames: Vec<(Origin, Arc<str>)>,
+    /// Most frames kept; beyond, the move fails (the tab starts over).
+    pub cap: usize,
+    pub overflowed: bool,
 }
 
 impl<I> Tab<I> {
     /// Numbers `data`, keeps it for replay and queues it if a connection is attached. A tab
     /// whose queue is full reports `Lagged`: the caller cuts it off, so memory stays bounded.
-    pub(super) fn push(&mut self, data: &Arc<str>, wakes: &mut Wakes) -> Delivered {
+    pub(super) fn push(&mut self, data: &Arc<str>, origin: Origin, wakes: &mut Wakes) -> Delivered {
+        if let Some(arrival) = &mut self.arrival {
+            if arrival.frames.len() < arrival.cap {
+                arrival.frames.push((origin, data.clone()));
+            } else {
+                arrival.overflowed = true;
+            }
+            return Delivered::Queued;
+        }
         // Every frame is numbered and kept for replay, sent or not: a reconnect names the last
         // frame it saw, and what followed it may have died in a closed connection.
         self.seq += 1;

@@ -33,7 +33,8 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Ends a hub's streams; resolves once their connections closed.
-type EndStreams = Box<dyn FnOnce() -> Signal + Send>;
+/// Ends the streams; resolves once they closed, then (the second) once the hub is drained.
+type EndStreams = Box<dyn FnOnce() -> (Signal, Signal) + Send>;
 
 /// Connections a listener from [`bind`] queues before they are accepted.
 pub const LISTEN_BACKLOG: u32 = 4096;
@@ -144,6 +145,8 @@ impl Serve {
     /// Once `signal` completes: stop accepting, end every stream of `hub` with a `bye`
     /// (`shutdown`), let requests in progress finish, and return when every connection closed
     /// and every stream took its `bye`, or once the hub's `Config::shutdown_timeout` has passed.
+    /// A hub with a backplane then drains ([`Hub::drained`]): its tabs wait up to
+    /// `Config::drain` for the nodes their browsers reconnect to.
     pub fn with_graceful_shutdown<I: Identity>(
         mut self,
         hub: &Hub<I>,
@@ -154,7 +157,11 @@ impl Serve {
         self.signal = Box::pin(signal);
         let end_streams: EndStreams = Box::new(move || {
             hub.shutdown();
-            Box::pin(async move { hub.connections_closed().await })
+            let drained = hub.clone();
+            (
+                Box::pin(async move { hub.connections_closed().await }),
+                Box::pin(async move { drained.drained().await }),
+            )
         });
         self.end_streams = Some((end_streams, timeout));
         self
@@ -215,9 +222,12 @@ impl Serve {
         drop(closing_rx);
         tracing::info!("shutting down: closing notification streams");
         // Streams never end by themselves; ending them lets their connections close.
-        let (streams_closed, timeout) = match end_streams {
+        let ((streams_closed, drained), timeout) = match end_streams {
             Some((end_streams, timeout)) => (end_streams(), timeout),
-            None => (Box::pin(std::future::ready(())) as Signal, Duration::MAX),
+            None => {
+                let done = || Box::pin(std::future::ready(())) as Signal;
+                ((done(), done()), Duration::MAX)
+            }
         };
         let _ = closing.send(());
         let all_closed = async {
@@ -227,6 +237,8 @@ impl Serve {
         if tokio::time::timeout(timeout, all_closed).await.is_err() {
             tracing::warn!(?timeout, "shutting down with connections still open");
         }
+        // With several nodes, the tabs stay a while for the nodes they reconnect to.
+        drained.await;
         Ok(())
     }
 }

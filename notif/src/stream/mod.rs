@@ -14,8 +14,8 @@ pub use refused::{StreamDenied, StreamRefused};
 
 use crate::{
     hub::{credentials_of, queue, Outgoing, ResumeRefused, Slot},
-    parse_event_id, ClientId, Hello, Hub, Identity, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, STREAM_PATH,
-    WS_PATH,
+    parse_event_id, ClientId, Hello, Hub, Identity, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_QUERY,
+    STREAM_PATH, WS_PATH,
 };
 
 /// The remote address of a stream request, as the per-address cap counts it: the peer
@@ -47,6 +47,15 @@ fn peer_address(parts: &http::request::Parts, trust_forwarded: bool) -> Option<I
         .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(peer)| peer.ip())
+}
+
+/// The node a reconnect names as holding its tab (the `node` of its last hello), from the query.
+fn node_named(parts: &http::request::Parts) -> Option<&str> {
+    parts
+        .uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(NODE_QUERY)?.strip_prefix('='))
 }
 
 /// The frame a reconnect names as the last it saw, from the header or the query.
@@ -117,7 +126,10 @@ impl<I: Identity> Hub<I> {
         self.admits(&identity)?;
         let credentials = credentials_of(parts, &config.identity_headers);
         if let Some((client, seen)) = last {
-            match self.resume(client, &identity, seen, credentials.clone()) {
+            match self
+                .resume(client, node_named(parts), &identity, seen, credentials.clone())
+                .await
+            {
                 Ok((resumed, rx)) => {
                     let open = OpenTab {
                         slot,
@@ -127,6 +139,7 @@ impl<I: Identity> Hub<I> {
                     };
                     return Ok(Session {
                         client,
+                        node: self.node(),
                         seen,
                         recovered: true,
                         replay: resumed.frames,
@@ -146,6 +159,7 @@ impl<I: Identity> Hub<I> {
         };
         Ok(Session {
             client,
+            node: self.node(),
             seen: 0,
             recovered: false,
             replay: Vec::new(),
@@ -157,6 +171,8 @@ impl<I: Identity> Hub<I> {
 /// One connection's frames: the hello, the replay, then live frames until either side ends it.
 pub(crate) struct Session<I: Identity> {
     pub client: ClientId,
+    /// The node holding the tab, with a backplane.
+    pub node: Option<String>,
     /// The last frame the client has; the hello carries it as its id, so a drop during the
     /// replay that follows resumes from there again.
     pub seen: u64,
@@ -170,6 +186,7 @@ impl<I: Identity> Session<I> {
         Hello {
             client: self.client.to_string(),
             recovered: self.recovered,
+            node: self.node.clone(),
         }
     }
 

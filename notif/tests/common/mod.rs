@@ -154,7 +154,9 @@ impl TestServer {
         let hub: Hub<Viewer> = match backplane {
             Some(backplane) => Hub::with_backplane(config, backplane, identify),
             None => Hub::new(config, identify),
-        };
+        }
+        .with_topic::<Chat>()
+        .with_topic::<Greeting>();
         let context_hub = hub.clone();
         let metrics_hub = hub.clone();
         let router = Router::new()
@@ -224,7 +226,28 @@ impl TestServer {
         user: Option<&str>,
         last_event_id: Option<&str>,
     ) -> Result<Tab, (u16, String)> {
-        let mut request = self.http.get(self.url(notif::STREAM_PATH));
+        self.reconnect_from(user, last_event_id, None).await
+    }
+
+    /// Opens a stream as `tab`'s user resuming `tab` (its last event id and node), as a
+    /// browser reconnecting through a load balancer does; on refusal, the status and reason.
+    pub async fn resume(&self, tab: &Tab) -> Result<Tab, (u16, String)> {
+        self.reconnect_from(tab.user.as_deref(), Some(&tab.last_id), tab.node.as_deref())
+            .await
+    }
+
+    /// [`reconnect`](Self::reconnect), naming the node that held the tab.
+    pub async fn reconnect_from(
+        &self,
+        user: Option<&str>,
+        last_event_id: Option<&str>,
+        node: Option<&str>,
+    ) -> Result<Tab, (u16, String)> {
+        let path = match node {
+            Some(node) => format!("{}?{}={node}", notif::STREAM_PATH, notif::NODE_QUERY),
+            None => notif::STREAM_PATH.to_owned(),
+        };
+        let mut request = self.http.get(self.url(&path));
         if let Some(user) = user {
             request = request.header("x-user", user);
         }
@@ -240,6 +263,7 @@ impl TestServer {
         let mut tab = Tab {
             user: user.map(str::to_owned),
             client: String::new(),
+            node: None,
             recovered: false,
             last_id: String::new(),
             events: rx,
@@ -249,14 +273,21 @@ impl TestServer {
         assert_eq!(hello.event, "hello");
         let hello: notif::Hello = serde_json::from_str(&hello.data).unwrap();
         tab.client = hello.client;
+        tab.node = hello.node;
         tab.recovered = hello.recovered;
         Ok(tab)
     }
 
     /// Calls a server function as `tab` (its user and its client id); returns status and body.
     pub async fn call(&self, tab: &Tab, endpoint: &str, form: &[(&str, &str)]) -> (u16, String) {
-        self.call_as(tab.user.as_deref(), Some(&tab.client), endpoint, form)
-            .await
+        self.call_naming(
+            tab.user.as_deref(),
+            Some(&tab.client),
+            tab.node.as_deref(),
+            endpoint,
+            form,
+        )
+        .await
     }
 
     pub async fn call_as(
@@ -266,12 +297,27 @@ impl TestServer {
         endpoint: &str,
         form: &[(&str, &str)],
     ) -> (u16, String) {
+        self.call_naming(user, client, None, endpoint, form).await
+    }
+
+    /// Calls a server function as `user` for tab `client`, naming `node` as the tab's node.
+    pub async fn call_naming(
+        &self,
+        user: Option<&str>,
+        client: Option<&str>,
+        node: Option<&str>,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
         let mut request = self.http.post(self.url(&format!("/api/{endpoint}"))).form(form);
         if let Some(user) = user {
             request = request.header("x-user", user);
         }
         if let Some(client) = client {
             request = request.header(notif::CLIENT_HEADER, client);
+        }
+        if let Some(node) = node {
+            request = request.header(notif::NODE_HEADER, node);
         }
         let response = request.send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
@@ -327,6 +373,8 @@ impl Event {
 pub struct Tab {
     pub user: Option<String>,
     pub client: String,
+    /// The node holding the tab, as the hello named it.
+    pub node: Option<String>,
     /// What the hello said.
     pub recovered: bool,
     /// The `id:` of the last event read, as a browser remembers it.
@@ -361,6 +409,29 @@ impl Tab {
             tokio::time::timeout(Duration::from_secs(5), self.events.recv()).await,
             Ok(None)
         )
+    }
+
+    /// What a browser remembers of this tab to resume it (user, id, node, last event id),
+    /// without its stream.
+    pub fn clone_for_resume(&self) -> Tab {
+        let (_, events) = mpsc::unbounded_channel();
+        Tab {
+            user: self.user.clone(),
+            client: self.client.clone(),
+            node: self.node.clone(),
+            recovered: self.recovered,
+            last_id: self.last_id.clone(),
+            events,
+            reader: tokio::spawn(async {}),
+        }
+    }
+
+    /// `tab` as a browser that still names `node` as holding it.
+    pub fn naming(tab: &Tab, node: Option<String>) -> Tab {
+        Tab {
+            node,
+            ..tab.clone_for_resume()
+        }
     }
 
     /// Drops the connection, as closing a browser tab does.

@@ -1,5 +1,6 @@
 //! The hub's side of a backplane: what crosses between nodes, what this node publishes and
-//! which channels it subscribes to. What it does with what arrives is in `receive`.
+//! which channels it subscribes to. What it does with what arrives is in `receive`; calls to
+//! the node holding a tab in `calls`; tabs moving from node to node in `moves`.
 use std::{
     collections::HashMap,
     future::Future,
@@ -14,10 +15,15 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+mod calls;
+mod moves;
+mod node;
 mod receive;
 
+pub(crate) use node::{NodeId, Origin};
+
 use super::{key_id::KeyId, Exclude, Hub};
-use crate::{Backplane, ClientId, Identity, Topic};
+use crate::{Backplane, Identity, Topic};
 
 /// The channel every node subscribes to, for identity operations.
 const CONTROL: &str = "notif:ctl";
@@ -25,8 +31,15 @@ const CONTROL: &str = "notif:ctl";
 /// Prefix of a key's channel; the rest is its id.
 const KEY_CHANNEL: &str = "notif:k:";
 
+/// Prefix of a node's own channel, where calls to it and answers to its calls arrive.
+const NODE_CHANNEL: &str = "notif:n:";
+
 fn key_channel(key: &KeyId) -> String {
     format!("{KEY_CHANNEL}{}", key.as_str())
+}
+
+fn node_channel(node: NodeId) -> String {
+    format!("{NODE_CHANNEL}{node}")
 }
 
 /// The key ids of dropped channels; `None` (any) if one was not a key's channel.
@@ -37,15 +50,8 @@ fn lost_keys(channels: Option<Vec<String>>) -> Option<Vec<String>> {
         .collect()
 }
 
-/// What crosses nodes. Keys, events and messages travel as the JSON text their node made, so
-/// every node derives the same key ids from them.
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    origin: String,
-    #[serde(flatten)]
-    body: Body,
-}
-
+/// What crosses nodes, after the origin's header (see `node.rs`). Keys, events and messages
+/// travel as the JSON text their node made, so every node derives the same key ids from them.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 enum Body {
@@ -74,6 +80,17 @@ enum Body {
     Lost {
         keys: Option<Vec<String>>,
     },
+    /// A request to the node holding a tab, on that node's channel.
+    Call {
+        id: u64,
+        from: String,
+        call: calls::Call,
+    },
+    /// The answer to a call, on the calling node's channel.
+    Reply {
+        id: u64,
+        reply: calls::Reply,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -93,6 +110,7 @@ trait RemoteTopic<I: Identity>: Send + Sync {
         key: &'a str,
         event: &'a str,
         exclude: Exclude<I>,
+        origin: Origin,
     ) -> Delivery<'a>;
 }
 
@@ -105,14 +123,14 @@ impl<T: Topic> RemoteTopic<T::Identity> for Typed<T> {
         key: &'a str,
         event: &'a str,
         exclude: Exclude<T::Identity>,
+        origin: Origin,
     ) -> Delivery<'a> {
         Box::pin(async move {
             match serde_json::from_str::<T::Event>(event) {
                 Ok(event) => {
-                    if let Err(error) = hub
-                        .deliver::<T>(&KeyId::from_json(T::NAME, key), key, &event, exclude)
-                        .await
-                    {
+                    let key_id = KeyId::from_json(T::NAME, key);
+                    let source = super::notify::Source::From(origin);
+                    if let Err(error) = hub.deliver::<T>(&key_id, key, &event, exclude, source).await {
                         tracing::warn!(%error, topic = T::NAME, "notif: a notification from another node was not delivered");
                     }
                 }
@@ -124,29 +142,57 @@ impl<T: Topic> RemoteTopic<T::Identity> for Typed<T> {
     }
 }
 
+/// A message for other nodes, encoded, waiting for its number: published as the frames it
+/// concerns are queued here, so its number and their place in this node's tabs agree.
+pub(crate) struct Outbound {
+    channel: String,
+    body: Vec<u8>,
+}
+
 pub(crate) struct Cluster<I: Identity> {
-    node: String,
+    node: NodeId,
     backplane: Arc<dyn Backplane>,
     topics: Mutex<HashMap<&'static str, Arc<dyn RemoteTopic<I>>>>,
     up: AtomicBool,
     missed: AtomicBool,
+    /// The number of this node's latest message. Locked while a message is numbered and
+    /// published, so numbers reach the backplane in order.
+    outbox: Mutex<u64>,
+    /// The number of the latest message applied from each other node.
+    applied: Mutex<HashMap<NodeId, u64>>,
+    calls: calls::Pending,
+    moved: moves::Moved,
     pub outages: AtomicU64,
     pub received: AtomicU64,
     pub dropped: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub moved_in: AtomicU64,
+    pub moved_out: AtomicU64,
 }
 
 impl<I: Identity> Cluster<I> {
     pub fn new(backplane: Arc<dyn Backplane>) -> Self {
         Cluster {
-            node: ClientId::random().to_string(),
+            node: NodeId::random(),
             backplane,
             topics: Mutex::default(),
             up: AtomicBool::new(false),
             missed: AtomicBool::new(false),
+            outbox: Mutex::new(0),
+            applied: Mutex::default(),
+            calls: calls::Pending::default(),
+            moved: moves::Moved::default(),
             outages: AtomicU64::new(0),
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
+            moved_in: AtomicU64::new(0),
+            moved_out: AtomicU64::new(0),
         }
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
     }
 
     pub fn is_up(&self) -> bool {
@@ -159,6 +205,12 @@ impl<I: Identity> Cluster<I> {
         topics
             .entry(T::NAME)
             .or_insert_with(|| Arc::new(Typed::<T>(PhantomData)));
+    }
+
+    /// Whether this node can deliver events of the topic named `topic` from other nodes.
+    fn knows(&self, topic: &str) -> bool {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.contains_key(topic)
     }
 
     /// Subscribes to keys that gained their first listener, unsubscribes from those that lost
@@ -179,25 +231,45 @@ impl<I: Identity> Cluster<I> {
         confirmations
     }
 
-    fn publish(&self, channel: String, body: Body) {
-        let envelope = Envelope {
-            origin: self.node.clone(),
-            body,
+    fn encode(body: &Body) -> Option<Vec<u8>> {
+        serde_json::to_vec(body)
+            .map_err(|error| tracing::warn!(%error, "notif: could not encode a message for other nodes"))
+            .ok()
+    }
+
+    /// Numbers and publishes an encoded message; returns its stamp.
+    pub fn post(&self, outbound: Outbound) -> Origin {
+        let mut seq = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        *seq += 1;
+        let origin = Origin {
+            node: self.node,
+            seq: *seq,
         };
-        match serde_json::to_vec(&envelope) {
-            Ok(payload) => self.backplane.publish(channel, payload),
-            Err(error) => tracing::warn!(%error, "notif: could not encode a message for other nodes"),
+        self.backplane
+            .publish(outbound.channel, node::frame(origin, &outbound.body));
+        origin
+    }
+
+    /// The number of this node's latest message.
+    fn last_posted(&self) -> u64 {
+        *self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, channel: String, body: Body) {
+        if let Some(body) = Self::encode(&body) {
+            self.post(Outbound { channel, body });
         }
     }
 
-    pub fn publish_notify(
+    /// A notification for the other nodes' listeners of `key`, to [`post`](Self::post).
+    pub fn notify_message(
         &self,
         key: &KeyId,
         topic: &str,
         key_json: &str,
         event: String,
         exclude: &Exclude<I>,
-    ) {
+    ) -> Option<Outbound> {
         let exclude = match exclude {
             Exclude::Nobody => WireExclude::Nobody,
             Exclude::Client(client) => WireExclude::Client(client.to_string()),
@@ -211,10 +283,14 @@ impl<I: Identity> Cluster<I> {
             event,
             exclude,
         };
-        self.publish(key_channel(key), body);
+        Some(Outbound {
+            channel: key_channel(key),
+            body: Self::encode(&body)?,
+        })
     }
 
-    pub fn publish_send(&self, topic: &str, identity: &I, key_json: &str, message: &str) {
+    /// A message for every tab of `identity` on the other nodes, to [`post`](Self::post).
+    pub fn send_message(&self, topic: &str, identity: &I, key_json: &str, message: &str) -> Option<Outbound> {
         let identity = serde_json::to_string(identity).unwrap_or_default();
         let body = Body::Send {
             topic: topic.into(),
@@ -222,7 +298,10 @@ impl<I: Identity> Cluster<I> {
             key: key_json.into(),
             message: message.into(),
         };
-        self.publish(CONTROL.into(), body);
+        Some(Outbound {
+            channel: CONTROL.into(),
+            body: Self::encode(&body)?,
+        })
     }
 
     pub fn publish_unlisten_identity(&self, topic: &str, identity: &I, key_json: &str) {

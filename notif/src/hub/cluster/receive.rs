@@ -4,7 +4,7 @@ use std::sync::{atomic::Ordering, Arc, Weak};
 
 use tokio::sync::mpsc;
 
-use super::{lost_keys, Body, Cluster, Envelope, WireExclude, CONTROL};
+use super::{lost_keys, node, node_channel, Body, Cluster, WireExclude, CONTROL};
 use crate::{
     backplane::{BackplaneEvent, LostChannels},
     hub::{key_id::KeyId, Exclude, Hub, Inner},
@@ -20,20 +20,30 @@ impl<I: Identity> Hub<I> {
         let (events, received) = mpsc::unbounded_channel();
         cluster.backplane.start(events);
         drop(cluster.backplane.subscribe(CONTROL.into()));
+        drop(cluster.backplane.subscribe(node_channel(cluster.node)));
         tokio::spawn(receive(Arc::downgrade(&self.inner), received));
     }
 
     async fn apply(&self, cluster: &Cluster<I>, payload: &[u8]) {
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(payload) else {
+        let Some((origin, body)) = node::unframe(payload) else {
             tracing::warn!("notif: undecodable message from another node");
             return;
         };
-        if envelope.origin == cluster.node {
+        if origin.node == cluster.node {
             return; // delivered locally already
         }
+        let Ok(body) = serde_json::from_slice::<Body>(body) else {
+            tracing::warn!("notif: undecodable message from another node");
+            return;
+        };
         cluster.received.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut applied = cluster.applied.lock().unwrap_or_else(|e| e.into_inner());
+            let last = applied.entry(origin.node).or_default();
+            *last = (*last).max(origin.seq);
+        }
         let identity = |json: &str| serde_json::from_str::<I>(json).ok();
-        match envelope.body {
+        match body {
             Body::Notify {
                 topic,
                 key,
@@ -58,7 +68,7 @@ impl<I: Identity> Hub<I> {
                         None => return,
                     },
                 };
-                remote.deliver(self, &key, &event, exclude).await;
+                remote.deliver(self, &key, &event, exclude, origin).await;
             }
             Body::Send {
                 topic,
@@ -67,7 +77,7 @@ impl<I: Identity> Hub<I> {
                 message,
             } => {
                 if let Some(who) = identity(&who) {
-                    self.send_local(&topic, &who, &key, &message);
+                    self.send_local(&topic, &who, &key, &message, origin);
                 }
             }
             Body::UnlistenIdentity {
@@ -84,6 +94,11 @@ impl<I: Identity> Hub<I> {
                     self.disconnect_identity_local(&who);
                 }
             }
+            Body::Call { id, from, call } => match from.parse() {
+                Ok(from) => self.answer_call(cluster, from, id, call),
+                Err(_) => tracing::warn!("notif: a call from another node names no node"),
+            },
+            Body::Reply { id, reply } => cluster.answered(id, reply),
             Body::Lost { keys } => {
                 let tabs = self.reset_listeners(keys);
                 if tabs > 0 {
@@ -191,6 +206,7 @@ async fn handle<I: Identity>(hub: &Hub<I>, cluster: &Cluster<I>, event: Backplan
                 tracing::error!("notif: backplane down; delivering locally only until it returns");
             }
             cluster.missed.store(true, Ordering::Relaxed);
+            cluster.fail_calls();
         }
     }
 }

@@ -2,8 +2,11 @@
 //! mutex; every method is synchronous so the lock is never held across an `.await`.
 use std::{collections::HashMap, sync::Arc};
 
+mod arrival;
+
 pub(crate) use super::tab::{Delivered, Outgoing, Wakes};
 use super::{
+    cluster::Origin,
     key_id::KeyId,
     listeners::{push_tight, trim, Listeners},
     queue,
@@ -101,6 +104,7 @@ impl<I: Identity> State<I> {
                 replay: Replay::new(replay),
                 conn: 0,
                 epoch: 0,
+                arrival: None,
             },
         );
         if let Some(credentials) = credentials {
@@ -145,6 +149,14 @@ impl<I: Identity> State<I> {
         tab.tx = None;
         tab.epoch += 1;
         Some(tab.epoch)
+    }
+
+    /// Ends `client`'s connection with a `bye` but keeps the tab, detached, so the node its
+    /// browser reconnects to can take it over; it expires as any detached tab does.
+    pub fn say_bye(&mut self, client: ClientId, reason: ByeReason) {
+        if let Some(tx) = self.tabs.get_mut(&client).and_then(|t| t.tx.take()) {
+            tx.push_last(Outgoing::Bye(reason));
+        }
     }
 
     /// Forgets a detached tab whose window passed, unless it was reattached since.
@@ -264,6 +276,25 @@ impl<I: Identity> State<I> {
         self.tabs.get(&client).map(|t| &t.identity)
     }
 
+    /// The keys `client` listens on.
+    pub fn listens_of(&self, client: ClientId) -> &[KeyId] {
+        self.tabs.get(&client).map_or(&[], |t| &t.listens)
+    }
+
+    /// The number of `client`'s latest frame and every frame after `seen`, if it still has
+    /// them all.
+    pub fn missed(&self, client: ClientId, seen: u64) -> Option<(u64, Vec<Arc<str>>)> {
+        let tab = self.tabs.get(&client)?;
+        let frames = tab.replay.since(seen, tab.seq)?;
+        Some((tab.seq, frames.into_iter().map(|(_, data)| data).collect()))
+    }
+
+    /// Forgets a tab without a `bye`: it went on elsewhere (a connection still attached here
+    /// ends).
+    pub fn forget(&mut self, client: ClientId) {
+        self.remove(client);
+    }
+
     pub fn has_key(&self, key: &KeyId) -> bool {
         self.keys.contains_key(key)
     }
@@ -347,6 +378,7 @@ impl<I: Identity> State<I> {
         key: &KeyId,
         excluded: impl Fn(ClientId, &I) -> bool,
         data: &Arc<str>,
+        origin: Origin,
         wakes: &mut Wakes,
     ) -> (u64, u64) {
         let (mut queued, mut lagging) = (0, Vec::new());
@@ -360,7 +392,7 @@ impl<I: Identity> State<I> {
             if excluded(client, &tab.identity) {
                 continue;
             }
-            match tab.push(data, wakes) {
+            match tab.push(data, origin, wakes) {
                 Delivered::Queued => queued += 1,
                 Delivered::Lagged => lagging.push(client),
                 Delivered::Skipped => {}
@@ -379,6 +411,7 @@ impl<I: Identity> State<I> {
         client: ClientId,
         key: Option<&KeyId>,
         data: &Arc<str>,
+        origin: Origin,
         wakes: &mut Wakes,
     ) -> Delivered {
         let Some(tab) = self.tabs.get_mut(&client) else {
@@ -387,7 +420,7 @@ impl<I: Identity> State<I> {
         if key.is_some_and(|k| !tab.listens.contains(k)) {
             return Delivered::Skipped;
         }
-        let delivered = tab.push(data, wakes);
+        let delivered = tab.push(data, origin, wakes);
         if let Delivered::Lagged = delivered {
             self.end(client, ByeReason::Lagged);
         }

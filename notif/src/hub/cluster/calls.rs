@@ -1,0 +1,377 @@
+//! Calls to the node holding a tab. A listen, an unlisten or a caller check that reached another
+//! node (a load balancer sends each request anywhere) is carried out where the tab is and
+//! answered as it would be there. The browser names its tab's node in every call (it learnt it
+//! from the hello), so finding it is one message to that node's channel and one back; a node
+//! the tab moved away from passes the call on to where it went.
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::{node_channel, Body, Cluster, NodeId};
+use crate::{
+    hub::{key_id::KeyId, Hub},
+    ClientId, Identity, ListenError,
+};
+
+/// How long a call waits for its answer: a node that does not answer by then is taken for gone.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one node asks the node holding a tab.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(tag = "call", rename_all = "kebab-case")]
+pub(super) enum Call {
+    Listen {
+        client: String,
+        identity: String,
+        key: String,
+    },
+    Unlisten {
+        client: String,
+        identity: String,
+        key: String,
+    },
+    Owns {
+        client: String,
+        identity: String,
+    },
+    /// The first step of a move: what the tab listens on.
+    Describe {
+        client: String,
+        identity: String,
+    },
+    /// The second: hand the tab over (see `moves.rs`).
+    Take {
+        client: String,
+        identity: String,
+        seen: u64,
+        keys: Vec<String>,
+    },
+}
+
+impl Call {
+    fn client(&self) -> &str {
+        match self {
+            Call::Listen { client, .. }
+            | Call::Unlisten { client, .. }
+            | Call::Owns { client, .. }
+            | Call::Describe { client, .. }
+            | Call::Take { client, .. } => client,
+        }
+    }
+}
+
+/// The answer to a [`Call`].
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub(super) enum Reply {
+    Done,
+    Refused {
+        refusal: Refusal,
+    },
+    Owns {
+        owns: bool,
+    },
+    Described {
+        keys: Vec<String>,
+    },
+    /// The tab, handed over: its latest frame's number, the frames after the one its browser
+    /// saw, its listens, and where the old node stopped delivering: the number of the last
+    /// message it applied from each node (itself included).
+    Taken {
+        seq: u64,
+        frames: Vec<String>,
+        keys: Vec<String>,
+        cut: Vec<(String, u64)>,
+    },
+}
+
+/// A call refused by the node holding the tab.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum Refusal {
+    UnknownClient,
+    ForeignClient,
+    TooManyListens {
+        cap: usize,
+    },
+    /// The node holding the tab cannot deliver this topic's notifications from other nodes.
+    UnknownTopic,
+    /// The tab's listens changed since it was described: describe it again.
+    Changed,
+    /// Its missed frames are no longer kept.
+    Gone,
+}
+
+impl Refusal {
+    fn of(error: &ListenError) -> Self {
+        match error {
+            ListenError::ForeignClient => Refusal::ForeignClient,
+            ListenError::TooManyListens { cap } => Refusal::TooManyListens { cap: *cap },
+            _ => Refusal::UnknownClient,
+        }
+    }
+
+    fn error(self, topic: &str) -> ListenError {
+        match self {
+            Refusal::ForeignClient => ListenError::ForeignClient,
+            Refusal::TooManyListens { cap } => ListenError::TooManyListens { cap },
+            Refusal::UnknownTopic => ListenError::UnknownTopic(topic.to_owned()),
+            Refusal::UnknownClient | Refusal::Changed | Refusal::Gone => ListenError::UnknownClient,
+        }
+    }
+}
+
+/// Why a call got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallFailed {
+    /// The backplane is down: nothing reaches another node.
+    Down,
+    /// No answer in time (the node is gone, or the backplane went down meanwhile).
+    Timeout,
+}
+
+impl From<CallFailed> for ListenError {
+    fn from(_: CallFailed) -> Self {
+        ListenError::Unreachable
+    }
+}
+
+/// Calls waiting for their answers.
+#[derive(Default)]
+pub(super) struct Pending {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+}
+
+impl Pending {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Reply>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<I: Identity> Cluster<I> {
+    /// Asks node `to` and waits for its answer.
+    pub(super) async fn call(&self, to: NodeId, call: Call) -> Result<Reply, CallFailed> {
+        if !self.is_up() {
+            return Err(CallFailed::Down);
+        }
+        let id = self.calls.next.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        self.calls.waiting().insert(id, answer);
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        let from = self.node.to_string();
+        self.publish(node_channel(to), Body::Call { id, from, call });
+        let reply = tokio::time::timeout(CALL_TIMEOUT, answered).await;
+        self.calls.waiting().remove(&id);
+        match reply {
+            Ok(Ok(reply)) => Ok(reply),
+            _ => Err(CallFailed::Timeout),
+        }
+    }
+
+    /// An answer arrived.
+    pub(super) fn answered(&self, id: u64, reply: Reply) {
+        if let Some(answer) = self.calls.waiting().remove(&id) {
+            let _ = answer.send(reply);
+        }
+    }
+
+    /// The backplane went down: calls waiting will not be answered; they fail now.
+    pub(super) fn fail_calls(&self) {
+        self.calls.waiting().clear();
+    }
+
+    pub(super) fn reply(&self, to: NodeId, id: u64, reply: Reply) {
+        self.publish(node_channel(to), Body::Reply { id, reply });
+    }
+}
+
+impl<I: Identity> Hub<I> {
+    /// The node to carry a call about `client` to: the one the caller names, when the tab is not
+    /// here and that node is another. `None`: handle it here.
+    pub(crate) fn holder(&self, client: ClientId, named: Option<&str>) -> Option<NodeId> {
+        let cluster = self.inner.cluster.as_ref()?;
+        let node: NodeId = named?.parse().ok()?;
+        if node == cluster.node() || self.state().owner(client).is_some() {
+            return None;
+        }
+        Some(node)
+    }
+
+    fn cluster_call_parts(&self, client: ClientId, identity: &I) -> Option<(&Cluster<I>, String, String)> {
+        let cluster = self.inner.cluster.as_ref()?;
+        Some((cluster, client.to_string(), serde_json::to_string(identity).ok()?))
+    }
+
+    /// Listens `client`, held by `node`, on `key` there. Returns once it is registered there.
+    pub(crate) async fn listen_at(
+        &self,
+        node: NodeId,
+        client: ClientId,
+        identity: &I,
+        key: &KeyId,
+    ) -> Result<(), ListenError> {
+        let (cluster, client, identity) = self
+            .cluster_call_parts(client, identity)
+            .ok_or(ListenError::UnknownClient)?;
+        let call = Call::Listen {
+            client,
+            identity,
+            key: key.as_str().to_owned(),
+        };
+        match cluster.call(node, call).await? {
+            Reply::Done => Ok(()),
+            Reply::Refused { refusal } => Err(refusal.error(key.topic())),
+            _ => Err(ListenError::UnknownClient),
+        }
+    }
+
+    /// Stops `client`, held by `node`, listening on `key` there.
+    pub(crate) async fn unlisten_at(
+        &self,
+        node: NodeId,
+        client: ClientId,
+        identity: &I,
+        key: &KeyId,
+    ) -> Result<(), ListenError> {
+        let (cluster, client, identity) = self
+            .cluster_call_parts(client, identity)
+            .ok_or(ListenError::UnknownClient)?;
+        let call = Call::Unlisten {
+            client,
+            identity,
+            key: key.as_str().to_owned(),
+        };
+        match cluster.call(node, call).await? {
+            Reply::Done => Ok(()),
+            Reply::Refused { refusal } => Err(refusal.error(key.topic())),
+            _ => Err(ListenError::UnknownClient),
+        }
+    }
+
+    /// Whether `client`, held by `node`, belongs to `identity`.
+    pub(crate) async fn owns_at(&self, node: NodeId, client: ClientId, identity: &I) -> bool {
+        let Some((cluster, client, identity)) = self.cluster_call_parts(client, identity) else {
+            return false;
+        };
+        matches!(
+            cluster.call(node, Call::Owns { client, identity }).await,
+            Ok(Reply::Owns { owns: true })
+        )
+    }
+
+    /// A call from node `from`: carried out here if the tab is here, passed on if it moved to
+    /// another node, refused otherwise. A listen waits for its subscriptions in a task of its
+    /// own; everything else is answered at once, in the order messages arrive.
+    pub(super) fn answer_call(&self, cluster: &Cluster<I>, from: NodeId, id: u64, call: Call) {
+        let Ok(client) = call.client().parse::<ClientId>() else {
+            cluster.reply(from, id, refused(Refusal::UnknownClient));
+            return;
+        };
+        if self.state().owner(client).is_none() {
+            if let Some(to) = cluster.moved_to(client) {
+                let from = from.to_string();
+                cluster.publish(node_channel(to), Body::Call { id, from, call });
+                return;
+            }
+        }
+        let identity = |json: &str| serde_json::from_str::<I>(json).ok();
+        let reply = match call {
+            Call::Listen {
+                identity: who, key, ..
+            } => {
+                let key = KeyId::from_id(&key);
+                let (Some(who), true) = (identity(&who), cluster.knows(key.topic())) else {
+                    let refusal = match identity(&who) {
+                        None => Refusal::ForeignClient,
+                        Some(_) => Refusal::UnknownTopic,
+                    };
+                    cluster.reply(from, id, refused(refusal));
+                    return;
+                };
+                let hub = self.clone();
+                tokio::spawn(async move {
+                    let reply = match hub.listen_key(client, &who, key).await {
+                        Ok(()) => Reply::Done,
+                        Err(error) => refused(Refusal::of(&error)),
+                    };
+                    if let Some(cluster) = &hub.inner.cluster {
+                        cluster.reply(from, id, reply);
+                    }
+                });
+                return;
+            }
+            Call::Unlisten {
+                identity: who, key, ..
+            } => match identity(&who) {
+                Some(who) => match self.state().unlisten(client, &who, &KeyId::from_id(&key)) {
+                    Ok(_) => Reply::Done,
+                    Err(error) => refused(Refusal::of(&error)),
+                },
+                None => refused(Refusal::ForeignClient),
+            },
+            Call::Owns { identity: who, .. } => Reply::Owns {
+                owns: identity(&who).is_some_and(|who| self.state().owner(client) == Some(&who)),
+            },
+            Call::Describe { identity: who, .. } => match identity(&who) {
+                Some(who) => self.describe(client, &who),
+                None => refused(Refusal::ForeignClient),
+            },
+            Call::Take {
+                identity: who,
+                seen,
+                keys,
+                ..
+            } => match identity(&who) {
+                Some(who) => self.hand_over(cluster, client, &who, seen, &keys, from),
+                None => refused(Refusal::ForeignClient),
+            },
+        };
+        cluster.reply(from, id, reply);
+    }
+}
+
+pub(super) fn refused(refusal: Refusal) -> Reply {
+    Reply::Refused { refusal }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_and_replies_cross_as_json_and_back() {
+        let call = Call::Take {
+            client: "0123456789abcdef0123456789abcdef".into(),
+            identity: "\"ann\"".into(),
+            seen: 7,
+            keys: vec!["chat\u{0}\"k\"".into()],
+        };
+        let json = serde_json::to_string(&call).unwrap();
+        assert!(matches!(
+            serde_json::from_str::<Call>(&json).unwrap(),
+            Call::Take { seen: 7, ref keys, .. } if keys.len() == 1
+        ));
+        let reply = refused(Refusal::TooManyListens { cap: 3 });
+        let json = serde_json::to_string(&reply).unwrap();
+        assert!(matches!(
+            serde_json::from_str::<Reply>(&json).unwrap(),
+            Reply::Refused {
+                refusal: Refusal::TooManyListens { cap: 3 }
+            }
+        ));
+        assert_eq!(
+            Refusal::of(&ListenError::ForeignClient).error("chat"),
+            ListenError::ForeignClient,
+            "a refusal comes back as it was made"
+        );
+    }
+}
