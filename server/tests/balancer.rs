@@ -6,7 +6,7 @@
 mod process;
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -49,11 +49,19 @@ impl Cluster {
             ("NOTIF_DRAIN_MS", "2000".to_owned()),
             ("NOTIF_SHUTDOWN_MS", "5000".to_owned()),
         ];
-        let mut nodes: Vec<_> = ports.iter().map(|port| start_node(*port, &env)).collect();
-        for (port, node) in ports.iter().zip(&mut nodes) {
-            process::ready(*port, node).await;
+        // The first node creates the database's tables, then the others start (nodes.rs tests
+        // nodes started at once on a fresh database).
+        let mut nodes = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            nodes.push(start_node(&dir, i, *port, &env));
+            if i == 0 {
+                ready(&dir, i, *port, &mut nodes[i]).await;
+            }
         }
-        let haproxy = process::start_haproxy(front, &ports).await;
+        for (i, port) in ports.iter().enumerate().skip(1) {
+            ready(&dir, i, *port, &mut nodes[i]).await;
+        }
+        let haproxy = process::start_haproxy_logging(front, &ports, &dir.join("haproxy.log")).await;
         Cluster {
             front,
             ports,
@@ -69,19 +77,53 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.front)
     }
 
-    /// Node `i` gets SIGTERM, exits cleanly, starts again on its port and is waited for.
-    async fn restart(&mut self, i: usize) {
+    fn haproxy_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("haproxy.log")).unwrap_or_default()
+    }
+
+    /// The node holding the one open stream, once one does (5 s at most).
+    async fn holder(&self) -> usize {
+        let started = Instant::now();
+        loop {
+            for (i, port) in self.ports.iter().enumerate() {
+                if process::metrics(*port).await["notif_connected_tabs"] == 1.0 {
+                    return i;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no node holds the stream"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Node `i` gets SIGTERM, exits cleanly, starts again on its port and is waited for; when
+    /// it exited.
+    async fn restart(&mut self, i: usize) -> Instant {
         process::terminate(&self.nodes[i]);
         let status = process::exited(&mut self.nodes[i], Duration::from_secs(30)).await;
+        let exited = Instant::now();
         assert!(status.success(), "node{} exited with {status:?}", i + 1);
-        self.nodes[i] = start_node(self.ports[i], &self.env);
-        process::ready(self.ports[i], &mut self.nodes[i]).await;
+        self.nodes[i] = start_node(&self.dir, i, self.ports[i], &self.env);
+        ready(&self.dir, i, self.ports[i], &mut self.nodes[i]).await;
+        exited
     }
 }
 
-fn start_node(port: u16, env: &[(&'static str, String)]) -> process::Running {
+/// Node `i` (its log in `dir`).
+fn start_node(dir: &Path, i: usize, port: u16, env: &[(&'static str, String)]) -> process::Running {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    process::start_server(port, &env)
+    let log = dir.join(format!("node{}.log", i + 1));
+    process::start_server_logging(port, &env, &log)
+}
+
+/// Waits for node `i` to serve and reach Redis; fails with its log if it does not.
+async fn ready(dir: &Path, i: usize, port: u16, node: &mut process::Running) {
+    if let Err(error) = process::ready(port, node).await {
+        let log = std::fs::read_to_string(dir.join(format!("node{}.log", i + 1)));
+        panic!("node{}: {error}; its log:\n{}", i + 1, log.unwrap_or_default());
+    }
 }
 
 impl Drop for Cluster {
@@ -105,6 +147,10 @@ struct Tab {
     hellos: Vec<Value>,
     /// The rooms listened to, listened to again when a hello says `recovered: false`.
     rooms: Vec<i64>,
+    /// What happened to the connection, for failure messages: each attempt (with the node that
+    /// answered), hello and bye, in milliseconds since the tab opened.
+    log: Vec<String>,
+    opened: Instant,
 }
 
 impl Tab {
@@ -118,9 +164,16 @@ impl Tab {
             seq: 0,
             hellos: Vec::new(),
             rooms: Vec::new(),
+            log: Vec::new(),
+            opened: Instant::now(),
         };
         tab.connect().await;
         tab
+    }
+
+    fn note(&mut self, what: String) {
+        let at = self.opened.elapsed().as_millis();
+        self.log.push(format!("{at:>6} ms {what}"));
     }
 
     fn query(&self) -> String {
@@ -143,7 +196,10 @@ impl Tab {
             let url = format!("ws://127.0.0.1:{}/notif/ws{}", self.front, self.query());
             match self.try_connect(&url).await {
                 Ok(()) => return,
-                Err(error) => failures.push(error),
+                Err(error) => {
+                    self.note(format!("{} -> {error}", self.query()));
+                    failures.push(error);
+                }
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
@@ -162,10 +218,15 @@ impl Tab {
             match tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request))
                 .await
             {
-                Ok(Ok((socket, _))) => socket,
+                Ok(Ok((socket, response))) => {
+                    let node = response.headers().get("x-served-by").cloned();
+                    self.note(format!("{} -> 101 from {node:?}", self.query()));
+                    socket
+                }
                 Ok(Err(tungstenite::Error::Http(response))) => {
+                    let node = response.headers().get("x-served-by").cloned();
                     let body = response.body().as_deref().map(String::from_utf8_lossy);
-                    return Err(format!("{}: {body:?}", response.status()));
+                    return Err(format!("{} from {node:?}: {body:?}", response.status()));
                 }
                 Ok(Err(error)) => return Err(error.to_string()),
                 Err(_) => return Err("no answer within 5 s".into()),
@@ -188,6 +249,7 @@ impl Tab {
         }
         self.client = client;
         self.node = data["node"].as_str().map(str::to_owned);
+        self.note(format!("hello {data}"));
         self.hellos.push(data);
         self.socket = Some(socket);
         if !recovered && !self.rooms.is_empty() {
@@ -217,6 +279,7 @@ impl Tab {
                 Some(Ok(Message::Text(text))) => text,
                 Some(Ok(_)) => continue, // pings (tungstenite answers them), the close frame
                 None | Some(Err(_)) => {
+                    self.note(format!("connection ended after frame {}: {next:?}", self.seq));
                     self.socket = None;
                     continue;
                 }
@@ -231,7 +294,11 @@ impl Tab {
             }
             match frame["event"].as_str() {
                 Some("notif") => return Some(frame["data"].clone()),
-                Some("bye") => self.socket = None, // the server closes; reconnect at once
+                Some("bye") => {
+                    // The server closes; reconnect at once.
+                    self.note(format!("bye {} after frame {}", frame["data"], self.seq));
+                    self.socket = None;
+                }
                 _ => panic!("unexpected frame {frame}"),
             }
         }
@@ -402,6 +469,7 @@ async fn a_rolling_restart_moves_the_tab_from_node_to_node_and_loses_no_message(
     let bob = process::sign_in(&cluster.base(), "bob").await;
     let mut tab = Tab::open(cluster.front, &ann).await;
     listen_anywhere(&mut tab, 2).await;
+    let t0 = tab.opened;
 
     // The reader follows the tab through its moves until told to stop.
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -424,28 +492,46 @@ async fn a_rolling_restart_moves_the_tab_from_node_to_node_and_loses_no_message(
         async move {
             let http = reqwest::Client::new();
             let mut tick = tokio::time::interval(Duration::from_millis(20));
-            let mut failed = Vec::new();
-            let mut n = 0;
+            let mut posts = Vec::new();
             while posting.load(Ordering::Relaxed) {
                 tick.tick().await;
-                n += 1;
-                let answer = post(&http, front, &bob, 2, &format!("roll {n}")).await;
-                if answer.0 != 200 {
-                    failed.push((n, answer));
+                let n = posts.len() + 1;
+                let sent = t0.elapsed().as_millis();
+                let (status, node, body) = post(&http, front, &bob, 2, &format!("roll {n}")).await;
+                let answered = t0.elapsed().as_millis();
+                posts.push(format!(
+                    "{sent:>6} ms post {n} -> {status} from {node} at {answered} ms {body:.80}"
+                ));
+                if status != 200 {
+                    posts[n - 1].insert_str(0, "FAILED ");
                 }
             }
-            (n, failed)
+            posts
         }
     });
 
+    // Each node in turn, the one holding the tab first whenever it is still to go: the tab then
+    // moves at every restart it can, also away from a node it had just moved to.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    for i in 0..cluster.nodes.len() {
-        cluster.restart(i).await;
+    let mut to_go: Vec<usize> = (0..cluster.nodes.len()).collect();
+    let mut restarts = Vec::new();
+    while !to_go.is_empty() {
+        let holder = cluster.holder().await;
+        let next = to_go.remove(to_go.iter().position(|i| *i == holder).unwrap_or(0));
+        let term = t0.elapsed().as_millis();
+        let exited = cluster.restart(next).await.duration_since(t0).as_millis();
+        let back = t0.elapsed().as_millis();
+        restarts.push(format!(
+            "{term:>6} ms node{} SIGTERM (the tab on node{}), exited at {exited} ms, back at {back} ms",
+            next + 1,
+            holder + 1
+        ));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     posting.store(false, Ordering::Relaxed);
-    let (posted, failed) = poster.await.unwrap();
+    let posts = poster.await.unwrap();
+    let posted = posts.len();
     let expected: Vec<String> = (1..=posted).map(|n| format!("roll {n}")).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while received.lock().unwrap().len() < expected.len() && Instant::now() < deadline {
@@ -455,10 +541,35 @@ async fn a_rolling_restart_moves_the_tab_from_node_to_node_and_loses_no_message(
     stop.store(true, Ordering::Relaxed);
     let tab = reader.await.unwrap();
     let received = received.lock().unwrap().clone();
+    // What happened, in time order, for the failure messages: restarts, the tab's connections,
+    // and the posts that failed or were not received once.
+    let timeline = |of_interest: &dyn Fn(usize) -> bool| {
+        let mut lines: Vec<&String> = restarts.iter().chain(&tab.log).collect();
+        lines.extend((1..=posted).filter(|n| of_interest(*n)).map(|n| &posts[n - 1]));
+        lines.sort_by_key(|line| {
+            line.trim_start_matches("FAILED ")
+                .trim_start()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap_or(0)
+        });
+        lines
+            .iter()
+            .map(|line| line.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
 
+    let failed: Vec<usize> = (1..=posted)
+        .filter(|n| posts[n - 1].starts_with("FAILED"))
+        .collect();
     assert!(
         failed.is_empty(),
-        "every post of {posted} answered 200: {failed:?}"
+        "every post of {posted} answered 200:\n{}\nthe balancer's log:\n{}",
+        timeline(&|n| failed.contains(&n)),
+        cluster.haproxy_log()
     );
     let missing: Vec<&String> = expected.iter().filter(|m| !received.contains(m)).collect();
     let mut repeated = received.clone();
@@ -468,18 +579,27 @@ async fn a_rolling_restart_moves_the_tab_from_node_to_node_and_loses_no_message(
         .filter(|pair| pair[0] == pair[1])
         .map(|pair| &pair[0])
         .collect();
+    let count = |n: usize| received.iter().filter(|m| **m == format!("roll {n}")).count();
     assert!(
         missing.is_empty() && repeated.is_empty(),
-        "{} posted, {} received; missing {missing:?}; repeated {repeated:?}; hellos {:?}",
-        posted,
+        "{posted} posted, {} received; missing {missing:?}; repeated {repeated:?}; what happened:\n{}",
         received.len(),
-        tab.hellos
+        timeline(&|n| count(n) != 1)
     );
-    assert_eq!(received, expected, "in order");
-    assert!(tab.hellos.len() >= 2, "the tab moved: {:?}", tab.hellos);
+    let first = received.iter().zip(&expected).position(|(r, e)| r != e);
+    if let Some(first) = first {
+        let around = &received[first.saturating_sub(2)..(first + 6).min(received.len())];
+        let numbers: Vec<usize> = around.iter().map(|m| m[5..].parse().unwrap()).collect();
+        panic!(
+            "in order: received {around:?} from #{}; what happened:\n{}",
+            first.saturating_sub(2) + 1,
+            timeline(&|n| numbers.contains(&n))
+        );
+    }
+    assert!(tab.hellos.len() >= 2, "the tab moved:\n{}", timeline(&|_| false));
     assert!(
         tab.hellos[1..].iter().all(|hello| hello["recovered"] == true),
-        "every move resumed the tab: {:?}",
-        tab.hellos
+        "every move resumed the tab:\n{}",
+        timeline(&|_| false)
     );
 }

@@ -152,6 +152,20 @@ pub async fn start_redis(port: u16) -> Running {
 /// it accepts connections. Every response names the node that answered in `x-served-by`
 /// (`node1`, `node2`, ... in the order of `backends`).
 pub async fn start_haproxy(front: u16, backends: &[u16]) -> Running {
+    haproxy(front, backends, Stdio::null()).await
+}
+
+/// [`start_haproxy`], its log (requests that failed, nodes going down and up) appended to `log`.
+pub async fn start_haproxy_logging(front: u16, backends: &[u16], log: &std::path::Path) -> Running {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    haproxy(front, backends, file.into()).await
+}
+
+async fn haproxy(front: u16, backends: &[u16], log: Stdio) -> Running {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/cluster");
     let config = Command::new(script)
         .arg("haproxy-config")
@@ -171,7 +185,7 @@ pub async fn start_haproxy(front: u16, backends: &[u16]) -> Running {
         .arg("-f")
         .arg(&file)
         .arg("-db") // in the foreground, a child of the test
-        .stdout(Stdio::null())
+        .stdout(log)
         .spawn()
         .expect("haproxy must be installed (scripts/setup installs it)");
     let mut haproxy = Running(child);
@@ -199,24 +213,44 @@ pub async fn metrics(port: u16) -> std::collections::HashMap<String, f64> {
 }
 
 /// Waits up to 30 s for the node `server` on `port` to serve and reach Redis
-/// (`notif_backplane_up 1`), failing early if it exits.
-pub async fn ready(port: u16, server: &mut Child) {
+/// (`notif_backplane_up 1`); why not, if it exits first or does not within 30 s.
+pub async fn ready(port: u16, server: &mut Child) -> Result<(), String> {
     let started = Instant::now();
     loop {
         if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
             if let Ok(text) = response.text().await {
                 if text.lines().any(|line| line == "notif_backplane_up 1") {
-                    return;
+                    return Ok(());
                 }
             }
         }
         if let Some(status) = server.try_wait().unwrap() {
-            panic!("the node on {port} exited: {status:?}");
+            return Err(format!("the node on {port} exited: {status:?}"));
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the node on {port} is not ready after 30 s"
-        );
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(format!("the node on {port} is not ready after 30 s"));
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The demo server on `port` as [`start_server`] starts it, its output (the log) appended to
+/// `log`.
+pub fn start_server_logging(port: u16, env: &[(&str, &str)], log: &std::path::Path) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    command
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LEPTOS_OUTPUT_NAME", "notif-demo")
+        .env("NOTIF_DB", ":memory:")
+        .env("RUST_LOG", "warn")
+        .stdout(file);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Running(command.spawn().expect("the server binary starts"))
 }
