@@ -63,13 +63,13 @@ export async function ready(base: string): Promise<boolean> {
 
 /** Resolves once `child` accepts connections on `port`; rejects if it fails to start or exits
  * first, or after 30 s. */
-async function accepting(child: ChildProcess, port: number, what: string): Promise<void> {
+async function accepting(child: ChildProcess, port: number, what: string, output = () => ""): Promise<void> {
   let failed: string | undefined;
   child.once("error", (error) => (failed = `${what} did not start: ${error.message} (scripts/setup installs it)`));
   child.once("exit", (code, signal) => (failed ??= `${what} exited (${code ?? signal}) before accepting connections on ${port}`));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (failed) throw new Error(failed);
+    if (failed) throw new Error(`${failed}\n${output()}`);
     const connected = await new Promise<boolean>((resolve) => {
       const socket = net.connect(port, "127.0.0.1");
       socket.once("connect", () => (socket.destroy(), resolve(true)));
@@ -98,8 +98,12 @@ export async function startHaproxy(front: number, backends: number[]): Promise<C
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "notif-haproxy-"));
   const file = path.join(dir, "haproxy.cfg");
   fs.writeFileSync(file, config);
-  const haproxy = spawn("haproxy", ["-f", file, "-db"], { stdio: ["ignore", "ignore", "inherit"] });
-  await accepting(haproxy, front, "haproxy");
+  const haproxy = spawn("haproxy", ["-f", file, "-db"], { stdio: ["ignore", "ignore", "pipe"] });
+  // Its warnings (each node going down and up) stay out of the test's output, but say why it
+  // did not start, if it did not.
+  let output = "";
+  haproxy.stderr?.on("data", (chunk) => (output = (output + chunk).slice(-4000)));
+  await accepting(haproxy, front, "haproxy", () => output);
   fs.rmSync(dir, { recursive: true, force: true }); // read at start
   return haproxy;
 }
