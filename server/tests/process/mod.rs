@@ -1,5 +1,8 @@
 //! The demo server as a real process (`target/debug/server`, the binary these tests build), as a
-//! deploy runs it: started with env vars, stopped with a signal.
+//! deploy runs it: started with env vars, stopped with a signal; and what runs beside it in a
+//! deploy of several nodes: a `redis-server` and HAProxy in front (the configuration
+//! `scripts/cluster` runs). Tests that need Redis or HAProxy fail, never skip, when either is
+//! missing: `scripts/setup` installs both.
 #![allow(dead_code)] // each test file uses some of these
 
 use std::{
@@ -14,6 +17,17 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `n` distinct free ports on loopback (the system's picks, held open together).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().unwrap().port())
+        .collect()
 }
 
 /// A server process, killed if a test ends (or panics) with it still running.
@@ -99,4 +113,144 @@ pub async fn exited(server: &mut Child, within: Duration) -> std::process::ExitS
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits up to 30 s for `port` on loopback to accept connections, failing early if `child`
+/// exits first.
+pub async fn accepting(port: u16, child: &mut Child, what: &str) {
+    let started = Instant::now();
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited before accepting connections on {port}: {status:?}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} does not accept connections on {port} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `redis-server` on `port` (nothing saved to disk), once it accepts connections.
+pub async fn start_redis(port: u16) -> Running {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/setup installs it)");
+    let mut redis = Running(child);
+    accepting(port, &mut redis, "redis-server").await;
+    redis
+}
+
+/// HAProxy on `front`, balancing over the nodes on `backends` round robin, each request on its
+/// own, with the configuration `scripts/cluster` runs (`scripts/cluster haproxy-config`), once
+/// it accepts connections. Every response names the node that answered in `x-served-by`
+/// (`node1`, `node2`, ... in the order of `backends`).
+pub async fn start_haproxy(front: u16, backends: &[u16]) -> Running {
+    haproxy(front, backends, Stdio::null()).await
+}
+
+/// [`start_haproxy`], its log (requests that failed, nodes going down and up) appended to `log`.
+pub async fn start_haproxy_logging(front: u16, backends: &[u16], log: &std::path::Path) -> Running {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    haproxy(front, backends, file.into()).await
+}
+
+async fn haproxy(front: u16, backends: &[u16], log: Stdio) -> Running {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/cluster");
+    let config = Command::new(script)
+        .arg("haproxy-config")
+        .arg(front.to_string())
+        .args(backends.iter().map(u16::to_string))
+        .output()
+        .expect("scripts/cluster runs");
+    assert!(
+        config.status.success(),
+        "scripts/cluster haproxy-config: {config:?}"
+    );
+    let dir = std::env::temp_dir().join(format!("notif-haproxy-{}-{front}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("haproxy.cfg");
+    std::fs::write(&file, &config.stdout).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-f")
+        .arg(&file)
+        .arg("-db") // in the foreground, a child of the test
+        .stdout(log)
+        .spawn()
+        .expect("haproxy must be installed (scripts/setup installs it)");
+    let mut haproxy = Running(child);
+    accepting(front, &mut haproxy, "haproxy").await;
+    // HAProxy read its configuration at start.
+    let _ = std::fs::remove_dir_all(&dir);
+    haproxy
+}
+
+/// The `/metrics` of the node on `port`: each sample's name (labels included) and value.
+pub async fn metrics(port: u16) -> std::collections::HashMap<String, f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Waits up to 30 s for the node `server` on `port` to serve and reach Redis
+/// (`notif_backplane_up 1`); why not, if it exits first or does not within 30 s.
+pub async fn ready(port: u16, server: &mut Child) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+            if let Ok(text) = response.text().await {
+                if text.lines().any(|line| line == "notif_backplane_up 1") {
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(status) = server.try_wait().unwrap() {
+            return Err(format!("the node on {port} exited: {status:?}"));
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(format!("the node on {port} is not ready after 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The demo server on `port` as [`start_server`] starts it, its output (the log) appended to
+/// `log`.
+pub fn start_server_logging(port: u16, env: &[(&str, &str)], log: &std::path::Path) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    command
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LEPTOS_OUTPUT_NAME", "notif-demo")
+        .env("NOTIF_DB", ":memory:")
+        .env("RUST_LOG", "warn")
+        .stdout(file);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    Running(command.spawn().expect("the server binary starts"))
 }
