@@ -11,6 +11,7 @@ use tokio::sync::{Notify, Semaphore};
 fn config() -> Config {
     Config {
         resume_window: Duration::ZERO,
+        unsubscribe_after: Duration::from_millis(100),
         ..Config::default()
     }
 }
@@ -161,6 +162,8 @@ async fn subscriptions_follow_local_listeners(nodes: &[TestServer]) {
     assert_eq!(tab.next_text().await, "now");
     let (status, _) = b.call(&tab, "t/unlisten_chat", &[("key", "only-a")]).await;
     assert_eq!(status, 200);
+    // Subscribed a little longer (`unsubscribe_after`), then not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     barrier().await;
     a.notify_chat("only-a", "gone").await;
     let (before, after) = barrier().await;

@@ -21,6 +21,8 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+use std::{future::Future, pin::Pin};
+
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use lost::LostChannels;
@@ -65,4 +67,10 @@ pub trait Backplane: Send + Sync + 'static {
     fn subscribe(&self, channel: String) -> oneshot::Receiver<()>;
     /// Unsubscribes from `channel`.
     fn unsubscribe(&self, channel: String);
+    /// Resolves once everything published so far has left this node, or cannot (the connection
+    /// is down). A node about to exit awaits it, so that its last publishes do not die with the
+    /// process. By default at once: a backplane that buffers nothing.
+    fn flushed(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(std::future::ready(()))
+    }
 }

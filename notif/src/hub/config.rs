@@ -64,6 +64,11 @@ pub struct Config {
     /// (`NOTIF_DRAIN_MS`, default 10 s; 0: none, the tabs start over). At most
     /// `resume_window`: a tab is not kept longer than that anyway.
     pub drain: Duration,
+    /// With a backplane, how long a node stays subscribed to a key after its last local
+    /// listener left (`NOTIF_UNSUBSCRIBE_AFTER_MS`, default 10 s): tabs moving between nodes
+    /// often bring a listener back at once, and an unbroken subscription lets the node tell a
+    /// lost message from one it was not subscribed for.
+    pub unsubscribe_after: Duration,
 }
 
 impl Default for Config {
@@ -86,6 +91,7 @@ impl Default for Config {
             identity_headers: vec![http::header::COOKIE, http::header::AUTHORIZATION],
             shutdown_timeout: Duration::from_secs(10),
             drain: Duration::from_secs(10),
+            unsubscribe_after: Duration::from_secs(10),
         }
     }
 }
@@ -168,6 +174,9 @@ impl Config {
         }
         if let Some(ms) = number("NOTIF_DRAIN_MS", 0)? {
             config.drain = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("NOTIF_UNSUBSCRIBE_AFTER_MS", 0)? {
+            config.unsubscribe_after = Duration::from_millis(ms);
         }
         let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
             let Some(value) = get(name) else { return Ok(None) };

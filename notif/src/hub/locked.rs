@@ -23,7 +23,10 @@ impl<I: Identity> Locked<'_, I> {
         };
         let changed = std::mem::take(&mut state.changes);
         match &self.hub.inner.cluster {
-            Some(cluster) if !changed.is_empty() => cluster.sync(changed, |key| state.has_key(key)),
+            Some(cluster) if !changed.is_empty() => {
+                let linger = self.hub.inner.config.unsubscribe_after;
+                cluster.sync(changed, |key| state.has_key(key), linger)
+            }
             _ => Vec::new(),
         }
     }

@@ -32,6 +32,8 @@ enum Command {
     Publish(String, Vec<u8>),
     Subscribe(String, oneshot::Sender<()>),
     Unsubscribe(String),
+    /// Answer once everything published before is acknowledged by Redis (or lost).
+    Flush(oneshot::Sender<()>),
 }
 
 impl RedisBackplane {
@@ -79,6 +81,14 @@ impl Backplane for RedisBackplane {
     fn unsubscribe(&self, channel: String) {
         let _ = self.commands.send(Command::Unsubscribe(channel));
     }
+
+    fn flushed(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let (done, flushed) = oneshot::channel();
+        let _ = self.commands.send(Command::Flush(done));
+        Box::pin(async move {
+            let _ = flushed.await;
+        })
+    }
 }
 
 const FIRST_RETRY: Duration = Duration::from_millis(50);
@@ -122,6 +132,8 @@ async fn drive(
                 }
                 let _ = events.send(BackplaneEvent::Up);
                 let mut unsent = Unsent::new(max_unsent);
+                // Flushes waiting for what was published before them to be acknowledged.
+                let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
                 // One pipeline of publishes in flight; those made meanwhile wait for the next.
                 // One round trip carries everything published during the previous one, in order.
                 let mut in_flight: Option<Pin<Box<dyn Future<Output = bool> + Send>>> = None;
@@ -140,6 +152,11 @@ async fn drive(
                             unsent.sent();
                             if !ok {
                                 break;
+                            }
+                            if unsent.is_empty() {
+                                for done in flushes.drain(..) {
+                                    let _ = done.send(());
+                                }
                             }
                         }
                         command = commands.recv() => {
@@ -165,6 +182,14 @@ async fn drive(
                                     channels.remove(&channel);
                                     sink.unsubscribe(&channel).await.is_ok()
                                 }
+                                Some(Command::Flush(done)) => {
+                                    if unsent.is_empty() {
+                                        let _ = done.send(());
+                                    } else {
+                                        flushes.push(done);
+                                    }
+                                    true
+                                }
                             };
                             if !ok {
                                 break;
@@ -181,6 +206,8 @@ async fn drive(
                     }
                 }
                 drop(in_flight);
+                // Dropped: those flushes resolve (what they waited for is lost and reported).
+                drop(flushes);
                 unsent.abandon().for_each(|channel| dropped.add(channel));
                 retry = retry_after(retry, connected.elapsed());
             }
@@ -202,6 +229,9 @@ async fn drive(
                     }
                     Some(Command::Unsubscribe(channel)) => {
                         channels.remove(&channel);
+                    }
+                    Some(Command::Flush(done)) => {
+                        let _ = done.send(());
                     }
                 },
             }

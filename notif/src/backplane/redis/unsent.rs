@@ -49,6 +49,11 @@ impl Unsent {
         self.in_flight_bytes = 0;
     }
 
+    /// Whether Redis acknowledged everything published.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.in_flight.is_empty()
+    }
+
     /// The connection failed: the channels of everything unsent (the batch in flight may or
     /// may not have reached Redis).
     pub fn abandon(self) -> impl Iterator<Item = String> {

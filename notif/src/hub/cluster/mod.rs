@@ -13,12 +13,12 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 mod calls;
 mod moves;
 mod node;
 mod receive;
+mod subscriptions;
 
 pub(crate) use node::{NodeId, Origin};
 
@@ -165,6 +165,7 @@ pub(crate) struct Cluster<I: Identity> {
     heard: Mutex<HashMap<String, Vec<(NodeId, u64)>>>,
     calls: calls::Pending,
     moved: moves::Moved,
+    lingering: subscriptions::Lingering,
     pub outages: AtomicU64,
     pub received: AtomicU64,
     pub dropped: AtomicU64,
@@ -200,6 +201,7 @@ impl<I: Identity> Cluster<I> {
             heard: Mutex::default(),
             calls: calls::Pending::default(),
             moved: moves::Moved::default(),
+            lingering: subscriptions::Lingering::default(),
             outages: AtomicU64::new(0),
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -218,6 +220,12 @@ impl<I: Identity> Cluster<I> {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// Resolves once the backplane has sent what this node published (see
+    /// [`Backplane::flushed`]).
+    pub fn flushed(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.backplane.flushed()
+    }
+
     /// Remembers how to deliver `T`'s events arriving from other nodes.
     pub fn register<T: Topic<Identity = I>>(&self) {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
@@ -230,27 +238,6 @@ impl<I: Identity> Cluster<I> {
     fn knows(&self, topic: &str) -> bool {
         let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         topics.contains_key(topic)
-    }
-
-    /// Subscribes to keys that gained their first listener, unsubscribes from those that lost
-    /// their last. Called with the hub's lock held, so the backplane sees changes in order.
-    pub fn sync(
-        &self,
-        changed: Vec<KeyId>,
-        still_listened: impl Fn(&KeyId) -> bool,
-    ) -> Vec<oneshot::Receiver<()>> {
-        let mut confirmations = Vec::new();
-        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
-        for key in changed {
-            // Numbers heard before are no reference for what comes after a (re)subscription.
-            heard.remove(&key_channel(&key));
-            if still_listened(&key) {
-                confirmations.push(self.backplane.subscribe(key_channel(&key)));
-            } else {
-                self.backplane.unsubscribe(key_channel(&key));
-            }
-        }
-        confirmations
     }
 
     fn encode(body: &Body) -> Option<Vec<u8>> {
@@ -307,6 +294,14 @@ impl<I: Identity> Cluster<I> {
                 false
             }
         }
+    }
+
+    /// Forgets what was heard on `channel`: no reference for what comes after subscribing.
+    fn forget_heard_on(&self, channel: &str) {
+        self.heard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(channel);
     }
 
     /// Forgets what was heard: after an outage every tab with listens starts over anyway.

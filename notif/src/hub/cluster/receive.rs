@@ -31,6 +31,7 @@ impl<I: Identity> Hub<I> {
         drop(cluster.backplane.subscribe(CONTROL.into()));
         drop(cluster.backplane.subscribe(node_channel(cluster.node)));
         tokio::spawn(receive(Arc::downgrade(&self.inner), received));
+        self.start_unsubscribing();
     }
 
     /// A message to apply in order: checked for a gap before it, counted as applied (a tab
