@@ -29,10 +29,24 @@ pub async fn open_database(path: &str) -> Result<SqlitePool, sqlx::Error> {
         .busy_timeout(std::time::Duration::from_secs(5));
     // An in-memory database lives in one connection.
     let max = if path == ":memory:" { 1 } else { 8 };
-    let pool = SqlitePoolOptions::new()
-        .max_connections(max)
-        .connect_with(options)
-        .await?;
+    // Nodes opening a fresh file together race to create it and switch it to WAL, which takes
+    // the database's lock for a moment whatever the busy timeout: the losers try again.
+    let mut attempt = 0;
+    let pool = loop {
+        match SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => break pool,
+            Err(error) if attempt < 5 => {
+                attempt += 1;
+                tracing::info!(%error, attempt, "the database is busy (another node is creating it); trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
     migrate(&pool).await?;
     let _ = POOL.set(pool.clone());
     Ok(pool)

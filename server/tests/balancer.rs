@@ -621,3 +621,42 @@ async fn a_rolling_restart_moves_the_tab_from_node_to_node_and_loses_no_message(
         timeline(&|_| false)
     );
 }
+
+/// A node killed outright (SIGKILL) takes its tabs' state with it: the tab it held comes back
+/// through the balancer on another node as a new tab (`recovered: false`), within the 2 s a node
+/// waits for the old one's answer, and listens again; nothing hangs.
+#[tokio::test]
+async fn a_tab_whose_node_was_killed_starts_over_on_another() {
+    let mut cluster = Cluster::start().await;
+    let ann = process::sign_in(&cluster.base(), "ann").await;
+    let bob = process::sign_in(&cluster.base(), "bob").await;
+    let mut tab = Tab::open(cluster.front, &ann).await;
+    listen_anywhere(&mut tab, 3).await;
+    let holder = cluster.holder().await;
+    let old_client = tab.client.clone();
+    cluster.nodes[holder].0.kill().unwrap();
+    let _ = cluster.nodes[holder].0.wait();
+    let killed = Instant::now();
+    // The connection drops; the tab reconnects naming the dead node.
+    assert_eq!(tab.next_notif(Duration::from_millis(500)).await, None);
+    let started = Instant::now();
+    while tab.hellos.len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no new hello:\n{}", tab.log.join("\n"));
+        let _ = tab.next_notif(Duration::from_millis(200)).await;
+    }
+    let hello = &tab.hellos[1];
+    assert_eq!(hello["recovered"], false, "a killed node's tab starts over: {hello}");
+    assert_ne!(tab.client, old_client);
+    assert!(
+        killed.elapsed() < Duration::from_secs(6),
+        "started over promptly: {:?}\n{}",
+        killed.elapsed(),
+        tab.log.join("\n")
+    );
+    // It listened again (Tab does, as the browser does): a post reaches it.
+    let http = reqwest::Client::new();
+    let (status, _, body) = post(&http, cluster.front, &bob, 3, "after the kill").await;
+    assert_eq!(status, 200, "{body}");
+    let data = tab.next_notif(Duration::from_secs(5)).await.expect("the post arrives");
+    assert_eq!(body(&data), "after the kill");
+}
