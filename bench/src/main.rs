@@ -421,17 +421,7 @@ fn set_thread_cache(on: bool) -> Result<(), String> {
 /// Seconds against an in-process server, over both transports and both kinds of topic: proves
 /// the harness works end to end and asserts that nothing was lost. Never asserts a speed.
 async fn smoke() -> Result<(), String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().expect("server runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let router = serve::router(notif::Config::default(), None);
-            notif::serve(listener, router).await
-        })
-    });
+    let url = serve_in_process(None)?;
     for (target, topic, streams, keys) in [
         (Target::NotifWs, "group", 60, 3),
         (Target::NotifSse, "group", 20, 1),
@@ -460,6 +450,24 @@ async fn smoke() -> Result<(), String> {
             ));
         }
     }
+    // Two nodes over an in-process backplane: listens sent to the node without the tabs, naming
+    // theirs, are carried there (what `bench cross-node-listen` times over Redis).
+    let bus = notif::MemoryBackplane::new();
+    let (a, b) = (
+        serve_in_process(Some(bus.node()))?,
+        serve_in_process(Some(bus.node()))?,
+    );
+    let report = listen_hop::run_listen_hop(listen_hop::ListenHop {
+        url: a,
+        other_url: b,
+        tabs: 10,
+        calls: 20,
+    })
+    .await?;
+    print!("{report}");
+    if !report.contains("grew by 20 (") {
+        return Err("smoke run (two nodes): forwarded listens not counted as forwarded".into());
+    }
     let floor = Floor {
         streams: 20,
         rounds: 2,
@@ -467,6 +475,22 @@ async fn smoke() -> Result<(), String> {
     };
     println!("{}", run_floor(floor)?);
     Ok(())
+}
+
+/// `bench serve`'s routes on a port of their own, on a thread of their own; returns the URL.
+fn serve_in_process(backplane: Option<std::sync::Arc<dyn notif::Backplane>>) -> Result<String, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("server runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let router = serve::router(notif::Config::default(), backplane);
+            notif::serve(listener, router).await
+        })
+    });
+    Ok(url)
 }
 
 #[cfg(all(test, feature = "jemalloc"))]
