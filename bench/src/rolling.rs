@@ -202,6 +202,8 @@ struct Shared {
     rng: Cell<u64>,
     tabs: Vec<RefCell<TabState>>,
     reconnect_us: RefCell<Histogram<u64>>,
+    /// The same, per restart (reconnects count for the last node sent SIGTERM).
+    restart_us: RefCell<Vec<Histogram<u64>>>,
     published: RefCell<Vec<Published>>,
     /// The node the publisher is posting to right now.
     in_flight: Cell<Option<usize>>,
@@ -451,6 +453,9 @@ async fn reconnect(shared: &Shared, tab: usize, first: bool) -> WsConn {
                 .reconnect_us
                 .borrow_mut()
                 .record((started.elapsed().as_micros() as u64).max(1));
+            if let Some(last) = shared.restart_us.borrow_mut().last_mut() {
+                let _ = last.record((started.elapsed().as_micros() as u64).max(1));
+            }
         }
         let reset = {
             let mut t = shared.tabs[tab].borrow_mut();
@@ -631,6 +636,7 @@ pub async fn run_rolling(run: Rolling) -> Result<(String, bool), String> {
             })
             .collect(),
         reconnect_us: RefCell::new(histogram()),
+        restart_us: RefCell::new(Vec::new()),
         published: RefCell::new(Vec::new()),
         in_flight: Cell::new(None),
         stop_publishing: Cell::new(false),
@@ -668,6 +674,7 @@ pub async fn run_rolling(run: Rolling) -> Result<(String, bool), String> {
                 .and_then(|m| metric(&m, "notif_tabs"));
             let pid = node.pid().ok_or("a node without a pid")?;
             let term_at = shared.now();
+            shared.restart_us.borrow_mut().push(histogram());
             std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status()
@@ -751,10 +758,13 @@ fn report(shared: &Shared, opened_at: f64, restarts: &[Restart], final_metrics: 
         run.rounds,
     );
     let _ = writeln!(out, "tabs open and listening at {opened_at:.2} s");
-    for r in restarts {
+    let per_restart = shared.restart_us.borrow();
+    for (r, h) in restarts.iter().zip(per_restart.iter()) {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         let _ = writeln!(
             out,
-            "node {} (:{}), {} tabs: SIGTERM at {:.2} s, exited after {:.2} s ({}), back with its backplane up {:.2} s later",
+            "node {} (:{}), {} tabs: SIGTERM at {:.2} s, exited after {:.2} s ({}), back with its backplane up {:.2} s later; \
+             {} reconnects to hello p50 {:.1} / p99 {:.1} ms",
             r.node,
             run.ports[r.node],
             r.tabs_held.map_or("?".into(), |t| t.to_string()),
@@ -762,6 +772,9 @@ fn report(shared: &Shared, opened_at: f64, restarts: &[Restart], final_metrics: 
             r.exited_after,
             r.status,
             r.ready_after,
+            h.len(),
+            ms(0.5),
+            ms(0.99),
         );
     }
     let failed = ok.iter().filter(|o| !**o).count();
