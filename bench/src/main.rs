@@ -145,6 +145,7 @@ fn serve_command(args: &[String]) -> Result<(), String> {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
+            .with_ansi(false)
             .init();
     }
     #[cfg(feature = "jemalloc")]
