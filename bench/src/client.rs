@@ -281,7 +281,7 @@ pub async fn open_each(
 
 /// Where the `message` string of a notif frame is, without parsing all of it: the generator
 /// must stay cheaper than the server it measures.
-fn notif_message(frame: &str) -> Option<Range<usize>> {
+pub(crate) fn notif_message(frame: &str) -> Option<Range<usize>> {
     let start = frame.rfind("\"message\":\"")? + "\"message\":\"".len();
     let end = frame[start..].find('"')?;
     Some(start..start + end)

@@ -8,6 +8,12 @@
 //!              [--after 0,30,60] [--warm 0]
 //! bench floor  [--streams 1000] [--rounds 50] [--reader-cpu 1]   the machine's floor: raw writes
 //! bench delay  --to HOST:PORT [--listen 127.0.0.1:6392] [--ms 1]   a TCP relay adding delay
+//! bench cross-node-listen --url URL --other-url URL [--tabs 2000] [--calls 2000]
+//!              listens to node A (local) against listens to node B naming node A (forwarded)
+//! bench rolling-restart --redis URL [--ports 3300,3301,3302] [--tabs 1000] [--keys 4] [--rate 100]
+//!              [--warmup 3] [--settle 5] [--rounds 1] [--jitter-ms 0] [--pick round-robin|random]
+//!              [--server-cpu 0] [--logs target/bench-logs] [--name rolling-restart]
+//!              starts the nodes itself, SIGTERMs and restarts each in turn under load
 //! bench connections [--count 500] [--server axum|notif]   heap per idle keep-alive HTTP connection
 //! bench smoke                                              in-process, seconds: asserts zero loss
 //! ```
@@ -20,7 +26,9 @@ mod delay;
 mod fanout;
 mod floor;
 mod idle;
+mod listen_hop;
 mod procstat;
+mod rolling;
 mod serve;
 mod ws;
 
@@ -94,7 +102,7 @@ impl Args {
 }
 
 const USAGE: &str =
-    "usage: bench serve|fanout|idle|floor|delay|connections|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
+    "usage: bench serve|fanout|idle|floor|delay|connections|cross-node-listen|rolling-restart|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -108,6 +116,8 @@ fn main() {
         Some("floor-read") => local(floor_read_command(&args[1..])),
         Some("delay") => local(delay_command(&args[1..])),
         Some("connections") => local(connections_command(&args[1..])),
+        Some("cross-node-listen") => local(listen_hop_command(&args[1..])),
+        Some("rolling-restart") => local(rolling_command(&args[1..])),
         _ => Err(USAGE.into()),
     };
     if let Err(error) = result {
@@ -130,6 +140,14 @@ fn serve_command(args: &[String]) -> Result<(), String> {
     let args = Args::parse(args, &["--addr", "--redis"])?;
     let addr: SocketAddr = args.or("--addr", SocketAddr::from(([127, 0, 0, 1], 3300)))?;
     let redis = args.get("--redis").map(str::to_owned);
+    // The library's log (drains, moves, outages) on stderr, only when asked for: `RUST_LOG`.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     #[cfg(feature = "jemalloc")]
     tikv_jemalloc_ctl::background_thread::write(true).map_err(|e| format!("jemalloc: {e}"))?;
     // The main thread only waits for the server: a cache would keep what it allocated while
@@ -227,6 +245,80 @@ async fn idle_command(args: &[String]) -> Result<(), String> {
         warm: args.or("--warm", 0)?,
     })
     .await
+}
+
+async fn listen_hop_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(args, &["--url", "--other-url", "--tabs", "--calls"])?;
+    let report = listen_hop::run_listen_hop(listen_hop::ListenHop {
+        url: args.url()?,
+        other_url: args
+            .get("--other-url")
+            .ok_or("--other-url (node B) is required")?
+            .trim_end_matches('/')
+            .to_owned(),
+        tabs: args.or::<usize>("--tabs", 2000)?.max(1),
+        calls: args.or("--calls", 2000)?,
+    })
+    .await?;
+    print!("{report}");
+    Ok(())
+}
+
+async fn rolling_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(
+        args,
+        &[
+            "--redis",
+            "--ports",
+            "--tabs",
+            "--keys",
+            "--rate",
+            "--warmup",
+            "--settle",
+            "--rounds",
+            "--jitter-ms",
+            "--pick",
+            "--server-bin",
+            "--server-cpu",
+            "--logs",
+            "--name",
+        ],
+    )?;
+    let seconds = |flag, default| args.or(flag, default).map(Duration::from_secs_f64);
+    let (report, clean) = rolling::run_rolling(rolling::Rolling {
+        redis: args.get("--redis").ok_or("--redis URL is required")?.to_owned(),
+        ports: args.list("--ports", vec![3300, 3301, 3302])?,
+        tabs: args.or::<usize>("--tabs", 1000)?.max(1),
+        keys: args.or::<usize>("--keys", 4)?.max(1),
+        rate: args.or("--rate", 100.0)?,
+        warmup: seconds("--warmup", 3.0)?,
+        settle: seconds("--settle", 5.0)?,
+        rounds: args.or("--rounds", 1)?,
+        jitter: Duration::from_millis(args.or("--jitter-ms", 0)?),
+        random: match args.get("--pick").unwrap_or("round-robin") {
+            "round-robin" => false,
+            "random" => true,
+            other => return Err(format!("--pick {other}: round-robin or random")),
+        },
+        server_bin: match args.get("--server-bin") {
+            Some(path) => path.into(),
+            None => std::env::current_exe().map_err(|e| e.to_string())?,
+        },
+        server_cpu: args
+            .get("--server-cpu")
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| "--server-cpu: not a core number")?,
+        logs: args.get("--logs").unwrap_or("target/bench-logs").into(),
+        name: args.get("--name").unwrap_or("rolling-restart").to_owned(),
+    })
+    .await?;
+    print!("{report}");
+    if clean {
+        Ok(())
+    } else {
+        Err("rolling restart: notifications lost or duplicated, or tabs reset (see above)".into())
+    }
 }
 
 async fn delay_command(args: &[String]) -> Result<(), String> {
@@ -330,17 +422,7 @@ fn set_thread_cache(on: bool) -> Result<(), String> {
 /// Seconds against an in-process server, over both transports and both kinds of topic: proves
 /// the harness works end to end and asserts that nothing was lost. Never asserts a speed.
 async fn smoke() -> Result<(), String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().expect("server runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let router = serve::router(notif::Config::default(), None);
-            notif::serve(listener, router).await
-        })
-    });
+    let url = serve_in_process(None)?;
     for (target, topic, streams, keys) in [
         (Target::NotifWs, "group", 60, 3),
         (Target::NotifSse, "group", 20, 1),
@@ -369,6 +451,24 @@ async fn smoke() -> Result<(), String> {
             ));
         }
     }
+    // Two nodes over an in-process backplane: listens sent to the node without the tabs, naming
+    // theirs, are carried there (what `bench cross-node-listen` times over Redis).
+    let bus = notif::MemoryBackplane::new();
+    let (a, b) = (
+        serve_in_process(Some(bus.node()))?,
+        serve_in_process(Some(bus.node()))?,
+    );
+    let report = listen_hop::run_listen_hop(listen_hop::ListenHop {
+        url: a,
+        other_url: b,
+        tabs: 10,
+        calls: 20,
+    })
+    .await?;
+    print!("{report}");
+    if !report.contains("grew by 20 (") {
+        return Err("smoke run (two nodes): forwarded listens not counted as forwarded".into());
+    }
     let floor = Floor {
         streams: 20,
         rounds: 2,
@@ -376,6 +476,22 @@ async fn smoke() -> Result<(), String> {
     };
     println!("{}", run_floor(floor)?);
     Ok(())
+}
+
+/// `bench serve`'s routes on a port of their own, on a thread of their own; returns the URL.
+fn serve_in_process(backplane: Option<std::sync::Arc<dyn notif::Backplane>>) -> Result<String, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("server runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let router = serve::router(notif::Config::default(), backplane);
+            notif::serve(listener, router).await
+        })
+    });
+    Ok(url)
 }
 
 #[cfg(all(test, feature = "jemalloc"))]

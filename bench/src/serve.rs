@@ -3,10 +3,14 @@
 //! same two HTTP calls, same frames per delivery.
 //!
 //! - identity: the `user` query parameter of the stream, listen and notify requests;
-//! - `POST /listen?topic=T&key=K&user=U` with `x-notif-client`: the library's listen, answered
-//!   once registered (`ListenError`'s status otherwise);
+//! - `POST /listen?topic=T&key=K&user=U` with `x-notif-client` (and, with several nodes,
+//!   `x-notif-node`): the library's `Hub::listen_caller`, carried to the node holding the tab if
+//!   that is another, answered once registered (`ListenError`'s status otherwise);
 //! - `POST /notify?topic=T&key=K` with the event as body: answers how many tabs got a frame;
 //! - `GET /metrics`: the hub's counters.
+//!
+//! SIGTERM or Ctrl-C shuts it down gracefully: `bye` `shutdown` to every stream, and with a
+//! backplane the tabs are kept for `NOTIF_DRAIN_MS` so they can move to the other nodes.
 //!
 //! Topics: `group` (everyone receives the event as is), `user` (personal: only `user=K` may
 //! listen on `K`), `each` (`prepare` makes a different message per identity).
@@ -14,11 +18,12 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::{Query, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     routing::{get, post},
     Router,
 };
-use notif::{ClientId, Exclude, Hub, SimpleTopic, Topic, CLIENT_HEADER};
+use http::request::Parts;
+use notif::{Exclude, Hub, SimpleTopic, Topic};
 
 type Identity = String;
 
@@ -70,7 +75,12 @@ fn user_of(query: Option<&str>) -> Identity {
 /// One load generator on loopback plays every tab, most of them as one identity: the caps that
 /// keep one client from holding a server's resources would stop it, so they are lifted. The
 /// identity comes from the URL's query, which re-validation does not keep: it is off.
-pub fn router(mut config: notif::Config, backplane: Option<Arc<dyn notif::Backplane>>) -> Router {
+pub fn router(config: notif::Config, backplane: Option<Arc<dyn notif::Backplane>>) -> Router {
+    app(config, backplane).1
+}
+
+/// The hub (for the graceful shutdown) and the routes of [`router`].
+fn app(mut config: notif::Config, backplane: Option<Arc<dyn notif::Backplane>>) -> (Hub<Identity>, Router) {
     config.max_tabs_per_identity = usize::MAX;
     config.max_streams_per_address = usize::MAX;
     config.revalidate = std::time::Duration::ZERO;
@@ -82,7 +92,7 @@ pub fn router(mut config: notif::Config, backplane: Option<Arc<dyn notif::Backpl
             .with_topic::<Each>(),
         None => Hub::new(config, identify),
     };
-    Router::new()
+    let router = Router::new()
         .merge(hub.routes())
         .route("/listen", post(listen))
         .route("/notify", post(notify))
@@ -92,7 +102,8 @@ pub fn router(mut config: notif::Config, backplane: Option<Arc<dyn notif::Backpl
                 hub.metrics().to_prometheus() + &allocator_stats()
             }),
         )
-        .with_state(hub)
+        .with_state(hub.clone());
+    (hub, router)
 }
 
 /// What the allocator holds, to tell memory in use from memory it keeps (Prometheus text).
@@ -175,25 +186,16 @@ fn allocator_stats() -> String {
 
 type Params = Query<HashMap<String, String>>;
 
-async fn listen(
-    State(hub): State<Hub<Identity>>,
-    Query(q): Params,
-    headers: HeaderMap,
-) -> (StatusCode, String) {
-    let client: Option<ClientId> = headers
-        .get(CLIENT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let (Some(client), Some(key), Some(user)) = (client, q.get("key"), q.get("user")) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "needs x-notif-client, key and user".into(),
-        );
+/// The tab is the one `x-notif-client` names, on the node `x-notif-node` names (this one if
+/// none); the identity is the `user` query parameter, read by the hub's `identify` from the URI.
+async fn listen(State(hub): State<Hub<Identity>>, Query(q): Params, parts: Parts) -> (StatusCode, String) {
+    let Some(key) = q.get("key") else {
+        return (StatusCode::BAD_REQUEST, "needs key".into());
     };
     let result = match q.get("topic").map(String::as_str) {
-        Some("group") => hub.listen::<Group>(client, user, key).await,
-        Some("user") => hub.listen::<Personal>(client, user, key).await,
-        Some("each") => hub.listen::<Each>(client, user, key).await,
+        Some("group") => hub.listen_caller::<Group>(&parts, key).await,
+        Some("user") => hub.listen_caller::<Personal>(&parts, key).await,
+        Some("each") => hub.listen_caller::<Each>(&parts, key).await,
         _ => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -231,7 +233,7 @@ async fn notify(State(hub): State<Hub<Identity>>, Query(q): Params, body: String
     }
 }
 
-/// Serves until killed.
+/// Serves until SIGTERM or Ctrl-C, then shuts down gracefully (drains, with a backplane).
 pub async fn serve(addr: SocketAddr, redis: Option<String>) -> Result<(), String> {
     let config = notif::Config::from_env().map_err(|e| e.to_string())?;
     let backplane = match redis {
@@ -246,8 +248,30 @@ pub async fn serve(addr: SocketAddr, redis: Option<String>) -> Result<(), String
         "bench serve: notif on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
+    let (hub, router) = app(config, backplane);
     // As the demo server: hyper's HTTP/1 server, idle connections closed after 30 s.
-    notif::serve(listener, router(config, backplane))
+    notif::serve(listener, router)
+        .with_graceful_shutdown(&hub, shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    println!("bench serve: shut down");
+    Ok(())
+}
+
+/// SIGTERM (what `kill` and orchestrators send) or Ctrl-C.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    println!("bench serve: shutting down");
 }
