@@ -152,7 +152,7 @@ pub async fn start_redis(port: u16) -> Running {
 /// it accepts connections. Every response names the node that answered in `x-served-by`
 /// (`node1`, `node2`, ... in the order of `backends`).
 pub async fn start_haproxy(front: u16, backends: &[u16]) -> Running {
-    haproxy(front, backends, Stdio::null()).await
+    haproxy(front, backends, None).await
 }
 
 /// [`start_haproxy`], its log (requests that failed, nodes going down and up) appended to `log`.
@@ -162,10 +162,15 @@ pub async fn start_haproxy_logging(front: u16, backends: &[u16], log: &std::path
         .append(true)
         .open(log)
         .unwrap();
-    haproxy(front, backends, file.into()).await
+    haproxy(front, backends, Some(file)).await
 }
 
-async fn haproxy(front: u16, backends: &[u16], log: Stdio) -> Running {
+/// HAProxy, its output (warnings included) in `log` or nowhere.
+async fn haproxy(front: u16, backends: &[u16], log: Option<std::fs::File>) -> Running {
+    let output = |log: &Option<std::fs::File>| match log.as_ref().and_then(|f| f.try_clone().ok()) {
+        Some(file) => Stdio::from(file),
+        None => Stdio::null(),
+    };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/cluster");
     let config = Command::new(script)
         .arg("haproxy-config")
@@ -185,7 +190,8 @@ async fn haproxy(front: u16, backends: &[u16], log: Stdio) -> Running {
         .arg("-f")
         .arg(&file)
         .arg("-db") // in the foreground, a child of the test
-        .stdout(log)
+        .stdout(output(&log))
+        .stderr(output(&log))
         .spawn()
         .expect("haproxy must be installed (scripts/setup installs it)");
     let mut haproxy = Running(child);
