@@ -236,6 +236,17 @@ async fn a_tab_whose_node_is_gone_or_unreachable_starts_over_promptly() {
         "{:?}",
         started.elapsed()
     );
+    // Redis hung (it takes no publish for 4 s): the move gives up within its call's 2 s.
+    let bob = nodes[0].tab(Some("bob")).await;
+    redis.pause_writes(Duration::from_secs(4)).await;
+    let started = std::time::Instant::now();
+    let tab = nodes[2].resume(&bob).await.unwrap();
+    assert!(!tab.recovered);
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        started.elapsed()
+    );
     // Redis stopped: the move fails at once, it does not hang.
     redis.kill();
     eventually("node 1 sees Redis gone", || {

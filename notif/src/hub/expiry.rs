@@ -12,7 +12,7 @@ use crate::{ClientId, Identity};
 struct Due {
     deadline: Instant,
     client: ClientId,
-    epoch: u64,
+    epoch: u32,
 }
 
 #[derive(Default)]
@@ -24,7 +24,7 @@ pub(crate) struct Expiries {
 
 impl Expiries {
     /// Queues an expiry; returns whether a sweeping task must be started.
-    pub fn push(&mut self, deadline: Instant, client: ClientId, epoch: u64) -> bool {
+    pub fn push(&mut self, deadline: Instant, client: ClientId, epoch: u32) -> bool {
         self.queue.push_back(Due {
             deadline,
             client,
@@ -40,7 +40,7 @@ impl Expiries {
 
     /// Takes every expiry due at `now`; then the next deadline, or `None` when nothing is left
     /// (the sweeper stops).
-    pub fn take_due(&mut self, now: Instant) -> (Vec<(ClientId, u64)>, Option<Instant>) {
+    pub fn take_due(&mut self, now: Instant) -> (Vec<(ClientId, u32)>, Option<Instant>) {
         let mut due = Vec::new();
         while let Some(front) = self.queue.front().filter(|d| d.deadline <= now) {
             due.push((front.client, front.epoch));
@@ -59,7 +59,7 @@ impl Expiries {
 impl<I: Identity> Hub<I> {
     /// Connection `conn` of `client` ended: forget the tab once its resume window has passed,
     /// unless a new connection resumes it first.
-    pub(crate) fn closed(&self, client: ClientId, conn: u64) {
+    pub(crate) fn closed(&self, client: ClientId, conn: u32) {
         let window = self.inner.config.resume_window;
         let Some(epoch) = self.state().detach(client, conn) else {
             return;

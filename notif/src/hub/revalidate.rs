@@ -64,7 +64,7 @@ impl<I: Identity> Hub<I> {
     /// how many.
     pub(crate) async fn revalidate(&self) -> usize {
         let open = self.state().connected_credentials();
-        let changed: Vec<(ClientId, u64)> = futures::stream::iter(open)
+        let changed: Vec<(ClientId, u32)> = futures::stream::iter(open)
             .map(|(client, conn, identity, credentials)| async move {
                 let now = self.identify(&request_with(credentials.as_ref())).await;
                 (now != identity).then_some((client, conn))

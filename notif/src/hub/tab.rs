@@ -35,9 +35,9 @@ pub(super) struct Tab<I> {
     pub(super) replay: Replay,
     /// Which connection is attached: a connection that ended after another took over must
     /// not detach its successor.
-    pub(super) conn: u64,
+    pub(super) conn: u32,
     /// Bumped on every detach and attach so a stale expiry timer does nothing.
-    pub(super) epoch: u64,
+    pub(super) epoch: u32,
     /// Set while the tab moves here from another node: what arrives for it meanwhile.
     pub(super) arrival: Option<Box<Arrival>>,
 }

@@ -200,7 +200,7 @@ impl<I: Identity> Session<I> {
 pub(crate) struct OpenTab<I: Identity> {
     slot: Slot<I>,
     client: ClientId,
-    conn: u64,
+    conn: u32,
     rx: Option<queue::Receiver<Outgoing>>,
 }
 

@@ -92,7 +92,7 @@ impl<I: Identity> State<I> {
         }
         tab.tx = Some(tx);
         tab.conn = 1;
-        tab.epoch += 1;
+        tab.epoch = tab.epoch.wrapping_add(1);
         // Listens dropped on the old node while this one subscribed are dropped here too.
         let dropped: Vec<KeyId> = tab
             .listens

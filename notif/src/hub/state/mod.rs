@@ -29,7 +29,7 @@ pub(crate) enum ResumeRefused {
 
 /// A resumed tab: its connection number and the frames to replay.
 pub(crate) struct Resumed {
-    pub conn: u64,
+    pub conn: u32,
     pub frames: Vec<(u64, Arc<str>)>,
 }
 
@@ -129,8 +129,8 @@ impl<I: Identity> State<I> {
         }
         let frames = tab.replay.since(seen, tab.seq).ok_or(ResumeRefused::Gone)?;
         tab.tx = Some(tx);
-        tab.conn += 1;
-        tab.epoch += 1;
+        tab.conn = tab.conn.wrapping_add(1);
+        tab.epoch = tab.epoch.wrapping_add(1);
         // Re-validated from now on with this request's session (a new sign-in's cookie, say).
         match credentials {
             Some(credentials) => self.credentials.insert(client, credentials),
@@ -144,10 +144,10 @@ impl<I: Identity> State<I> {
 
     /// Marks the tab's stream as ended, if `conn` is still the attached connection; returns
     /// the epoch an expiry must match.
-    pub fn detach(&mut self, client: ClientId, conn: u64) -> Option<u64> {
+    pub fn detach(&mut self, client: ClientId, conn: u32) -> Option<u32> {
         let tab = self.tabs.get_mut(&client).filter(|t| t.conn == conn)?;
         tab.tx = None;
-        tab.epoch += 1;
+        tab.epoch = tab.epoch.wrapping_add(1);
         Some(tab.epoch)
     }
 
@@ -160,7 +160,7 @@ impl<I: Identity> State<I> {
     }
 
     /// Forgets a detached tab whose window passed, unless it was reattached since.
-    pub fn expire(&mut self, client: ClientId, epoch: u64) {
+    pub fn expire(&mut self, client: ClientId, epoch: u32) {
         if self
             .tabs
             .get(&client)
@@ -256,14 +256,14 @@ impl<I: Identity> State<I> {
     }
 
     /// Whether connection `conn` of `client` is still the one attached.
-    pub fn is_attached(&self, client: ClientId, conn: u64) -> bool {
+    pub fn is_attached(&self, client: ClientId, conn: u32) -> bool {
         self.tabs
             .get(&client)
             .is_some_and(|t| t.conn == conn && t.tx.is_some())
     }
 
     /// Every connected tab with its connection, identity and credentials, for re-validation.
-    pub fn connected_credentials(&self) -> Vec<(ClientId, u64, I, Option<Credentials>)> {
+    pub fn connected_credentials(&self) -> Vec<(ClientId, u32, I, Option<Credentials>)> {
         self.tabs
             .iter()
             .filter(|(_, t)| t.tx.is_some())
