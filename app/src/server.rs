@@ -86,7 +86,7 @@ pub async fn viewer_of(parts: &http::request::Parts) -> Viewer {
 /// node of several sharing notifications.
 pub fn hub(
     config: notif::Config,
-    backplane: Option<std::sync::Arc<dyn notif::Backplane>>,
+    backplane: Option<std::sync::Arc<dyn notif::backplane::Backplane>>,
 ) -> notif::Hub<Viewer> {
     // Only the token crosses into the future, not a copy of the whole request head.
     let identify = |parts: &http::request::Parts| viewer_with(session_token(parts));

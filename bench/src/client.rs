@@ -87,7 +87,7 @@ async fn notif_listen(
     let response = http
         .post(format!("{url}/listen"))
         .query(&[("topic", listen.topic), ("key", &listen.key), ("user", user)])
-        .header(notif::CLIENT_HEADER, client)
+        .header(notif::wire::CLIENT_HEADER, client)
         .send()
         .await
         .map_err(|e| format!("listen: {e}"))?;
@@ -109,7 +109,7 @@ impl Conn {
         match target {
             Target::NotifWs => {
                 let mut socket =
-                    WsConn::connect(&ws_url(url, &format!("{}?user={user}", notif::WS_PATH))).await?;
+                    WsConn::connect(&ws_url(url, &format!("{}?user={user}", notif::wire::WS_PATH))).await?;
                 let client = hello_client(&next_text(&mut socket).await?)?;
                 for listen in listens {
                     notif_listen(http, url, &client, user, listen).await?;
@@ -121,7 +121,7 @@ impl Conn {
             }
             Target::NotifSse => {
                 let response = http
-                    .get(format!("{url}{}?user={user}", notif::STREAM_PATH))
+                    .get(format!("{url}{}?user={user}", notif::wire::STREAM_PATH))
                     .send()
                     .await
                     .map_err(|e| format!("stream: {e}"))?;

@@ -35,7 +35,7 @@ fn ws_url(url: &str, query: &str) -> String {
     format!(
         "ws{}{}?{query}",
         url.strip_prefix("http").unwrap_or(url),
-        notif::WS_PATH
+        notif::wire::WS_PATH
     )
 }
 
@@ -60,9 +60,9 @@ async fn listen(
     let mut request = http
         .post(format!("{url}/listen"))
         .query(&[("topic", "group"), ("key", key), ("user", &tab.user)])
-        .header(notif::CLIENT_HEADER, &tab.client);
+        .header(notif::wire::CLIENT_HEADER, &tab.client);
     if let Some(node) = node {
-        request = request.header(notif::NODE_HEADER, node);
+        request = request.header(notif::wire::NODE_HEADER, node);
     }
     let start = Instant::now();
     let response = request.send().await.map_err(|e| format!("listen: {e}"))?;

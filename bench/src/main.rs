@@ -453,7 +453,7 @@ async fn smoke() -> Result<(), String> {
     }
     // Two nodes over an in-process backplane: listens sent to the node without the tabs, naming
     // theirs, are carried there (what `bench cross-node-listen` times over Redis).
-    let bus = notif::MemoryBackplane::new();
+    let bus = notif::backplane::MemoryBackplane::new();
     let (a, b) = (
         serve_in_process(Some(bus.node()))?,
         serve_in_process(Some(bus.node()))?,
@@ -479,7 +479,9 @@ async fn smoke() -> Result<(), String> {
 }
 
 /// `bench serve`'s routes on a port of their own, on a thread of their own; returns the URL.
-fn serve_in_process(backplane: Option<std::sync::Arc<dyn notif::Backplane>>) -> Result<String, String> {
+fn serve_in_process(
+    backplane: Option<std::sync::Arc<dyn notif::backplane::Backplane>>,
+) -> Result<String, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;

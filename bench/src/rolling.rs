@@ -355,8 +355,8 @@ async fn listen(shared: &Shared, node: usize, tab: usize) -> Result<(), String> 
         .http
         .post(format!("{}/listen", shared.url(node)))
         .query(&[("topic", "group"), ("key", &key), ("user", &user)])
-        .header(notif::CLIENT_HEADER, client)
-        .header(notif::NODE_HEADER, tab_node)
+        .header(notif::wire::CLIENT_HEADER, client)
+        .header(notif::wire::NODE_HEADER, tab_node)
         .timeout(Duration::from_secs(10))
         .send()
         .await
@@ -381,10 +381,10 @@ async fn connect(shared: &Shared, tab: usize, node: usize) -> Result<(WsConn, Fr
             format!(
                 "user={}&{}={}.{}&{}={}",
                 t.user,
-                notif::LAST_EVENT_ID_QUERY,
+                notif::wire::LAST_EVENT_ID_QUERY,
                 t.client,
                 t.seq,
-                notif::NODE_QUERY,
+                notif::wire::NODE_QUERY,
                 t.node
             )
         }
@@ -392,7 +392,7 @@ async fn connect(shared: &Shared, tab: usize, node: usize) -> Result<(WsConn, Fr
     let url = format!(
         "ws://127.0.0.1:{}{}?{query}",
         shared.run.ports[node],
-        notif::WS_PATH
+        notif::wire::WS_PATH
     );
     let mut conn = WsConn::connect(&url).await?;
     let hello = parse(conn.next_text().await?);

@@ -75,12 +75,15 @@ fn user_of(query: Option<&str>) -> Identity {
 /// One load generator on loopback plays every tab, most of them as one identity: the caps that
 /// keep one client from holding a server's resources would stop it, so they are lifted. The
 /// identity comes from the URL's query, which re-validation does not keep: it is off.
-pub fn router(config: notif::Config, backplane: Option<Arc<dyn notif::Backplane>>) -> Router {
+pub fn router(config: notif::Config, backplane: Option<Arc<dyn notif::backplane::Backplane>>) -> Router {
     app(config, backplane).1
 }
 
 /// The hub (for the graceful shutdown) and the routes of [`router`].
-fn app(mut config: notif::Config, backplane: Option<Arc<dyn notif::Backplane>>) -> (Hub<Identity>, Router) {
+fn app(
+    mut config: notif::Config,
+    backplane: Option<Arc<dyn notif::backplane::Backplane>>,
+) -> (Hub<Identity>, Router) {
     config.max_tabs_per_identity = usize::MAX;
     config.max_streams_per_address = usize::MAX;
     config.revalidate = std::time::Duration::ZERO;
@@ -238,8 +241,8 @@ pub async fn serve(addr: SocketAddr, redis: Option<String>) -> Result<(), String
     let config = notif::Config::from_env().map_err(|e| e.to_string())?;
     let backplane = match redis {
         Some(url) => Some(
-            Arc::new(notif::RedisBackplane::new(&url).map_err(|e| e.to_string())?)
-                as Arc<dyn notif::Backplane>,
+            Arc::new(notif::backplane::RedisBackplane::new(&url).map_err(|e| e.to_string())?)
+                as Arc<dyn notif::backplane::Backplane>,
         ),
         None => None,
     };

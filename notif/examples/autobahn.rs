@@ -55,7 +55,7 @@ async fn pass(client: TcpStream, notif_addr: std::net::SocketAddr) -> std::io::R
     let line = format!(
         "{} {} {}",
         method.unwrap_or("GET"),
-        notif::WS_PATH,
+        notif::wire::WS_PATH,
         version.unwrap_or("HTTP/1.1")
     );
     server_tx

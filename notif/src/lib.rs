@@ -5,16 +5,17 @@
 //! server code *notifies* a key; every tab listening receives it through a reactive signal,
 //! customised per user by [`Topic::prepare`]; nothing stays behind when tabs go away.
 //!
-//! One Server-Sent Events stream per tab carries every topic (wire format: `docs/PROTOCOL.md`).
+//! One WebSocket per tab carries every topic (the same frames are also served as Server-Sent
+//! Events for other clients; wire format: [`wire`] and `docs/PROTOCOL.md`).
 //!
 //! | feature   | side    | what it adds |
 //! |-----------|---------|--------------|
 //! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`], [`serve`] (HTTP/1.1 for the app: idle connections closed, graceful shutdown) |
-//! | `redis`   | server  | [`RedisBackplane`]: several server nodes sharing notifications through Redis |
+//! | `redis`   | server  | [`backplane::RedisBackplane`]: several server nodes sharing notifications through Redis |
 //! | `hydrate` | browser | the tab's stream behind [`connection_state`], [`notifications`], [`on_notification`], [`use_listen`]; [`TabClient`] sends the tab's id |
 //!
 //! Without either feature only the shared types compile: [`Topic`], [`SimpleTopic`],
-//! [`ClientId`] and the wire types.
+//! [`ClientId`] and the [`wire`] types.
 //!
 //! ```
 //! use notif::SimpleTopic;
@@ -29,16 +30,17 @@
 //! }
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod client_id;
 mod error;
 mod tab_client;
 mod topic;
-mod wire;
+pub mod wire;
 
 #[cfg(feature = "ssr")]
-mod backplane;
+pub mod backplane;
 #[cfg(feature = "hydrate")]
 mod browser;
 #[cfg(feature = "fuzzing")]
@@ -61,16 +63,17 @@ pub use client_id::{BadClientId, ClientId};
 pub use error::ListenError;
 pub use tab_client::TabClient;
 pub use topic::{Data, Identity, SimpleTopic, Topic};
-pub use wire::{
-    parse_event_id, BadEventId, Bye, ByeReason, Hello, RawNotification, WsFrame, CLIENT_HEADER, EVENT_BYE,
-    EVENT_HELLO, EVENT_NOTIF, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_HEADER, NODE_QUERY,
-    STREAM_PATH, WS_PATH,
+
+// The crate's own short paths to the protocol and backplane items, whose public home is their
+// module.
+#[cfg(feature = "ssr")]
+pub(crate) use backplane::Backplane;
+#[allow(unused_imports)]
+pub(crate) use wire::{
+    parse_event_id, Bye, ByeReason, Hello, RawNotification, WsFrame, CLIENT_HEADER, EVENT_BYE, EVENT_HELLO,
+    EVENT_NOTIF, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_HEADER, NODE_QUERY, STREAM_PATH, WS_PATH,
 };
 
-#[cfg(feature = "redis")]
-pub use backplane::RedisBackplane;
-#[cfg(feature = "ssr")]
-pub use backplane::{Backplane, BackplaneEvent, MemoryBackplane};
 #[cfg(feature = "ssr")]
 pub use hub::{Config, ConfigError, Exclude, Hub, Metrics, NotifyError};
 #[cfg(feature = "ssr")]

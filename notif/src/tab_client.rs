@@ -2,7 +2,7 @@
 //!
 //! A server function that listens or unlistens must know the calling tab. Declare it with
 //! `client = notif::TabClient`: in the browser the call then waits until the tab's stream is open
-//! and carries the tab's id in the [`CLIENT_HEADER`](crate::CLIENT_HEADER) header. App code never
+//! and carries the tab's id in the [`CLIENT_HEADER`](crate::wire::CLIENT_HEADER) header. App code never
 //! handles the id.
 //!
 //! ```

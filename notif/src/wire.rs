@@ -1,13 +1,17 @@
-//! The wire format shared by the server and the browser client (see docs/PROTOCOL.md).
+//! The wire protocol between the server and the browser client, for other clients and tools
+//! (an app using notif's own browser half never touches it; docs/PROTOCOL.md has the whole of it).
 //!
-//! One Server-Sent Events stream per tab at [`STREAM_PATH`]. The first event is `hello`
-//! ([`Hello`]); notifications are `notif` events whose data is
-//! `{"topic": .., "key": .. | null, "message": ..}` and whose `id:` is `<client>.<seq>`; a `bye`
-//! event ([`Bye`]) says why the server ended the stream. Server functions that listen carry the
-//! tab's id in the [`CLIENT_HEADER`] header.
+//! One stream per tab: a WebSocket at [`WS_PATH`] (what the browser client uses, one JSON text
+//! message per frame, [`WsFrame`]), or the same frames as Server-Sent Events at [`STREAM_PATH`].
+//! The first frame is `hello` ([`Hello`]); notifications are `notif` frames whose data is
+//! `{"topic": .., "key": .. | null, "message": ..}` ([`RawNotification`]) and whose id is
+//! `<client>.<seq>` ([`parse_event_id`]); a `bye` frame ([`Bye`]) says why the server ended the
+//! stream. Server functions that listen carry the tab's id in [`CLIENT_HEADER`] and, with several
+//! server nodes, the node holding it in [`NODE_HEADER`]; a reconnect names its last frame in
+//! [`LAST_EVENT_ID_HEADER`] or [`LAST_EVENT_ID_QUERY`] and its node in [`NODE_QUERY`].
 //!
 //! ```
-//! let hello: notif::Hello =
+//! let hello: notif::wire::Hello =
 //!     serde_json::from_str(r#"{"client":"0123456789abcdef0123456789abcdef","recovered":false}"#).unwrap();
 //! assert!(!hello.recovered);
 //! ```
@@ -46,9 +50,9 @@ pub struct BadEventId;
 /// Parses an event id, `<client>.<seq>`, as sent in every frame's `id:` line.
 ///
 /// ```
-/// let (client, seq) = notif::parse_event_id("0123456789abcdef0123456789abcdef.42").unwrap();
+/// let (client, seq) = notif::wire::parse_event_id("0123456789abcdef0123456789abcdef.42").unwrap();
 /// assert_eq!((client.to_string().len(), seq), (32, 42));
-/// assert!(notif::parse_event_id("0123456789abcdef0123456789abcdef.-1").is_err());
+/// assert!(notif::wire::parse_event_id("0123456789abcdef0123456789abcdef.-1").is_err());
 /// ```
 pub fn parse_event_id(id: &str) -> Result<(crate::ClientId, u64), BadEventId> {
     let (client, seq) = id.split_once('.').ok_or(BadEventId)?;
@@ -63,6 +67,7 @@ pub fn parse_event_id(id: &str) -> Result<(crate::ClientId, u64), BadEventId> {
 
 /// First frame of every stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Hello {
     /// The tab's client id, to send in [`CLIENT_HEADER`].
     pub client: String,
@@ -78,6 +83,7 @@ pub struct Hello {
 /// Why the server ended a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ByeReason {
     /// Every tab of this identity was disconnected (sign-out).
     Disconnected,
@@ -92,6 +98,7 @@ pub enum ByeReason {
 
 /// Last frame of a stream the server ends on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Bye {
     /// Why.
     pub reason: ByeReason,
@@ -99,6 +106,7 @@ pub struct Bye {
 
 /// A notification frame as the browser decodes it before it knows the topic's types.
 #[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct RawNotification {
     /// Topic name.
     pub topic: String,
@@ -110,6 +118,7 @@ pub struct RawNotification {
 
 /// One frame as a WebSocket text message carries it.
 #[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct WsFrame {
     /// `hello`, `notif` or `bye`.
     pub event: String,

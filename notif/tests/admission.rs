@@ -17,7 +17,7 @@ use tokio::{
 async fn sse(server: &TestServer, headers: &[(&str, &str)]) -> (u16, String) {
     let mut request = server
         .http
-        .get(server.url(notif::STREAM_PATH))
+        .get(server.url(notif::wire::STREAM_PATH))
         .header("x-user", "alice");
     for (name, value) in headers {
         request = request.header(*name, *value);

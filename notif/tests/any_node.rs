@@ -5,7 +5,10 @@ mod common;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use common::{eventually, RedisServer, Tab, TestServer};
-use notif::{Backplane, Config, RedisBackplane};
+use notif::{
+    backplane::{Backplane, RedisBackplane},
+    Config,
+};
 
 fn config() -> Config {
     Config {

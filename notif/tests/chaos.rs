@@ -77,7 +77,7 @@ async fn run_tab(
     let mut last_id: Option<String> = None;
     while !stop.load(Ordering::Relaxed) {
         let mut request = http
-            .get(format!("http://{proxy}{}", notif::STREAM_PATH))
+            .get(format!("http://{proxy}{}", notif::wire::STREAM_PATH))
             .header("x-user", &user);
         if let Some(id) = &last_id {
             request = request.header("last-event-id", id);
@@ -91,7 +91,7 @@ async fn run_tab(
         while let Some(event) = events.recv().await {
             match event.event.as_str() {
                 "hello" => {
-                    let hello: notif::Hello = serde_json::from_str(&event.data).unwrap();
+                    let hello: notif::wire::Hello = serde_json::from_str(&event.data).unwrap();
                     seen.hellos.lock().unwrap().push(hello.recovered);
                     if !hello.recovered {
                         let (status, body) = server

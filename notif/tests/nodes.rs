@@ -5,7 +5,10 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::{eventually, Chat, Greeting, GreetingEvent, RedisServer, TestServer, Viewer};
-use notif::{Backplane, ClientId, Config, Exclude, MemoryBackplane, RedisBackplane, Topic};
+use notif::{
+    backplane::{Backplane, MemoryBackplane, RedisBackplane},
+    ClientId, Config, Exclude, Topic,
+};
 use tokio::sync::{Notify, Semaphore};
 
 fn config() -> Config {

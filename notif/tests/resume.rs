@@ -152,7 +152,7 @@ async fn the_query_parameter_works_like_the_header() {
     let seen = tab.last_id.clone();
     tab.close();
     server.notify_chat("k", "missed").await;
-    let url = server.url(&format!("{}?last_event_id={seen}", notif::STREAM_PATH));
+    let url = server.url(&format!("{}?last_event_id={seen}", notif::wire::STREAM_PATH));
     let response = server
         .http
         .get(url)

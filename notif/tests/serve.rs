@@ -58,7 +58,7 @@ async fn closed_by_server(connection: &mut TcpStream) {
 }
 
 async fn websocket(server: &TestServer) -> common::Socket {
-    let url = format!("ws://{}{}", server.addr, notif::WS_PATH);
+    let url = format!("ws://{}{}", server.addr, notif::wire::WS_PATH);
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
@@ -81,7 +81,7 @@ async fn an_idle_keep_alive_connection_is_closed_and_streams_are_not() {
     );
 
     // Both kinds of stream see heartbeats well past the idle time and stay open.
-    let sse = reqwest::get(server.url(notif::STREAM_PATH)).await.unwrap();
+    let sse = reqwest::get(server.url(notif::wire::STREAM_PATH)).await.unwrap();
     let mut sse = sse.bytes_stream();
     let mut ws = websocket(&server).await;
     let opened = Instant::now();
@@ -108,7 +108,7 @@ async fn shutdown_ends_every_stream_with_a_bye_and_waits_for_no_idle_connection(
     let server = TestServer::serving(Config::default(), None, Duration::from_secs(60)).await;
     let mut sse = Vec::new();
     for _ in 0..2 {
-        let response = reqwest::get(server.url(notif::STREAM_PATH)).await.unwrap();
+        let response = reqwest::get(server.url(notif::wire::STREAM_PATH)).await.unwrap();
         let mut body = response.bytes_stream();
         let hello = String::from_utf8_lossy(&body.next().await.unwrap().unwrap()).into_owned();
         assert!(hello.contains("event: hello"), "{hello}");

@@ -4,14 +4,14 @@ mod common;
 use std::time::Duration;
 
 use common::{next_message, Socket, TestServer};
-use notif::{Config, WsFrame};
+use notif::{wire::WsFrame, Config};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 async fn connect(server: &TestServer, user: &str, last_event_id: Option<&str>) -> Result<Socket, u16> {
     let query = last_event_id
         .map(|id| format!("?last_event_id={id}"))
         .unwrap_or_default();
-    let mut request = format!("ws://{}{}{query}", server.addr, notif::WS_PATH)
+    let mut request = format!("ws://{}{}{query}", server.addr, notif::wire::WS_PATH)
         .into_client_request()
         .unwrap();
     request.headers_mut().insert("x-user", user.parse().unwrap());

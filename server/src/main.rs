@@ -38,8 +38,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map_or(notif::DEFAULT_IDLE_TIMEOUT, std::time::Duration::from_millis);
     let hub = match std::env::var("NOTIF_REDIS_URL") {
         Ok(url) if !url.is_empty() => {
-            let backplane =
-                notif::RedisBackplane::new(&url).map_err(|e| format!("NOTIF_REDIS_URL={url:?}: {e}"))?;
+            let backplane = notif::backplane::RedisBackplane::new(&url)
+                .map_err(|e| format!("NOTIF_REDIS_URL={url:?}: {e}"))?;
             tracing::info!("one node of several, through Redis at {url}");
             app::server::hub(config, Some(std::sync::Arc::new(backplane)))
         }

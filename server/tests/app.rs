@@ -62,7 +62,7 @@ impl Server {
     ) -> (u16, String) {
         let mut request = user.http.post(format!("{}/api/{endpoint}", self.base)).form(form);
         if let Some(tab) = tab {
-            request = request.header(notif::CLIENT_HEADER, &tab.client);
+            request = request.header(notif::wire::CLIENT_HEADER, &tab.client);
         }
         let response = request.send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
@@ -71,7 +71,7 @@ impl Server {
     async fn tab(&self, user: &User) -> Tab {
         let response = user
             .http
-            .get(format!("{}{}", self.base, notif::STREAM_PATH))
+            .get(format!("{}{}", self.base, notif::wire::STREAM_PATH))
             .send()
             .await
             .unwrap();
@@ -98,7 +98,7 @@ impl Server {
         });
         let (event, data) = events.recv().await.unwrap();
         assert_eq!(event, "hello");
-        let hello: notif::Hello = serde_json::from_str(&data).unwrap();
+        let hello: notif::wire::Hello = serde_json::from_str(&data).unwrap();
         Tab {
             client: hello.client,
             events,
@@ -243,7 +243,7 @@ async fn demo_app_end_to_end_over_http() {
     let tabs_before = server.metrics().await["notif_tabs"];
     let refused = anonymous
         .http
-        .get(format!("{}{}", server.base, notif::STREAM_PATH))
+        .get(format!("{}{}", server.base, notif::wire::STREAM_PATH))
         .send()
         .await
         .unwrap();

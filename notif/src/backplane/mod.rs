@@ -6,7 +6,7 @@
 //! its key and its exclusion; `prepare` runs on the node where the listener lives.
 //!
 //! ```
-//! use notif::{Config, Hub, MemoryBackplane};
+//! use notif::{backplane::MemoryBackplane, Config, Hub};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! // Two hubs in one process, as tests run them; in production use `RedisBackplane`.
@@ -32,6 +32,7 @@ pub use redis::RedisBackplane;
 
 /// What a backplane tells its hub.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BackplaneEvent {
     /// A message published on a channel this node subscribes to (its own included).
     Message {

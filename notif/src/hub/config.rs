@@ -99,6 +99,7 @@ impl Default for Config {
 /// An env var that is set but unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}={value:?} is not valid: expected {expected}")]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The variable.
     pub name: &'static str,

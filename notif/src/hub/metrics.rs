@@ -38,6 +38,7 @@ impl Counters {
 
 /// A snapshot of a hub's state and counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Metrics {
     /// Tabs the hub knows: connected, or disconnected within their resume window.
     pub tabs: u64,

@@ -170,7 +170,7 @@ impl<I: Identity> Hub<I> {
     /// # Examples
     ///
     /// ```
-    /// use notif::{Config, Hub, MemoryBackplane, SimpleTopic};
+    /// use notif::{backplane::MemoryBackplane, Config, Hub, SimpleTopic};
     ///
     /// struct Room;
     /// impl SimpleTopic for Room {

@@ -23,6 +23,7 @@ pub enum Exclude<I> {
 
 /// A notification that was not sent. Nothing was queued for anyone.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NotifyError {
     /// A key or message cannot be serialised to JSON.
     #[error("notif could not serialise a key or message to JSON ({0}); check its Serialize impl")]

@@ -126,14 +126,17 @@ impl TestServer {
     }
 
     /// One node of several sharing `backplane` (or a lone hub without one).
-    pub async fn node(config: Config, backplane: Option<std::sync::Arc<dyn notif::Backplane>>) -> Self {
+    pub async fn node(
+        config: Config,
+        backplane: Option<std::sync::Arc<dyn notif::backplane::Backplane>>,
+    ) -> Self {
         Self::serving(config, backplane, notif::DEFAULT_IDLE_TIMEOUT).await
     }
 
     /// Served by `notif::serve`, closing HTTP connections idle for `idle`.
     pub async fn serving(
         config: Config,
-        backplane: Option<std::sync::Arc<dyn notif::Backplane>>,
+        backplane: Option<std::sync::Arc<dyn notif::backplane::Backplane>>,
         idle: Duration,
     ) -> Self {
         // Identity from a header: tests play several users without a login. A revoked user's
@@ -244,8 +247,8 @@ impl TestServer {
         node: Option<&str>,
     ) -> Result<Tab, (u16, String)> {
         let path = match node {
-            Some(node) => format!("{}?{}={node}", notif::STREAM_PATH, notif::NODE_QUERY),
-            None => notif::STREAM_PATH.to_owned(),
+            Some(node) => format!("{}?{}={node}", notif::wire::STREAM_PATH, notif::wire::NODE_QUERY),
+            None => notif::wire::STREAM_PATH.to_owned(),
         };
         let mut request = self.http.get(self.url(&path));
         if let Some(user) = user {
@@ -271,7 +274,7 @@ impl TestServer {
         };
         let hello = tab.next().await;
         assert_eq!(hello.event, "hello");
-        let hello: notif::Hello = serde_json::from_str(&hello.data).unwrap();
+        let hello: notif::wire::Hello = serde_json::from_str(&hello.data).unwrap();
         tab.client = hello.client;
         tab.node = hello.node;
         tab.recovered = hello.recovered;
@@ -314,10 +317,10 @@ impl TestServer {
             request = request.header("x-user", user);
         }
         if let Some(client) = client {
-            request = request.header(notif::CLIENT_HEADER, client);
+            request = request.header(notif::wire::CLIENT_HEADER, client);
         }
         if let Some(node) = node {
-            request = request.header(notif::NODE_HEADER, node);
+            request = request.header(notif::wire::NODE_HEADER, node);
         }
         let response = request.send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
@@ -606,7 +609,7 @@ pub fn ws_upgrade_request(user: &str) -> Vec<u8> {
         "GET {} HTTP/1.1\r\nhost: test\r\nx-user: {user}\r\nconnection: Upgrade\r\n\
          upgrade: websocket\r\nsec-websocket-version: 13\r\n\
          sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        notif::WS_PATH
+        notif::wire::WS_PATH
     )
     .into_bytes()
 }

@@ -73,7 +73,7 @@ impl Server {
     /// while the returned task runs).
     pub async fn tab(&self, http: &Client) -> (String, tokio::task::JoinHandle<()>) {
         let response = http
-            .get(format!("{}{}", self.base, notif::STREAM_PATH))
+            .get(format!("{}{}", self.base, notif::wire::STREAM_PATH))
             .send()
             .await
             .unwrap();
@@ -84,7 +84,7 @@ impl Server {
             text.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
         }
         let data = text.lines().find_map(|l| l.strip_prefix("data:")).unwrap();
-        let hello: notif::Hello = serde_json::from_str(data.trim()).unwrap();
+        let hello: notif::wire::Hello = serde_json::from_str(data.trim()).unwrap();
         let reader = tokio::spawn(async move { while let Some(Ok(_)) = body.next().await {} });
         (hello.client, reader)
     }

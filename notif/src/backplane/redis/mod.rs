@@ -16,7 +16,7 @@ use super::{Backplane, BackplaneEvent, LostChannels};
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), redis::RedisError> {
 /// use std::sync::Arc;
-/// let backplane = Arc::new(notif::RedisBackplane::new("redis://127.0.0.1:6379")?);
+/// let backplane = Arc::new(notif::backplane::RedisBackplane::new("redis://127.0.0.1:6379")?);
 /// let hub: notif::Hub<Option<String>> =
 ///     notif::Hub::with_backplane(notif::Config::default(), backplane, |_| async { None });
 /// # let _ = hub; Ok(()) }
