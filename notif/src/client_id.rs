@@ -34,54 +34,9 @@ impl ClientId {
     }
 }
 
-/// Tables keyed by tab. Ids are random, so their low 64 bits already make a good hash: the
-/// delivery path skips the keyed hash (SipHash) that guards tables with keys clients choose.
-#[cfg(feature = "ssr")]
-pub(crate) type IdMap<V> = std::collections::HashMap<ClientId, V, IdHash>;
-/// A set of tabs; see [`IdMap`].
-#[cfg(feature = "ssr")]
-pub(crate) type IdSet = std::collections::HashSet<ClientId, IdHash>;
-#[cfg(feature = "ssr")]
-pub(crate) type IdHash = std::hash::BuildHasherDefault<IdHasher>;
-
-/// See [`IdMap`].
-#[cfg(feature = "ssr")]
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-#[cfg(feature = "ssr")]
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Not what `ClientId` feeds (it writes one u128), but correct for anything else.
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 ^= n as u64;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// An id's 16 bytes (big-endian, see [`ClientId::to_bytes`]) as its 32 lowercase hex digits:
-/// what `Display` writes, and what each WebSocket notification frame carries.
-pub(crate) fn hex(bytes: &[u8; 16]) -> [u8; 32] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (i, byte) in bytes.iter().enumerate() {
-        out[2 * i] = DIGITS[usize::from(byte >> 4)];
-        out[2 * i + 1] = DIGITS[usize::from(byte & 0xf)];
-    }
-    out
-}
-
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = hex(&self.0.to_be_bytes());
+        let digits = crate::hex::hex(&self.0.to_be_bytes());
         f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
@@ -146,7 +101,7 @@ mod properties {
     proptest! {
         #[test]
         fn hex_is_the_ids_32_lowercase_digits_and_parses_back(raw in any::<u128>()) {
-            let written = hex(&raw.to_be_bytes());
+            let written = crate::hex::hex(&raw.to_be_bytes());
             prop_assert_eq!(std::str::from_utf8(&written).unwrap(), format!("{raw:032x}"));
             prop_assert_eq!(format!("{raw:032x}").parse::<ClientId>(), Ok(ClientId(raw)));
         }

@@ -35,6 +35,7 @@
 mod client;
 mod client_id;
 mod error;
+mod hex;
 mod tab_client;
 mod topic;
 pub mod wire;

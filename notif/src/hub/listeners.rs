@@ -1,40 +1,15 @@
-//! Small tables sized for what they hold. Most keys have one listener or a few (a user's own
-//! key, a small room) and most identities one tab: a hash set's smallest table has four slots
-//! and its control bytes (96 bytes for one tab), and a `Vec`'s first allocation is four
-//! elements (64 bytes for one tab). Held once per tab and per key, that was ~0.17 KiB of
-//! every idle tab's ~2 KiB.
+//! The tabs listening on one key, in a table sized for what it holds: most keys have one
+//! listener or a few (a user's own key, a small room), and a hash set's smallest table has four
+//! slots and its control bytes (96 bytes for one tab).
 use std::collections::hash_set;
 
-use crate::{client_id::IdSet, ClientId};
+use super::id_map::IdSet;
+use super::shrink::{push_exact_up_to, trim};
+use crate::ClientId;
 
 /// Beyond this many listeners a key keeps them in a set, so a tab leaving a crowd is not a
 /// scan of the crowd.
 const FEW: usize = 32;
-
-/// How long a tab's keys and an identity's tabs grow one slot at a time.
-const TIGHT: usize = 8;
-
-/// Pushes onto a vector that is usually tiny: room for exactly its elements up to [`TIGHT`],
-/// the usual doubling beyond (a listen or a new tab is not a hot path; the memory is held for
-/// as long as the tab lives).
-pub(super) fn push_tight<T>(vec: &mut Vec<T>, item: T) {
-    push_exact_up_to(vec, item, TIGHT);
-}
-
-/// Pushes with room for exactly the elements while there are fewer than `exact`.
-fn push_exact_up_to<T>(vec: &mut Vec<T>, item: T, exact: usize) {
-    if vec.len() == vec.capacity() && vec.len() < exact {
-        vec.reserve_exact(1);
-    }
-    vec.push(item);
-}
-
-/// Gives back a vector's spare room once half of it is unused.
-pub(super) fn trim<T>(vec: &mut Vec<T>) {
-    if vec.capacity() > 2 * vec.len().max(1) {
-        vec.shrink_to_fit();
-    }
-}
 
 /// The tabs listening on one key.
 pub(super) enum Listeners {
@@ -186,16 +161,5 @@ mod tests {
         listeners.remove(clients[0]);
         listeners.remove(clients[1]);
         assert!(listeners.is_empty());
-    }
-
-    #[test]
-    fn tight_pushes_leave_no_room_until_eight() {
-        let mut vec = Vec::new();
-        for n in 1..=8 {
-            push_tight(&mut vec, n);
-            assert_eq!(vec.capacity(), n);
-        }
-        push_tight(&mut vec, 9);
-        assert!(vec.capacity() >= 16, "doubling beyond");
     }
 }

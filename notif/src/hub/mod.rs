@@ -7,6 +7,7 @@ mod connections;
 mod drain;
 mod expiry;
 mod heartbeat;
+mod id_map;
 mod key_id;
 mod listeners;
 mod locked;

@@ -4,19 +4,20 @@ use std::{collections::HashMap, sync::Arc};
 
 mod arrival;
 
+use super::id_map::IdMap;
 pub(crate) use super::tab::{Delivered, Outgoing, Wakes};
 use super::{
     cluster::Origin,
     key_id::KeyId,
-    listeners::{push_tight, trim, Listeners},
+    listeners::Listeners,
     queue,
     replay::Replay,
     revalidate::Credentials,
-    shrink::shrink,
+    shrink::{push_tight, shrink, trim},
     tab::Tab,
     Metrics,
 };
-use crate::{client_id::IdMap, ByeReason, ClientId, Identity, ListenError, StreamRefused};
+use crate::{ByeReason, ClientId, Identity, ListenError, StreamRefused};
 
 /// Why a tab cannot be resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::frame::{self, Inbox, Incoming, OpCode, ProtocolError};
-use crate::{client_id::hex, hub::Outgoing, wire::encode_ws, ClientId, EVENT_BYE};
+use crate::{hex::hex, hub::Outgoing, wire::encode_ws, ClientId, EVENT_BYE};
 
 /// Largest message a client may send, over all its fragments: it has nothing to say but control
 /// frames.
