@@ -10,7 +10,7 @@
 //!
 //! | feature   | side    | what it adds |
 //! |-----------|---------|--------------|
-//! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`], [`serve`] (HTTP/1.1 for the app: idle connections closed, graceful shutdown) |
+//! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`], [`serve`](fn@serve) (HTTP/1.1 for the app: idle connections closed, graceful shutdown) |
 //! | `redis`   | server  | [`backplane::RedisBackplane`]: several server nodes sharing notifications through Redis |
 //! | `hydrate` | browser | the tab's stream behind [`connection_state`], [`notifications`], [`on_notification`], [`use_listen`]; [`TabClient`] sends the tab's id |
 //!

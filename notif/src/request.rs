@@ -82,44 +82,6 @@ fn context<T: Topic>() -> Result<(Hub<T::Identity>, Parts), ListenError> {
     Ok((hub, parts))
 }
 
-impl<I: Identity> Hub<I> {
-    /// Listens the tab that sent `parts` on `key`: the request's identity, the tab its
-    /// `x-notif-client` header names, on the node its `x-notif-node` header names if that is
-    /// another. What [`listen`](crate::listen) does in a server function, for a plain axum
-    /// handler. Returns once the listen is registered.
-    ///
-    /// # Errors
-    ///
-    /// A [`ListenError`], whose [`status`](ListenError::status) is the HTTP answer to give.
-    pub async fn listen_caller<T: Topic<Identity = I>>(
-        &self,
-        parts: &Parts,
-        key: &T::Key,
-    ) -> Result<(), ListenError> {
-        let client = caller_from(parts)?;
-        let identity = self.identify(parts).await;
-        self.listen_on::<T>(client, node_from(parts), &identity, key)
-            .await
-    }
-
-    /// Stops the tab that sent `parts` listening on `key`, as
-    /// [`listen_caller`](Self::listen_caller) finds it.
-    ///
-    /// # Errors
-    ///
-    /// A [`ListenError`], whose [`status`](ListenError::status) is the HTTP answer to give.
-    pub async fn unlisten_caller<T: Topic<Identity = I>>(
-        &self,
-        parts: &Parts,
-        key: &T::Key,
-    ) -> Result<(), ListenError> {
-        let client = caller_from(parts)?;
-        let identity = self.identify(parts).await;
-        self.unlisten_on::<T>(client, node_from(parts), &identity, key)
-            .await
-    }
-}
-
 /// Sets the refusal's status on the server function's response.
 async fn answer(work: impl std::future::Future<Output = Result<(), ListenError>>) -> Result<(), ListenError> {
     let result = work.await;

@@ -20,7 +20,7 @@ impl<I: Identity> Hub<I> {
     /// Resolves once a node shutting down may exit: at once without a backplane; with one, when
     /// no tab is left here (each moved to another node or expired) and a second has passed, or
     /// `Config::drain` has passed since this was called; then once the backplane has sent what
-    /// this node published. [`serve`](crate::serve)'s graceful shutdown awaits it after every
+    /// this node published. [`serve`](fn@crate::serve)'s graceful shutdown awaits it after every
     /// stream closed.
     pub async fn drained(&self) {
         let Some(cluster) = &self.inner.cluster else {

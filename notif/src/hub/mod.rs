@@ -1,4 +1,31 @@
 //! The server half: a [`Hub`] holds every tab, its identity, its queue and its listens.
+//!
+//! # How a notification travels
+//!
+//! 1. [`Hub::notify`] (`notify.rs`) turns the key into a [`KeyId`](key_id) (topic name and key
+//!    JSON). With a backplane it also encodes the event for the other nodes.
+//! 2. The key's listeners are read under the tables' lock (`state/`), which is released while
+//!    `Topic::prepare` runs once per identity. Equal messages are encoded once into a shared
+//!    `Arc<str>` (`wire::encode_notification`).
+//! 3. The tables are locked again. The message for the other nodes is numbered and published
+//!    (`cluster/`), and each listening tab's frame is pushed (`tab.rs`): numbered, kept in its
+//!    replay buffer (`replay.rs`) and queued on its connection (`queue.rs`). Each push returns a
+//!    wake.
+//! 4. With the lock released, the wakes are sent on their way (`writes.rs`): a few are written
+//!    before `notify` returns, many by writer tasks. Each wake writes the tab's queued frames
+//!    straight to its WebSocket, under that connection's own lock, if the socket is free
+//!    (`stream/ws/link.rs`); otherwise it wakes the connection's task, which writes them.
+//! 5. Every other node receives the event in the order Redis gives it (`cluster/receive.rs`) and
+//!    runs steps 2–4 for its own listeners.
+//!
+//! # Locks, in the order they may be taken
+//!
+//! 1. The tables (`Inner::state`, a std mutex held only for table updates, never across an
+//!    `.await`).
+//! 2. Under it: the cluster's `outbox`, `applied`, `heard` and lingering subscriptions, the
+//!    backplane's own (the in-memory bus), and a tab's queue.
+//! 3. After it, never under it: a connection's socket (`stream/ws/link.rs`), the writers'
+//!    backlog, the expiry queue, the per-address connection counts.
 mod admission;
 mod clock;
 mod cluster;
@@ -9,6 +36,7 @@ mod expiry;
 mod heartbeat;
 mod id_map;
 mod key_id;
+mod listen;
 mod listeners;
 mod locked;
 mod metrics;
@@ -16,6 +44,7 @@ mod notify;
 pub(crate) mod queue;
 mod replay;
 mod revalidate;
+mod sessions;
 mod shrink;
 mod state;
 mod tab;
@@ -25,7 +54,6 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 pub use config::{Config, ConfigError};
 pub(crate) use connections::Slot;
-use key_id::KeyId;
 use metrics::Counters;
 pub use metrics::Metrics;
 pub use notify::{Exclude, NotifyError};
@@ -33,7 +61,7 @@ pub(crate) use revalidate::{credentials_of, Credentials};
 use state::State;
 pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
-use crate::{Backplane, ByeReason, ClientId, Identity, ListenError, StreamRefused, Topic};
+use crate::{Backplane, ByeReason, ClientId, Identity, Topic};
 use cluster::Cluster;
 use connections::Connections;
 use expiry::Expiries;
@@ -146,6 +174,13 @@ impl<I: Identity> Hub<I> {
         }
     }
 
+    /// The routes notif serves: `GET /notif/ws` (WebSocket, what the browser client uses) and
+    /// `GET /notif/stream` (Server-Sent Events, for other clients), carrying the same frames
+    /// under the same resume rules (docs/PROTOCOL.md). Merge them into the app's router.
+    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        crate::stream::routes(self)
+    }
+
     /// The configuration this hub runs with.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -199,109 +234,6 @@ impl<I: Identity> Hub<I> {
         self.inner.cluster.as_ref().map(|c| c.node().to_string())
     }
 
-    /// Listens `client` on `key`, if `identity` owns the tab and `T::authorize` allows it. The
-    /// listen is registered when this returns: a later `notify` reaches the tab. The tab must
-    /// be held by this node; [`listen`](crate::listen) in a server function also reaches a tab
-    /// another node holds.
-    pub async fn listen<T: Topic<Identity = I>>(
-        &self,
-        client: ClientId,
-        identity: &I,
-        key: &T::Key,
-    ) -> Result<(), ListenError> {
-        self.listen_on::<T>(client, None, identity, key).await
-    }
-
-    /// [`listen`](Self::listen) on the node the browser named as holding the tab, if another.
-    pub(crate) async fn listen_on<T: Topic<Identity = I>>(
-        &self,
-        client: ClientId,
-        node: Option<&str>,
-        identity: &I,
-        key: &T::Key,
-    ) -> Result<(), ListenError> {
-        let key_id = KeyId::new::<T>(key)?;
-        if !T::authorize(identity, key).await {
-            return Err(ListenError::Unauthorized);
-        }
-        self.register::<T>();
-        match self.holder(client, node) {
-            Some(node) => self.listen_at(node, client, identity, &key_id).await,
-            None => self.listen_key(client, identity, key_id).await,
-        }
-    }
-
-    /// Listens a tab held here on `key_id`, checked already.
-    pub(crate) async fn listen_key(
-        &self,
-        client: ClientId,
-        identity: &I,
-        key_id: KeyId,
-    ) -> Result<(), ListenError> {
-        let cap = self.inner.config.max_listens_per_tab;
-        let subscriptions = {
-            let mut state = self.state();
-            state.listen(client, identity, key_id, cap)?;
-            state.release()
-        };
-        // With several nodes, the listen counts once this node receives the key's channel.
-        for subscribed in subscriptions {
-            let _ = subscribed.await;
-        }
-        Ok(())
-    }
-
-    /// Stops `client` listening on `key`. Unlistening a key not listened to is not an error.
-    /// The tab must be held by this node; [`unlisten`](crate::unlisten) in a server function
-    /// also reaches a tab another node holds.
-    pub fn unlisten<T: Topic<Identity = I>>(
-        &self,
-        client: ClientId,
-        identity: &I,
-        key: &T::Key,
-    ) -> Result<(), ListenError> {
-        let key_id = KeyId::new::<T>(key)?;
-        self.state().unlisten(client, identity, &key_id).map(|_| ())
-    }
-
-    /// [`unlisten`](Self::unlisten) on the node the browser named as holding the tab, if another.
-    pub(crate) async fn unlisten_on<T: Topic<Identity = I>>(
-        &self,
-        client: ClientId,
-        node: Option<&str>,
-        identity: &I,
-        key: &T::Key,
-    ) -> Result<(), ListenError> {
-        let key_id = KeyId::new::<T>(key)?;
-        match self.holder(client, node) {
-            Some(node) => self.unlisten_at(node, client, identity, &key_id).await,
-            None => self.state().unlisten(client, identity, &key_id).map(|_| ()),
-        }
-    }
-
-    /// Stops every tab of `identity` listening on `key` (Eliom's `unlisten_user`). Returns how
-    /// many tabs were listening.
-    pub fn unlisten_identity<T: Topic<Identity = I>>(
-        &self,
-        identity: &I,
-        key: &T::Key,
-    ) -> Result<usize, ListenError> {
-        let key_id = KeyId::new::<T>(key)?;
-        if let Some(cluster) = &self.inner.cluster {
-            cluster.publish_unlisten_identity(T::NAME, identity, key_id.key_json());
-        }
-        Ok(self.unlisten_identity_local(identity, &key_id))
-    }
-
-    fn unlisten_identity_local(&self, identity: &I, key_id: &KeyId) -> usize {
-        let mut state = self.state();
-        let clients = state.clients_of(identity);
-        clients
-            .into_iter()
-            .filter(|&c| state.unlisten(c, identity, key_id).unwrap_or(false))
-            .count()
-    }
-
     /// Ends every tab of `identity` at once (sign-out): each gets a `bye` frame, its stream
     /// closes and its listens are gone. Returns how many tabs were ended.
     pub fn disconnect_identity(&self, identity: &I) -> usize {
@@ -322,7 +254,7 @@ impl<I: Identity> Hub<I> {
 
     /// Ends every stream with a `bye` (`shutdown`) frame and refuses new ones (503); browsers
     /// reconnect to whichever server answers next. Call on SIGTERM before the server stops
-    /// ([`serve`](crate::serve)'s graceful shutdown does).
+    /// ([`serve`](fn@crate::serve)'s graceful shutdown does).
     ///
     /// With a backplane the node drains instead: each tab gets its `bye` but is kept, so that
     /// the node its browser reconnects to can take it over with what it missed, for
@@ -361,88 +293,12 @@ impl<I: Identity> Hub<I> {
         }
         metrics
     }
-
-    /// Registers a new tab for `identity`, keeping `credentials` to re-validate it, and
-    /// returns its id and frame queue (connection 0); refused when every tab the identity may
-    /// hold is connected.
-    pub(crate) fn open_tab(
-        &self,
-        identity: I,
-        credentials: Option<Credentials>,
-    ) -> Result<(ClientId, queue::Receiver<Outgoing>), StreamRefused> {
-        let config = &self.inner.config;
-        let mut state = self.state();
-        if self.is_shutting_down() {
-            return Err(StreamRefused::ShuttingDown);
-        }
-        state.make_room(&identity, config.max_tabs_per_identity)?;
-        let (tx, rx) = queue::channel(config.queue_capacity);
-        let client = state.open(identity, credentials, tx, config.replay_capacity);
-        drop(state);
-        Counters::add(&self.inner.counters.streams_opened, 1);
-        self.start_revalidation();
-        Ok((client, rx))
-    }
-
-    /// A new tab for `identity`, for tests: no credentials, no cap reached.
-    #[cfg(test)]
-    pub(crate) fn open(&self, identity: I) -> (ClientId, queue::Receiver<Outgoing>) {
-        self.open_tab(identity, None).expect("under the cap")
-    }
-
-    /// Attaches a new connection to `client`, which last saw frame `seen`, and re-validates
-    /// it from now on with `credentials`. A tab another node holds (`node`, as the browser
-    /// names it) moves here.
-    pub(crate) async fn resume(
-        &self,
-        client: ClientId,
-        node: Option<&str>,
-        identity: &I,
-        seen: u64,
-        credentials: Option<Credentials>,
-    ) -> Result<(Resumed, queue::Receiver<Outgoing>), ResumeRefused> {
-        let (tx, rx) = queue::channel(self.inner.config.queue_capacity);
-        let resumed = match self.holder(client, node) {
-            Some(node) => {
-                self.move_in(client, identity, seen, node, tx, credentials)
-                    .await?
-            }
-            None => {
-                let mut state = self.state();
-                if self.is_shutting_down() {
-                    // A new tab is refused too: the stream is.
-                    return Err(ResumeRefused::Gone);
-                }
-                state.resume(client, identity, seen, tx, credentials)?
-            }
-        };
-        Counters::add(&self.inner.counters.streams_opened, 1);
-        Counters::add(&self.inner.counters.resumes, 1);
-        Ok((resumed, rx))
-    }
-
-    /// A stream request was refused.
-    pub(crate) fn count_refused(&self, refused: &StreamRefused) {
-        if let Some(at) = metrics::REFUSALS.iter().position(|r| *r == refused.reason()) {
-            Counters::add(&self.inner.counters.refused[at], 1);
-        }
-    }
-
-    /// A reconnect named a tab that could not be resumed.
-    pub(crate) fn count_reset(&self) {
-        Counters::add(&self.inner.counters.resets, 1);
-    }
-
-    /// `client` has every frame up to `seq`: its replay buffer forgets them.
-    pub(crate) fn acknowledged(&self, client: ClientId, seq: u64) {
-        self.state().acknowledge(client, seq);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SimpleTopic;
+    use crate::{ListenError, SimpleTopic, StreamRefused};
 
     pub(crate) struct Chat;
     impl SimpleTopic for Chat {

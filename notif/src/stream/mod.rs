@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// The remote address of a stream request, as the per-address cap counts it: the peer
-/// [`serve`](crate::serve) (or axum's `into_make_service_with_connect_info`) saw, or, behind a
+/// [`serve`](fn@crate::serve) (or axum's `into_make_service_with_connect_info`) saw, or, behind a
 /// trusted proxy, the last address in `X-Forwarded-For` (the one the proxy itself added). An
 /// IPv6 address counts as its /64: one subscriber usually holds a whole /64.
 fn remote_address(parts: &http::request::Parts, trust_forwarded: bool) -> Option<IpAddr> {
@@ -76,96 +76,96 @@ fn last_seen(parts: &http::request::Parts) -> Result<Option<(ClientId, u64)>, St
     }
 }
 
-impl<I: Identity> Hub<I> {
-    /// The routes notif serves: `GET /notif/stream` (Server-Sent Events) and `GET /notif/ws`
-    /// (WebSocket, what the browser client uses), carrying the same frames under the same
-    /// resume rules. Merge them into the app's router.
-    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let (sse_hub, ws_hub) = (self.clone(), self.clone());
-        Router::new()
-            .route(
-                STREAM_PATH,
-                get(move |request: axum::extract::Request| {
-                    let hub = sse_hub.clone();
-                    async move {
-                        let (parts, _body) = request.into_parts();
-                        hub.open_stream(&parts).await.into_response()
-                    }
-                }),
-            )
-            .route(
-                WS_PATH,
-                get(move |request: axum::extract::Request| {
-                    let hub = ws_hub.clone();
-                    async move { ws::answer(hub, request).await }
-                }),
-            )
-    }
-
-    /// Starts a session for one connection: checks where the request comes from and who sends
-    /// it, then resumes the tab its `Last-Event-ID` names or registers a new one. A refusal is
-    /// counted, and nothing is kept for it.
-    pub(crate) async fn start_session(
-        &self,
-        parts: &http::request::Parts,
-    ) -> Result<Session<I>, StreamRefused> {
-        let session = self.admit_session(parts).await;
-        if let Err(refused) = &session {
-            tracing::debug!(%refused, "notif: stream refused");
-            self.count_refused(refused);
-        }
-        session
-    }
-
-    async fn admit_session(&self, parts: &http::request::Parts) -> Result<Session<I>, StreamRefused> {
-        let config = self.config();
-        origin::check(parts, config)?;
-        let last = last_seen(parts)?;
-        let slot = self.connection_slot(remote_address(parts, config.trust_forwarded))?;
-        let identity = self.identify(parts).await;
-        self.admits(&identity)?;
-        let credentials = credentials_of(parts, &config.identity_headers);
-        if let Some((client, seen)) = last {
-            match self
-                .resume(client, node_named(parts), &identity, seen, credentials.clone())
-                .await
-            {
-                Ok((resumed, rx)) => {
-                    let open = OpenTab {
-                        slot,
-                        client,
-                        conn: resumed.conn,
-                        rx: Some(rx),
-                    };
-                    return Ok(Session {
-                        client,
-                        node: self.node(),
-                        seen,
-                        recovered: true,
-                        replay: resumed.frames,
-                        open,
-                    });
+/// The routes of [`Hub::routes`]: `GET /notif/stream` (Server-Sent Events) and `GET /notif/ws`
+/// (WebSocket), the same frames under the same resume rules.
+pub(crate) fn routes<I: Identity, S: Clone + Send + Sync + 'static>(hub: &Hub<I>) -> Router<S> {
+    let (sse_hub, ws_hub) = (hub.clone(), hub.clone());
+    Router::new()
+        .route(
+            STREAM_PATH,
+            get(move |request: axum::extract::Request| {
+                let hub = sse_hub.clone();
+                async move {
+                    let (parts, _body) = request.into_parts();
+                    sse::open(&hub, &parts).await.into_response()
                 }
-                Err(ResumeRefused::Foreign) => return Err(StreamRefused::ForeignClient),
-                Err(ResumeRefused::Gone) => self.count_reset(),
-            }
-        }
-        let (client, rx) = self.open_tab(identity, credentials)?;
-        let open = OpenTab {
-            slot,
-            client,
-            conn: 0,
-            rx: Some(rx),
-        };
-        Ok(Session {
-            client,
-            node: self.node(),
-            seen: 0,
-            recovered: false,
-            replay: Vec::new(),
-            open,
-        })
+            }),
+        )
+        .route(
+            WS_PATH,
+            get(move |request: axum::extract::Request| {
+                let hub = ws_hub.clone();
+                async move { ws::answer(hub, request).await }
+            }),
+        )
+}
+
+/// Starts a session for one connection: checks where the request comes from and who sends it,
+/// then resumes the tab its `Last-Event-ID` names (here, or moved here from the node it names)
+/// or registers a new one. A refusal is counted, and nothing is kept for it.
+pub(crate) async fn start_session<I: Identity>(
+    hub: &Hub<I>,
+    parts: &http::request::Parts,
+) -> Result<Session<I>, StreamRefused> {
+    let session = admit_session(hub, parts).await;
+    if let Err(refused) = &session {
+        tracing::debug!(%refused, "notif: stream refused");
+        hub.count_refused(refused);
     }
+    session
+}
+
+async fn admit_session<I: Identity>(
+    hub: &Hub<I>,
+    parts: &http::request::Parts,
+) -> Result<Session<I>, StreamRefused> {
+    let config = hub.config();
+    origin::check(parts, config)?;
+    let last = last_seen(parts)?;
+    let slot = hub.connection_slot(remote_address(parts, config.trust_forwarded))?;
+    let identity = hub.identify(parts).await;
+    hub.admits(&identity)?;
+    let credentials = credentials_of(parts, &config.identity_headers);
+    if let Some((client, seen)) = last {
+        match hub
+            .resume(client, node_named(parts), &identity, seen, credentials.clone())
+            .await
+        {
+            Ok((resumed, rx)) => {
+                let open = OpenTab {
+                    slot,
+                    client,
+                    conn: resumed.conn,
+                    rx: Some(rx),
+                };
+                return Ok(Session {
+                    client,
+                    node: hub.node(),
+                    seen,
+                    recovered: true,
+                    replay: resumed.frames,
+                    open,
+                });
+            }
+            Err(ResumeRefused::Foreign) => return Err(StreamRefused::ForeignClient),
+            Err(ResumeRefused::Gone) => hub.count_reset(),
+        }
+    }
+    let (client, rx) = hub.open_tab(identity, credentials)?;
+    let open = OpenTab {
+        slot,
+        client,
+        conn: 0,
+        rx: Some(rx),
+    };
+    Ok(Session {
+        client,
+        node: hub.node(),
+        seen: 0,
+        recovered: false,
+        replay: Vec::new(),
+        open,
+    })
 }
 
 /// One connection's frames: the hello, the replay, then live frames until either side ends it.

@@ -113,7 +113,7 @@ pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Respon
     let Some(upgrade) = parts.extensions.remove::<OnUpgrade>() else {
         return HandshakeRefused::NotUpgradable.into_response();
     };
-    let session = match hub.start_session(&parts).await {
+    let session = match super::start_session(&hub, &parts).await {
         Ok(session) => session,
         Err(refused) => return refused.into_response(),
     };
