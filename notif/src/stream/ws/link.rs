@@ -9,10 +9,9 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::io::Io;
+use super::{io::Io, open_tab::WRITE_BATCH};
 use crate::{
     hub::{queue::Direct, Outgoing},
-    stream::WRITE_BATCH,
     ClientId,
 };
 

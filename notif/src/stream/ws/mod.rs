@@ -11,6 +11,7 @@ mod frame;
 mod fuzz;
 mod io;
 mod link;
+mod open_tab;
 
 use std::{
     future::Future,
@@ -30,11 +31,12 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{OpenTab, Session, WRITE_BATCH};
+use super::{OpenTab, Session};
 use crate::{hub::queue::TryRecvError, wire::encode_ws, Hub, Identity, EVENT_HELLO};
 use frame::{Incoming, OpCode};
 use io::Unreadable;
 use link::Link;
+use open_tab::WRITE_BATCH;
 
 /// How long a closing connection may take to write its last frames and hear the client close
 /// before it is dropped.
