@@ -58,7 +58,35 @@ pub(crate) fn node_from(parts: &Parts) -> Option<&str> {
 }
 
 /// Listens the calling tab on `key`. Returns once the listen is registered, on whichever node
-/// holds the tab.
+/// holds the tab: a notification sent after it reaches the tab. Declare the server function
+/// with `client = notif::TabClient`, which names the calling tab.
+///
+/// # Examples
+///
+/// ```
+/// use leptos::prelude::*;
+/// # pub struct RoomTopic;
+/// # impl notif::SimpleTopic for RoomTopic {
+/// #     const NAME: &'static str = "room";
+/// #     type Key = i64;
+/// #     type Message = String;
+/// #     type Identity = Option<String>;
+/// # }
+/// # async fn load_history(_room: i64) -> Result<Vec<String>, ServerFnError> { Ok(Vec::new()) }
+///
+/// #[server(endpoint = "rooms/open", client = notif::TabClient)]
+/// pub async fn open_room(room: i64) -> Result<Vec<String>, ServerFnError> {
+///     notif::listen::<RoomTopic>(&room).await?; // first listen, then read: nothing falls between
+///     load_history(room).await
+/// }
+/// ```
+///
+/// # Errors
+///
+/// A [`ListenError`], also set as the response's HTTP status: no hub in context (500), no or a
+/// malformed tab id (400), the tab unknown (410) or another identity's (403), `authorize`
+/// refused (403), the tab's listen cap reached (429), the key unusable (400); with several nodes,
+/// the tab's node unreachable (503) or missing the topic (500).
 pub async fn listen<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
     answer(async {
         let (hub, parts) = context::<T>()?;

@@ -44,8 +44,54 @@ impl<T> Identity for T where
 
 /// A family of notifications, keyed by [`Topic::Key`].
 ///
+/// A unit type in the application implements it. It names the key type (what a tab listens on),
+/// the event the server notifies with, and the message each recipient gets: `prepare` turns one
+/// event into a message per recipient identity (or nothing), `authorize` decides who may listen
+/// on a key. Topics whose event is the message itself implement [`SimpleTopic`] instead and get
+/// `Topic` for free.
+///
 /// `prepare` and `authorize` exist only with the `ssr` feature: implement them inside the
 /// application's `#[cfg(feature = "ssr")]` block.
+///
+/// # Examples
+///
+/// A room's new posts: members only may listen, a post mentioning the reader is highlighted
+/// for them, and a reader who muted the author gets nothing.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Serialize, Deserialize)]
+/// pub struct Posted { pub author: String, pub text: String }
+///
+/// #[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// pub struct Shown { pub text: String, pub mentions_you: bool }
+///
+/// pub struct Room;
+///
+/// impl notif::Topic for Room {
+///     const NAME: &'static str = "room";
+///     type Key = u32;
+///     type Event = Posted;
+///     type Message = Shown;
+///     type Identity = Option<String>; // the signed-in user, if any
+///
+///     async fn prepare(reader: &Option<String>, post: &Posted) -> Option<Shown> {
+///         let reader = reader.as_deref()?;
+///         if muted(reader, &post.author) {
+///             return None;
+///         }
+///         let mentions_you = post.text.contains(&format!("@{reader}"));
+///         Some(Shown { text: post.text.clone(), mentions_you })
+///     }
+///
+///     async fn authorize(reader: &Option<String>, room: &u32) -> bool {
+///         reader.as_deref().is_some_and(|reader| is_member(reader, *room))
+///     }
+/// }
+/// # fn muted(_reader: &str, _author: &str) -> bool { false }
+/// # fn is_member(_reader: &str, _room: u32) -> bool { true }
+/// ```
 pub trait Topic: Send + Sync + 'static {
     /// Name on the wire; unique within an application.
     const NAME: &'static str;
@@ -80,6 +126,22 @@ pub trait Topic: Send + Sync + 'static {
 }
 
 /// A topic whose listeners all receive the notified value unchanged (Eliom's `Make_Simple`).
+///
+/// # Examples
+///
+/// ```
+/// use notif::SimpleTopic;
+///
+/// /// Anyone may listen on a counter; every listener gets the new value as is.
+/// pub struct Counter;
+///
+/// impl SimpleTopic for Counter {
+///     const NAME: &'static str = "counter";
+///     type Key = String;
+///     type Message = u64;
+///     type Identity = Option<String>;
+/// }
+/// ```
 pub trait SimpleTopic: Send + Sync + 'static {
     /// Name on the wire; unique within an application.
     const NAME: &'static str;

@@ -68,9 +68,38 @@ impl Source {
 impl<I: Identity> Hub<I> {
     /// Sends `event` to every tab listening on `key` now, minus `exclude`. Each recipient
     /// identity gets `T::prepare(identity, event)`, computed once per identity; equal messages
-    /// are encoded once. Returns how many tabs a frame was queued for: a notification to a few
-    /// tabs is written to their WebSockets before this returns, one to many tabs by the hub's
-    /// writer tasks just after, so a caller never waits for thousands of writes.
+    /// are encoded once. Returns how many tabs a frame was queued for on this node (with a
+    /// backplane, the other nodes' listeners get it too): a notification to a few tabs is
+    /// written to their WebSockets before this returns, one to many tabs by the hub's writer
+    /// tasks just after, so a caller never waits for thousands of writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use notif::{Config, Exclude, Hub, SimpleTopic};
+    ///
+    /// struct Visits;
+    /// impl SimpleTopic for Visits {
+    ///     const NAME: &'static str = "visits";
+    ///     type Key = String;  // a page
+    ///     type Message = u64; // its count
+    ///     type Identity = Option<String>;
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), notif::NotifyError> {
+    /// let hub: Hub<Option<String>> = Hub::new(Config::default(), |_parts| async { None });
+    /// let reached = hub.notify::<Visits>(&"/".to_string(), &42, Exclude::Nobody).await?;
+    /// assert_eq!(reached, 0); // no tab listens yet
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`NotifyError::Serialize`] when the key, event or a message does not serialise to JSON,
+    /// [`NotifyError::TooLarge`] when an encoded message exceeds `Config::max_message_bytes`.
+    /// Nothing was sent to anyone then.
     pub async fn notify<T: Topic<Identity = I>>(
         &self,
         key: &T::Key,
@@ -166,6 +195,35 @@ impl<I: Identity> Hub<I> {
 
     /// Sends `message` to every connected tab of `identity`, listening or not, with `key` in the
     /// frame if given (Ocsigen's manual way: "you have a new message" to one user). No `prepare`.
+    /// Returns how many tabs it was queued for on this node; with a backplane, the identity's
+    /// tabs on other nodes get it too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use notif::{Config, Hub, SimpleTopic};
+    ///
+    /// struct Inbox;
+    /// impl SimpleTopic for Inbox {
+    ///     const NAME: &'static str = "inbox";
+    ///     type Key = ();
+    ///     type Message = String;
+    ///     type Identity = Option<String>;
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), notif::NotifyError> {
+    /// let hub: Hub<Option<String>> = Hub::new(Config::default(), |_parts| async { None });
+    /// let ann = Some("ann".to_string());
+    /// let tabs = hub.send_to_identity::<Inbox>(&ann, None, &"you have a new message".into())?;
+    /// assert_eq!(tabs, 0); // ann has no tab open
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`notify`](Self::notify): the key or message does not serialise, or is too large.
     pub fn send_to_identity<T: Topic<Identity = I>>(
         &self,
         identity: &I,

@@ -76,6 +76,8 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// axum's `ConnectInfo<SocketAddr>` (what the per-address stream cap counts). Browsers speak
 /// HTTP/2 only over TLS, which a proxy in front terminates.
 ///
+/// # Examples
+///
 /// ```no_run
 /// # async fn run(hub: notif::Hub<Option<String>>) -> std::io::Result<()> {
 /// let app = axum::Router::new().merge(hub.routes());
@@ -88,6 +90,12 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 ///     .await
 /// # }
 /// ```
+///
+/// # Errors
+///
+/// None today: a failed accept (out of file descriptors, say) is logged and retried a second
+/// later, and a connection's own errors end that connection alone. The future resolves to `Ok`
+/// once the graceful shutdown is over.
 pub fn serve(listener: TcpListener, router: Router) -> Serve {
     Serve {
         listener,

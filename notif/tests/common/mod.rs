@@ -268,12 +268,14 @@ impl TestServer {
             client: String::new(),
             node: None,
             recovered: false,
+            hello_data: String::new(),
             last_id: String::new(),
             events: rx,
             reader,
         };
         let hello = tab.next().await;
         assert_eq!(hello.event, "hello");
+        tab.hello_data = hello.data.clone();
         let hello: notif::wire::Hello = serde_json::from_str(&hello.data).unwrap();
         tab.client = hello.client;
         tab.node = hello.node;
@@ -380,6 +382,8 @@ pub struct Tab {
     pub node: Option<String>,
     /// What the hello said.
     pub recovered: bool,
+    /// The hello's data as the server sent it.
+    pub hello_data: String,
     /// The `id:` of the last event read, as a browser remembers it.
     pub last_id: String,
     events: mpsc::UnboundedReceiver<Event>,
@@ -423,6 +427,7 @@ impl Tab {
             client: self.client.clone(),
             node: self.node.clone(),
             recovered: self.recovered,
+            hello_data: self.hello_data.clone(),
             last_id: self.last_id.clone(),
             events,
             reader: tokio::spawn(async {}),
