@@ -88,7 +88,7 @@ pub(crate) fn node_from(parts: &Parts) -> Option<&str> {
 /// refused (403), the tab's listen cap reached (429), the key unusable (400); with several nodes,
 /// the tab's node unreachable (503) or missing the topic (500).
 pub async fn listen<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
-    answer(async {
+    with_status(async {
         let (hub, parts) = context::<T>()?;
         hub.listen_caller::<T>(&parts, key).await
     })
@@ -97,7 +97,7 @@ pub async fn listen<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
 
 /// Stops the calling tab listening on `key`, on whichever node holds the tab.
 pub async fn unlisten<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
-    answer(async {
+    with_status(async {
         let (hub, parts) = context::<T>()?;
         hub.unlisten_caller::<T>(&parts, key).await
     })
@@ -111,7 +111,9 @@ fn context<T: Topic>() -> Result<(Hub<T::Identity>, Parts), ListenError> {
 }
 
 /// Sets the refusal's status on the server function's response.
-async fn answer(work: impl std::future::Future<Output = Result<(), ListenError>>) -> Result<(), ListenError> {
+async fn with_status(
+    work: impl std::future::Future<Output = Result<(), ListenError>>,
+) -> Result<(), ListenError> {
     let result = work.await;
     if let Err(error) = &result {
         if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {

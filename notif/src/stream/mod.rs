@@ -95,7 +95,7 @@ pub(crate) fn routes<I: Identity, S: Clone + Send + Sync + 'static>(hub: &Hub<I>
             WS_PATH,
             get(move |request: axum::extract::Request| {
                 let hub = ws_hub.clone();
-                async move { ws::answer(hub, request).await }
+                async move { ws::upgrade(hub, request).await }
             }),
         )
 }

@@ -106,7 +106,7 @@ fn accept(headers: &HeaderMap) -> Result<HeaderValue, HandshakeRefused> {
 }
 
 /// Checks the request, starts the tab's session, then upgrades.
-pub(super) async fn answer<I: Identity>(hub: Hub<I>, request: Request) -> Response {
+pub(super) async fn upgrade<I: Identity>(hub: Hub<I>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     let accept = match accept(&parts.headers) {
         Ok(accept) => accept,
@@ -148,7 +148,7 @@ enum Step {
 
 /// Waits for the upgrade, queues the hello, then hands the connection to a task of its own and
 /// ends. That task lives as long as the connection and is the largest part of an idle stream's
-/// memory, so it holds only what serving needs (see [`Serve`]).
+/// memory, so it holds only what serving needs (see [`Serving`]).
 async fn connect<I: Identity>(upgrade: OnUpgrade, session: Session<I>) {
     let upgraded = match upgrade.await {
         Ok(upgraded) => upgraded,
@@ -175,7 +175,7 @@ where
 {
     let link = Arc::new(Link::new(stream, session.client, read));
     let open = queue_hello(&link, session);
-    tokio::spawn(Serve {
+    tokio::spawn(Serving {
         link,
         open,
         phase: Phase::Hello,
@@ -204,7 +204,7 @@ fn queue_hello<I: Identity, S: AsyncRead + AsyncWrite + Unpin>(
 /// `async fn` doing the same kept room for every await point (272 bytes). tokio aligns a
 /// task's cell to 128 bytes, so this takes an idle connection's task from 384 to 256 bytes.
 /// Heartbeats come from the hub's clock, which writes them itself (`hub/heartbeat.rs`).
-struct Serve<I: Identity, S: AsyncRead + AsyncWrite + Unpin> {
+struct Serving<I: Identity, S: AsyncRead + AsyncWrite + Unpin> {
     link: Arc<Link<S>>,
     open: OpenTab<I>,
     phase: Phase,
@@ -224,7 +224,7 @@ enum Phase {
     Closing(Pin<Box<tokio::time::Sleep>>, Heard),
 }
 
-impl<I, S> Serve<I, S>
+impl<I, S> Serving<I, S>
 where
     I: Identity,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -283,7 +283,7 @@ where
     }
 }
 
-impl<I, S> Future for Serve<I, S>
+impl<I, S> Future for Serving<I, S>
 where
     I: Identity,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -338,7 +338,7 @@ where
     }
 }
 
-impl<I: Identity, S: AsyncRead + AsyncWrite + Unpin> Drop for Serve<I, S> {
+impl<I: Identity, S: AsyncRead + AsyncWrite + Unpin> Drop for Serving<I, S> {
     fn drop(&mut self) {
         // Before `open` drops, which starts the tab's resume window.
         self.link.shut();
@@ -419,7 +419,7 @@ mod tests {
             rx: Some(rx),
         };
         let (ours, _theirs) = tokio::io::duplex(64);
-        let serve = Serve {
+        let serve = Serving {
             link: Arc::new(Link::new(ours, client, &[])),
             open,
             phase: Phase::Hello,
