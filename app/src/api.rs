@@ -119,7 +119,7 @@ pub async fn post_message(room: i64, body: String) -> Result<RoomMessage, Server
     };
     let exclude = notif::caller::<Viewer>()
         .await
-        .map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+        .map_or(notif::Exclude::Nobody, notif::Exclude::Tab);
     let hub = ssr::hub()?;
     hub.notify::<RoomTopic>(&room, &message, exclude).await?;
     Ok(crate::server::view_message(&viewer, message))

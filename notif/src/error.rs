@@ -11,15 +11,15 @@ pub enum ListenError {
     /// The call carries no tab id.
     #[error("this call names no tab: declare the server function with `client = notif::TabClient` and call it from the browser")]
     NoTab,
-    /// The tab id header is not a client id.
-    #[error("the x-notif-client header is not a client id (32 lowercase hex digits)")]
-    BadClientId,
+    /// The tab id header is not a tab id.
+    #[error("the x-notif-client header is not a tab id (32 lowercase hex digits)")]
+    BadTabId,
     /// The tab is not known (its stream ended and its window passed, or the server restarted).
     #[error("this tab's stream is gone; it listens again by itself once its stream reopens")]
-    UnknownClient,
+    UnknownTab,
     /// The tab belongs to another identity.
     #[error("this tab belongs to another session; a tab can only be used by the session that opened it")]
-    ForeignClient,
+    ForeignTab,
     /// `Topic::authorize` refused.
     #[error("not allowed to listen on this key")]
     Unauthorized,
@@ -50,9 +50,9 @@ impl ListenError {
         match self {
             ListenError::NoHub | ListenError::UnknownTopic(_) => 500,
             ListenError::Unreachable => 503,
-            ListenError::NoTab | ListenError::BadClientId | ListenError::BadKey(_) => 400,
-            ListenError::UnknownClient => 410,
-            ListenError::ForeignClient | ListenError::Unauthorized => 403,
+            ListenError::NoTab | ListenError::BadTabId | ListenError::BadKey(_) => 400,
+            ListenError::UnknownTab => 410,
+            ListenError::ForeignTab | ListenError::Unauthorized => 403,
             ListenError::TooManyListens { .. } => 429,
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! The WebSocket parts are private to `stream::ws`; their entry points are implemented there
 //! (`stream/ws/fuzz.rs`), on the types declared here.
-use crate::{parse_event_id, Bye, ClientId, Hello, Hub, RawNotification, SimpleTopic, WsFrame};
+use crate::{parse_event_id, Bye, Hello, Hub, RawNotification, SimpleTopic, TabId, WsFrame};
 
 /// The WebSocket reader and handshake.
 pub struct Ws;
@@ -13,7 +13,7 @@ pub struct Ws;
 /// The stream endpoints' request parsing.
 pub struct Stream;
 
-/// Event ids and client ids as clients send them back: `parse_event_id`, `ClientId::from_str`,
+/// Event ids and tab ids as clients send them back: `parse_event_id`, `TabId::from_str`,
 /// and the `Last-Event-ID` header and `last_event_id` query reader, on the same bytes.
 pub fn event_id(input: &[u8]) {
     let text = String::from_utf8_lossy(input);
@@ -21,7 +21,7 @@ pub fn event_id(input: &[u8]) {
     if let Ok((client, seq)) = parsed {
         assert_eq!(parse_event_id(&format!("{client}.{seq}")), Ok((client, seq)));
     }
-    if let Ok(client) = text.parse::<ClientId>() {
+    if let Ok(client) = text.parse::<TabId>() {
         assert_eq!(
             client.to_string(),
             text,

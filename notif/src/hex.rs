@@ -1,6 +1,6 @@
 //! Hex digits for the 16 bytes of a tab's id.
 
-/// An id's 16 bytes (big-endian, see [`ClientId::to_bytes`](crate::ClientId::to_bytes)) as its 32 lowercase hex digits:
+/// An id's 16 bytes (big-endian, see [`TabId::to_bytes`](crate::TabId::to_bytes)) as its 32 lowercase hex digits:
 /// what `Display` writes, and what each WebSocket notification frame carries.
 pub(crate) fn hex(bytes: &[u8; 16]) -> [u8; 32] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -15,7 +15,7 @@
 //! | `hydrate` | browser | the tab's stream behind [`connection_state`], [`notifications`], [`on_notification`], [`use_listen`]; [`TabClient`] sends the tab's id |
 //!
 //! Without either feature only the shared types compile: [`Topic`], [`SimpleTopic`],
-//! [`ClientId`] and the [`wire`] types.
+//! [`TabId`] and the [`wire`] types.
 //!
 //! ```
 //! use notif::SimpleTopic;
@@ -33,10 +33,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
-mod client_id;
 mod error;
 mod hex;
 mod tab_client;
+mod tab_id;
 mod topic;
 pub mod wire;
 
@@ -60,9 +60,9 @@ pub use client::{
     client_id, connection_state, notifications, on_notification, resets, use_listen, ConnectionState,
     Notification,
 };
-pub use client_id::{BadClientId, ClientId};
 pub use error::ListenError;
 pub use tab_client::TabClient;
+pub use tab_id::{BadTabId, TabId};
 pub use topic::{Data, Identity, SimpleTopic, Topic};
 
 // The crate's own short paths to the protocol and backplane items, whose public home is their

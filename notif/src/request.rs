@@ -22,7 +22,7 @@
 //! #[server(endpoint = "rooms/post", client = notif::TabClient)]
 //! pub async fn post(room: i64, text: String) -> Result<(), ServerFnError> {
 //!     let hub = use_context::<notif::Hub<Option<String>>>().expect("hub in context");
-//!     let exclude = notif::caller::<Option<String>>().await.map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+//!     let exclude = notif::caller::<Option<String>>().await.map_or(notif::Exclude::Nobody, notif::Exclude::Tab);
 //!     hub.notify::<RoomTopic>(&room, &text, exclude).await?;
 //!     Ok(())
 //! }
@@ -30,26 +30,26 @@
 use http::request::Parts;
 use leptos::prelude::use_context;
 
-use crate::{ClientId, Hub, Identity, ListenError, Topic, CLIENT_HEADER, NODE_HEADER};
+use crate::{Hub, Identity, ListenError, TabId, Topic, CLIENT_HEADER, NODE_HEADER};
 
 /// The calling tab, from the request of the current server function: `None` if the call named
 /// no tab (or a malformed one), or a tab that is not the caller's own (another identity's, or
 /// one this node does not hold), so no request can leave someone else's tab out of a
 /// notification. Use it to leave the caller out of a notify. `I` is the hub's identity type.
-pub async fn caller<I: Identity>() -> Option<ClientId> {
+pub async fn caller<I: Identity>() -> Option<TabId> {
     let hub = use_context::<Hub<I>>()?;
     hub.caller(&use_context::<Parts>()?).await
 }
 
 /// The tab a server function call names in its `x-notif-client` header (not yet checked
 /// against the caller's identity).
-pub(crate) fn caller_from(parts: &Parts) -> Result<ClientId, ListenError> {
+pub(crate) fn caller_from(parts: &Parts) -> Result<TabId, ListenError> {
     let value = parts.headers.get(CLIENT_HEADER).ok_or(ListenError::NoTab)?;
     value
         .to_str()
         .ok()
         .and_then(|v| v.parse().ok())
-        .ok_or(ListenError::BadClientId)
+        .ok_or(ListenError::BadTabId)
 }
 
 /// The node a server function call names as holding its tab (`x-notif-node`), if any.

@@ -22,7 +22,7 @@ pub const STREAM_PATH: &str = "/notif/stream";
 /// Path of the WebSocket endpoint: the same frames as the stream, one JSON text message each
 /// (`{"event": .., "id": .., "data": ..}`), under the same resume rules.
 pub const WS_PATH: &str = "/notif/ws";
-/// Request header naming the calling tab's client id in server function calls.
+/// Request header naming the calling tab's id in server function calls.
 pub const CLIENT_HEADER: &str = "x-notif-client";
 /// Request header naming the node holding the calling tab (the `node` of its last [`Hello`]) in
 /// server function calls, so that a call another node receives reaches the tab.
@@ -54,7 +54,7 @@ pub struct BadEventId;
 /// assert_eq!((client.to_string().len(), seq), (32, 42));
 /// assert!(notif::wire::parse_event_id("0123456789abcdef0123456789abcdef.-1").is_err());
 /// ```
-pub fn parse_event_id(id: &str) -> Result<(crate::ClientId, u64), BadEventId> {
+pub fn parse_event_id(id: &str) -> Result<(crate::TabId, u64), BadEventId> {
     let (client, seq) = id.split_once('.').ok_or(BadEventId)?;
     if seq.is_empty() || seq.len() > 20 || !seq.bytes().all(|b| b.is_ascii_digit()) {
         return Err(BadEventId);
@@ -69,7 +69,7 @@ pub fn parse_event_id(id: &str) -> Result<(crate::ClientId, u64), BadEventId> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Hello {
-    /// The tab's client id, to send in [`CLIENT_HEADER`].
+    /// The tab's id, to send in [`CLIENT_HEADER`].
     pub client: String,
     /// Whether this connection resumed an earlier one. `false`: the server knows no earlier
     /// listens of this tab, so the tab must listen again.
@@ -182,13 +182,13 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::ClientId;
+    use crate::TabId;
 
     proptest! {
         #[test]
         fn any_string_parses_or_is_refused_without_panicking(s in "\\PC*") {
             let _ = parse_event_id(&s);
-            let _ = s.parse::<ClientId>();
+            let _ = s.parse::<TabId>();
         }
 
         #[test]
@@ -203,7 +203,7 @@ mod properties {
 
         #[test]
         fn every_id_the_server_writes_parses_back(raw in any::<u128>(), seq in any::<u64>()) {
-            let client: ClientId = format!("{raw:032x}").parse().unwrap();
+            let client: TabId = format!("{raw:032x}").parse().unwrap();
             let written = format!("{}.{}", client, seq);
             prop_assert_eq!(parse_event_id(&written), Ok((client, seq)));
         }
@@ -261,7 +261,7 @@ mod decoding_properties {
             let key_json = serde_json::to_string(&key).unwrap();
             let message = serde_json::json!({ "text": text });
             let data = encode_notification(&topic, &key_json, &message.to_string());
-            let client = crate::ClientId::random();
+            let client = crate::TabId::random();
             let frame: WsFrame = serde_json::from_str(&encode_ws(EVENT_NOTIF, Some(format_args!("{client}.{seq}")), &data)).unwrap();
             prop_assert_eq!(frame.event.as_str(), EVENT_NOTIF);
             prop_assert_eq!(parse_event_id(frame.id.as_deref().unwrap()), Ok((client, seq)));

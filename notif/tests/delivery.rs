@@ -154,10 +154,10 @@ async fn exclusions_leave_out_a_tab_or_an_identity() {
     for tab in [&alice1, &alice2, &bob] {
         server.listen_chat(tab, "k").await;
     }
-    let me: notif::ClientId = alice1.client.parse().unwrap();
+    let me: notif::TabId = alice1.client.parse().unwrap();
     let hub = &server.hub;
     assert_eq!(
-        hub.notify::<Chat>(&"k".into(), &"not me".into(), Exclude::Client(me))
+        hub.notify::<Chat>(&"k".into(), &"not me".into(), Exclude::Tab(me))
             .await
             .unwrap(),
         2

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use common::{eventually, Chat, Greeting, GreetingEvent, RedisServer, TestServer, Viewer};
 use notif::{
     backplane::{Backplane, MemoryBackplane, RedisBackplane},
-    ClientId, Config, Exclude, Topic,
+    Config, Exclude, TabId, Topic,
 };
 use tokio::sync::{Notify, Semaphore};
 
@@ -380,7 +380,7 @@ async fn a_node_fallen_behind_the_others_drops_their_messages_and_resets_those_t
     let mut carol = b.tab(Some("carol")).await;
     b.listen_chat(&bob, "k").await;
     b.listen_chat(&carol, "other").await;
-    let carol_id: ClientId = carol.client.parse().unwrap();
+    let carol_id: TabId = carol.client.parse().unwrap();
     b.hub
         .listen::<Held>(carol_id, &Some("carol".into()), &"h".to_string())
         .await

@@ -100,7 +100,7 @@ async fn client_ids_are_unique_and_128_bit_hex() {
     let b = server.tab(None).await;
     assert_ne!(a.client, b.client);
     for id in [&a.client, &b.client] {
-        assert!(id.parse::<notif::ClientId>().is_ok(), "{id}");
+        assert!(id.parse::<notif::TabId>().is_ok(), "{id}");
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::Hub;
-use crate::{ClientId, Identity, StreamDenied, StreamRefused};
+use crate::{Identity, StreamDenied, StreamRefused, TabId};
 
 pub(super) type AdmitFn<I> = dyn Fn(&I) -> Result<(), StreamDenied> + Send + Sync;
 
@@ -74,12 +74,12 @@ impl<I: Identity> Hub<I> {
     /// ```
     /// # async fn post(hub: notif::Hub<Option<String>>, parts: http::request::Parts) {
     /// let exclude: notif::Exclude<Option<String>> =
-    ///     hub.caller(&parts).await.map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+    ///     hub.caller(&parts).await.map_or(notif::Exclude::Nobody, notif::Exclude::Tab);
     /// # }
     /// ```
     ///
     /// Inside a server function, [`caller`](crate::caller) does this with the request in context.
-    pub async fn caller(&self, parts: &http::request::Parts) -> Option<ClientId> {
+    pub async fn caller(&self, parts: &http::request::Parts) -> Option<TabId> {
         let client = crate::request::caller_from(parts).ok()?;
         let identity = self.identify(parts).await;
         let owns = match self.holder(client, crate::request::node_from(parts)) {

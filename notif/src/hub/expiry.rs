@@ -6,12 +6,12 @@ use std::collections::VecDeque;
 use tokio::time::Instant;
 
 use super::Hub;
-use crate::{ClientId, Identity};
+use crate::{Identity, TabId};
 
 /// A closed tab to forget at `deadline`, unless it was reattached since (its epoch moved on).
 struct Due {
     deadline: Instant,
-    client: ClientId,
+    client: TabId,
     epoch: u32,
 }
 
@@ -24,7 +24,7 @@ pub(crate) struct Expiries {
 
 impl Expiries {
     /// Queues an expiry; returns whether a sweeping task must be started.
-    pub fn push(&mut self, deadline: Instant, client: ClientId, epoch: u32) -> bool {
+    pub fn push(&mut self, deadline: Instant, client: TabId, epoch: u32) -> bool {
         self.queue.push_back(Due {
             deadline,
             client,
@@ -40,7 +40,7 @@ impl Expiries {
 
     /// Takes every expiry due at `now`; then the next deadline, or `None` when nothing is left
     /// (the sweeper stops).
-    pub fn take_due(&mut self, now: Instant) -> (Vec<(ClientId, u32)>, Option<Instant>) {
+    pub fn take_due(&mut self, now: Instant) -> (Vec<(TabId, u32)>, Option<Instant>) {
         let mut due = Vec::new();
         while let Some(front) = self.queue.front().filter(|d| d.deadline <= now) {
             due.push((front.client, front.epoch));
@@ -59,7 +59,7 @@ impl Expiries {
 impl<I: Identity> Hub<I> {
     /// Connection `conn` of `client` ended: forget the tab once its resume window has passed,
     /// unless a new connection resumes it first.
-    pub(crate) fn closed(&self, client: ClientId, conn: u32) {
+    pub(crate) fn closed(&self, client: TabId, conn: u32) {
         let window = self.inner.config.resume_window;
         let Some(epoch) = self.state().detach(client, conn) else {
             return;
@@ -152,7 +152,7 @@ mod tests {
     fn expiries_come_out_in_deadline_order_and_the_sweeper_stops_when_none_are_left() {
         let start = Instant::now();
         let at = |s| start + Duration::from_secs(s);
-        let (a, b) = (ClientId::random(), ClientId::random());
+        let (a, b) = (TabId::random(), TabId::random());
         let mut expiries = Expiries::default();
         assert!(expiries.push(at(30), a, 1), "the first expiry starts a sweeper");
         assert!(!expiries.push(at(31), b, 4), "one sweeper at a time");

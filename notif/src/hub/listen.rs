@@ -5,7 +5,7 @@ use http::request::Parts;
 use super::{key_id::KeyId, Hub};
 use crate::{
     request::{caller_from, node_from},
-    ClientId, Identity, ListenError, Topic,
+    Identity, ListenError, TabId, Topic,
 };
 
 impl<I: Identity> Hub<I> {
@@ -15,7 +15,7 @@ impl<I: Identity> Hub<I> {
     /// another node holds.
     pub async fn listen<T: Topic<Identity = I>>(
         &self,
-        client: ClientId,
+        client: TabId,
         identity: &I,
         key: &T::Key,
     ) -> Result<(), ListenError> {
@@ -25,7 +25,7 @@ impl<I: Identity> Hub<I> {
     /// [`listen`](Self::listen) on the node the browser named as holding the tab, if another.
     pub(crate) async fn listen_on<T: Topic<Identity = I>>(
         &self,
-        client: ClientId,
+        client: TabId,
         node: Option<&str>,
         identity: &I,
         key: &T::Key,
@@ -44,7 +44,7 @@ impl<I: Identity> Hub<I> {
     /// Listens a tab held here on `key_id`, checked already.
     pub(crate) async fn listen_key(
         &self,
-        client: ClientId,
+        client: TabId,
         identity: &I,
         key_id: KeyId,
     ) -> Result<(), ListenError> {
@@ -66,7 +66,7 @@ impl<I: Identity> Hub<I> {
     /// also reaches a tab another node holds.
     pub fn unlisten<T: Topic<Identity = I>>(
         &self,
-        client: ClientId,
+        client: TabId,
         identity: &I,
         key: &T::Key,
     ) -> Result<(), ListenError> {
@@ -77,7 +77,7 @@ impl<I: Identity> Hub<I> {
     /// [`unlisten`](Self::unlisten) on the node the browser named as holding the tab, if another.
     pub(crate) async fn unlisten_on<T: Topic<Identity = I>>(
         &self,
-        client: ClientId,
+        client: TabId,
         node: Option<&str>,
         identity: &I,
         key: &T::Key,

@@ -5,7 +5,7 @@ use std::collections::hash_set;
 
 use super::id_map::IdSet;
 use super::shrink::{push_exact_up_to, trim};
-use crate::ClientId;
+use crate::TabId;
 
 /// Beyond this many listeners a key keeps them in a set, so a tab leaving a crowd is not a
 /// scan of the crowd.
@@ -14,7 +14,7 @@ const FEW: usize = 32;
 /// The tabs listening on one key.
 pub(super) enum Listeners {
     /// Up to [`FEW`], in a vector with room for just them.
-    Few(Vec<ClientId>),
+    Few(Vec<TabId>),
     /// More, in a set.
     Many(IdSet),
 }
@@ -27,7 +27,7 @@ impl Default for Listeners {
 
 impl Listeners {
     /// Adds `client`, which must not be listening yet (a tab's own list of keys says so).
-    pub fn insert(&mut self, client: ClientId) {
+    pub fn insert(&mut self, client: TabId) {
         match self {
             Listeners::Few(few) if few.len() < FEW => {
                 debug_assert!(!few.contains(&client), "listening twice");
@@ -45,7 +45,7 @@ impl Listeners {
     }
 
     /// Removes `client`, giving back room a crowd left.
-    pub fn remove(&mut self, client: ClientId) {
+    pub fn remove(&mut self, client: TabId) {
         match self {
             Listeners::Few(few) => {
                 if let Some(at) = few.iter().position(|c| *c == client) {
@@ -82,14 +82,14 @@ impl Listeners {
 
 /// The tabs listening on a key, in no particular order.
 pub(super) enum Iter<'a> {
-    Few(std::slice::Iter<'a, ClientId>),
-    Many(hash_set::Iter<'a, ClientId>),
+    Few(std::slice::Iter<'a, TabId>),
+    Many(hash_set::Iter<'a, TabId>),
 }
 
 impl Iterator for Iter<'_> {
-    type Item = ClientId;
+    type Item = TabId;
 
-    fn next(&mut self) -> Option<ClientId> {
+    fn next(&mut self) -> Option<TabId> {
         match self {
             Iter::Few(few) => few.next().copied(),
             Iter::Many(many) => many.next().copied(),
@@ -105,7 +105,7 @@ impl Iterator for Iter<'_> {
 }
 
 impl<'a> IntoIterator for &'a Listeners {
-    type Item = ClientId;
+    type Item = TabId;
     type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Iter<'a> {
@@ -119,11 +119,11 @@ mod tests {
 
     use super::*;
 
-    fn ids(n: usize) -> Vec<ClientId> {
-        (0..n).map(|_| ClientId::random()).collect()
+    fn ids(n: usize) -> Vec<TabId> {
+        (0..n).map(|_| TabId::random()).collect()
     }
 
-    fn members(listeners: &Listeners) -> BTreeSet<ClientId> {
+    fn members(listeners: &Listeners) -> BTreeSet<TabId> {
         listeners.iter().collect()
     }
 

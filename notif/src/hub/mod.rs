@@ -61,7 +61,7 @@ pub(crate) use revalidate::{credentials_of, Credentials};
 use state::State;
 pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
 
-use crate::{Backplane, ByeReason, ClientId, Identity, Topic};
+use crate::{Backplane, ByeReason, Identity, TabId, Topic};
 use cluster::Cluster;
 use connections::Connections;
 use expiry::Expiries;
@@ -266,7 +266,7 @@ impl<I: Identity> Hub<I> {
         self.inner
             .shutting_down
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let clients: Vec<ClientId> = state.client_ids();
+        let clients: Vec<TabId> = state.client_ids();
         let drain = self.inner.cluster.is_some() && !self.inner.config.drain().is_zero();
         for client in clients {
             if drain {
@@ -384,7 +384,7 @@ mod tests {
         assert_eq!(hub.metrics().listens, 0);
         assert_eq!(
             hub.listen::<Chat>(client, &None, &"k".into()).await,
-            Err(ListenError::UnknownClient)
+            Err(ListenError::UnknownTab)
         );
     }
 

@@ -8,7 +8,7 @@ use super::{
     state::{Delivered, Wakes},
     Hub,
 };
-use crate::{wire::encode_notification, ClientId, Identity, Topic};
+use crate::{wire::encode_notification, Identity, TabId, Topic};
 
 /// Tabs a `notify` leaves out (Eliom's `?notfor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub enum Exclude<I> {
     /// Every listener gets it.
     Nobody,
     /// Every listener but this tab (typically the caller: see [`caller`](crate::caller)).
-    Client(ClientId),
+    Tab(TabId),
     /// Every listener but the tabs of this identity.
     Identity(I),
 }
@@ -135,9 +135,9 @@ impl<I: Identity> Hub<I> {
         exclude: Exclude<I>,
         mut source: Source,
     ) -> Result<usize, NotifyError> {
-        let excluded = |client: ClientId, identity: &I| match &exclude {
+        let excluded = |client: TabId, identity: &I| match &exclude {
             Exclude::Nobody => false,
-            Exclude::Client(c) => *c == client,
+            Exclude::Tab(c) => *c == client,
             Exclude::Identity(i) => i == identity,
         };
         if !T::PER_IDENTITY {
@@ -173,7 +173,7 @@ impl<I: Identity> Hub<I> {
             futures::future::join_all(groups.iter().map(|(identity, _)| T::prepare(identity, event))).await;
 
         let mut shared: Vec<(T::Message, Arc<str>)> = Vec::new();
-        let mut batches: Vec<(Arc<str>, &[ClientId])> = Vec::with_capacity(groups.len());
+        let mut batches: Vec<(Arc<str>, &[TabId])> = Vec::with_capacity(groups.len());
         for ((_, clients), message) in groups.iter().zip(messages) {
             let Some(message) = message else { continue };
             let data = match shared.iter().find(|(m, _)| *m == message) {
@@ -274,12 +274,7 @@ impl<I: Identity> Hub<I> {
         Ok(())
     }
 
-    fn enqueue(
-        &self,
-        key: Option<&KeyId>,
-        batches: Vec<(Arc<str>, &[ClientId])>,
-        mut source: Source,
-    ) -> usize {
+    fn enqueue(&self, key: Option<&KeyId>, batches: Vec<(Arc<str>, &[TabId])>, mut source: Source) -> usize {
         let (mut queued, mut lagged) = (0u64, 0u64);
         let mut wakes = Wakes::new();
         {

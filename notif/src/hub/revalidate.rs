@@ -10,7 +10,7 @@ use futures::StreamExt;
 use http::{request::Parts, HeaderName, HeaderValue};
 
 use super::Hub;
-use crate::{ByeReason, ClientId, Identity};
+use crate::{ByeReason, Identity, TabId};
 
 /// The headers of a stream's request that `identify` reads, copied out of the request (a
 /// clone would keep the whole request head's buffer alive).
@@ -64,7 +64,7 @@ impl<I: Identity> Hub<I> {
     /// how many.
     pub(crate) async fn revalidate(&self) -> usize {
         let open = self.state().connected_credentials();
-        let changed: Vec<(ClientId, u32)> = futures::stream::iter(open)
+        let changed: Vec<(TabId, u32)> = futures::stream::iter(open)
             .map(|(client, conn, identity, credentials)| async move {
                 let now = self.identify(&request_with(credentials.as_ref())).await;
                 (now != identity).then_some((client, conn))

@@ -4,7 +4,7 @@ use super::{
     metrics::{self, Counters},
     queue, Credentials, Hub, Outgoing, ResumeRefused, Resumed,
 };
-use crate::{ClientId, Identity, StreamRefused};
+use crate::{Identity, StreamRefused, TabId};
 
 impl<I: Identity> Hub<I> {
     /// Registers a new tab for `identity`, keeping `credentials` to re-validate it, and
@@ -14,7 +14,7 @@ impl<I: Identity> Hub<I> {
         &self,
         identity: I,
         credentials: Option<Credentials>,
-    ) -> Result<(ClientId, queue::Receiver<Outgoing>), StreamRefused> {
+    ) -> Result<(TabId, queue::Receiver<Outgoing>), StreamRefused> {
         let config = &self.inner.config;
         let mut state = self.state();
         if self.is_shutting_down() {
@@ -31,7 +31,7 @@ impl<I: Identity> Hub<I> {
 
     /// A new tab for `identity`, for tests: no credentials, no cap reached.
     #[cfg(test)]
-    pub(crate) fn open(&self, identity: I) -> (ClientId, queue::Receiver<Outgoing>) {
+    pub(crate) fn open(&self, identity: I) -> (TabId, queue::Receiver<Outgoing>) {
         self.open_tab(identity, None).expect("under the cap")
     }
 
@@ -40,7 +40,7 @@ impl<I: Identity> Hub<I> {
     /// names it) moves here.
     pub(crate) async fn resume(
         &self,
-        client: ClientId,
+        client: TabId,
         node: Option<&str>,
         identity: &I,
         seen: u64,
@@ -79,7 +79,7 @@ impl<I: Identity> Hub<I> {
     }
 
     /// `client` has every frame up to `seq`: its replay buffer forgets them.
-    pub(crate) fn acknowledged(&self, client: ClientId, seq: u64) {
+    pub(crate) fn acknowledged(&self, client: TabId, seq: u64) {
         self.state().acknowledge(client, seq);
     }
 }

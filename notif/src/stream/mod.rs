@@ -14,7 +14,7 @@ pub use refused::{StreamDenied, StreamRefused};
 
 use crate::{
     hub::{credentials_of, queue, Outgoing, ResumeRefused, Slot},
-    parse_event_id, ClientId, Hello, Hub, Identity, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_QUERY,
+    parse_event_id, Hello, Hub, Identity, TabId, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_QUERY,
     STREAM_PATH, WS_PATH,
 };
 
@@ -59,7 +59,7 @@ fn node_named(parts: &http::request::Parts) -> Option<&str> {
 }
 
 /// The frame a reconnect names as the last it saw, from the header or the query.
-fn last_seen(parts: &http::request::Parts) -> Result<Option<(ClientId, u64)>, StreamRefused> {
+fn last_seen(parts: &http::request::Parts) -> Result<Option<(TabId, u64)>, StreamRefused> {
     let header = parts
         .headers
         .get(LAST_EVENT_ID_HEADER)
@@ -147,7 +147,7 @@ async fn admit_session<I: Identity>(
                     open,
                 });
             }
-            Err(ResumeRefused::Foreign) => return Err(StreamRefused::ForeignClient),
+            Err(ResumeRefused::Foreign) => return Err(StreamRefused::ForeignTab),
             Err(ResumeRefused::Gone) => hub.count_reset(),
         }
     }
@@ -170,7 +170,7 @@ async fn admit_session<I: Identity>(
 
 /// One connection's frames: the hello, the replay, then live frames until either side ends it.
 pub(crate) struct Session<I: Identity> {
-    pub client: ClientId,
+    pub client: TabId,
     /// The node holding the tab, with a backplane.
     pub node: Option<String>,
     /// The last frame the client has; the hello carries it as its id, so a drop during the
@@ -199,7 +199,7 @@ impl<I: Identity> Session<I> {
 /// and gives its place in the connection counts back.
 pub(crate) struct OpenTab<I: Identity> {
     slot: Slot<I>,
-    client: ClientId,
+    client: TabId,
     conn: u32,
     rx: Option<queue::Receiver<Outgoing>>,
 }

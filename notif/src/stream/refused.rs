@@ -16,7 +16,7 @@ pub enum StreamRefused {
     BadLastEventId,
     /// The named tab belongs to another identity.
     #[error("this tab belongs to another session; omit Last-Event-ID to start a new stream")]
-    ForeignClient,
+    ForeignTab,
     /// The request's `Origin` is neither the server's own nor an allowed one.
     #[error("this page's origin may not open a stream: only the server's own origin and those in NOTIF_ALLOWED_ORIGINS (Config::allowed_origins) may")]
     ForeignOrigin,
@@ -51,7 +51,7 @@ impl StreamRefused {
     pub fn status(&self) -> u16 {
         match self {
             StreamRefused::BadLastEventId => 400,
-            StreamRefused::ForeignClient
+            StreamRefused::ForeignTab
             | StreamRefused::ForeignOrigin
             | StreamRefused::NullOrigin
             | StreamRefused::NoOrigin => 403,
@@ -65,7 +65,7 @@ impl StreamRefused {
     pub fn reason(&self) -> &'static str {
         match self {
             StreamRefused::BadLastEventId => "bad_last_event_id",
-            StreamRefused::ForeignClient => "foreign_tab",
+            StreamRefused::ForeignTab => "foreign_tab",
             StreamRefused::ForeignOrigin | StreamRefused::NullOrigin | StreamRefused::NoOrigin => "origin",
             StreamRefused::Denied(_) => "denied",
             StreamRefused::TooManyTabs { .. } => "tabs_per_identity",

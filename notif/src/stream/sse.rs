@@ -5,7 +5,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{stream, Stream, StreamExt};
 
 use super::StreamRefused;
-use crate::{hub::Outgoing, Bye, ClientId, Hub, Identity, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF};
+use crate::{hub::Outgoing, Bye, Hub, Identity, TabId, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF};
 
 /// Answers one SSE stream request: resolves the identity, resumes the tab its `Last-Event-ID`
 /// names or registers a new one, and streams frames until either side ends it.
@@ -45,7 +45,7 @@ pub(super) async fn open<I: Identity>(
     .keep_alive(KeepAlive::new().interval(heartbeat).text("hb")))
 }
 
-fn notif_event(client: ClientId, seq: u64, data: &Arc<str>) -> Event {
+fn notif_event(client: TabId, seq: u64, data: &Arc<str>) -> Event {
     Event::default()
         .event(EVENT_NOTIF)
         .id(format!("{client}.{seq}"))

@@ -86,7 +86,7 @@ pub async fn post_chat(key: String, text: String) -> Result<usize, ServerFnError
     let hub = use_context::<Hub<Viewer>>().expect("a hub in context");
     let exclude = notif::caller::<Viewer>()
         .await
-        .map_or(notif::Exclude::Nobody, notif::Exclude::Client);
+        .map_or(notif::Exclude::Nobody, notif::Exclude::Tab);
     Ok(hub.notify::<Chat>(&key, &text, exclude).await?)
 }
 

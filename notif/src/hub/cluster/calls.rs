@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::{node_channel, Body, Cluster, NodeId};
 use crate::{
     hub::{key_id::KeyId, Hub},
-    ClientId, Identity, ListenError,
+    Identity, ListenError, TabId,
 };
 
 /// How long a call waits for its answer: a node that does not answer by then is taken for gone.
@@ -113,7 +113,7 @@ pub(super) enum Refusal {
 impl Refusal {
     fn of(error: &ListenError) -> Self {
         match error {
-            ListenError::ForeignClient => Refusal::ForeignClient,
+            ListenError::ForeignTab => Refusal::ForeignClient,
             ListenError::TooManyListens { cap } => Refusal::TooManyListens { cap: *cap },
             _ => Refusal::UnknownClient,
         }
@@ -121,10 +121,10 @@ impl Refusal {
 
     fn error(self, topic: &str) -> ListenError {
         match self {
-            Refusal::ForeignClient => ListenError::ForeignClient,
+            Refusal::ForeignClient => ListenError::ForeignTab,
             Refusal::TooManyListens { cap } => ListenError::TooManyListens { cap },
             Refusal::UnknownTopic => ListenError::UnknownTopic(topic.to_owned()),
-            Refusal::UnknownClient | Refusal::Changed | Refusal::Gone => ListenError::UnknownClient,
+            Refusal::UnknownClient | Refusal::Changed | Refusal::Gone => ListenError::UnknownTab,
         }
     }
 }
@@ -197,7 +197,7 @@ impl<I: Identity> Cluster<I> {
 impl<I: Identity> Hub<I> {
     /// The node to carry a call about `client` to: the one the caller names, when the tab is not
     /// here and that node is another. `None`: handle it here.
-    pub(crate) fn holder(&self, client: ClientId, named: Option<&str>) -> Option<NodeId> {
+    pub(crate) fn holder(&self, client: TabId, named: Option<&str>) -> Option<NodeId> {
         let cluster = self.inner.cluster.as_ref()?;
         let node: NodeId = named?.parse().ok()?;
         if node == cluster.node() || self.state().owner(client).is_some() {
@@ -206,7 +206,7 @@ impl<I: Identity> Hub<I> {
         Some(node)
     }
 
-    fn cluster_call_parts(&self, client: ClientId, identity: &I) -> Option<(&Cluster<I>, String, String)> {
+    fn cluster_call_parts(&self, client: TabId, identity: &I) -> Option<(&Cluster<I>, String, String)> {
         let cluster = self.inner.cluster.as_ref()?;
         Some((cluster, client.to_string(), serde_json::to_string(identity).ok()?))
     }
@@ -215,13 +215,13 @@ impl<I: Identity> Hub<I> {
     pub(crate) async fn listen_at(
         &self,
         node: NodeId,
-        client: ClientId,
+        client: TabId,
         identity: &I,
         key: &KeyId,
     ) -> Result<(), ListenError> {
         let (cluster, client, identity) = self
             .cluster_call_parts(client, identity)
-            .ok_or(ListenError::UnknownClient)?;
+            .ok_or(ListenError::UnknownTab)?;
         let call = Call::Listen {
             client,
             identity,
@@ -230,7 +230,7 @@ impl<I: Identity> Hub<I> {
         match cluster.call(node, call).await? {
             Reply::Done => Ok(()),
             Reply::Refused { refusal } => Err(refusal.error(key.topic())),
-            _ => Err(ListenError::UnknownClient),
+            _ => Err(ListenError::UnknownTab),
         }
     }
 
@@ -238,13 +238,13 @@ impl<I: Identity> Hub<I> {
     pub(crate) async fn unlisten_at(
         &self,
         node: NodeId,
-        client: ClientId,
+        client: TabId,
         identity: &I,
         key: &KeyId,
     ) -> Result<(), ListenError> {
         let (cluster, client, identity) = self
             .cluster_call_parts(client, identity)
-            .ok_or(ListenError::UnknownClient)?;
+            .ok_or(ListenError::UnknownTab)?;
         let call = Call::Unlisten {
             client,
             identity,
@@ -253,12 +253,12 @@ impl<I: Identity> Hub<I> {
         match cluster.call(node, call).await? {
             Reply::Done => Ok(()),
             Reply::Refused { refusal } => Err(refusal.error(key.topic())),
-            _ => Err(ListenError::UnknownClient),
+            _ => Err(ListenError::UnknownTab),
         }
     }
 
     /// Whether `client`, held by `node`, belongs to `identity`.
-    pub(crate) async fn owns_at(&self, node: NodeId, client: ClientId, identity: &I) -> bool {
+    pub(crate) async fn owns_at(&self, node: NodeId, client: TabId, identity: &I) -> bool {
         let Some((cluster, client, identity)) = self.cluster_call_parts(client, identity) else {
             return false;
         };
@@ -272,7 +272,7 @@ impl<I: Identity> Hub<I> {
     /// another node, refused otherwise. A listen waits for its subscriptions in a task of its
     /// own; everything else is answered at once, in the order messages arrive.
     pub(super) fn answer_call(&self, cluster: &Cluster<I>, from: NodeId, id: u64, call: Call) {
-        let Ok(client) = call.client().parse::<ClientId>() else {
+        let Ok(client) = call.client().parse::<TabId>() else {
             cluster.reply(from, id, refused(Refusal::UnknownClient));
             return;
         };
@@ -369,8 +369,8 @@ mod tests {
             }
         ));
         assert_eq!(
-            Refusal::of(&ListenError::ForeignClient).error("chat"),
-            ListenError::ForeignClient,
+            Refusal::of(&ListenError::ForeignTab).error("chat"),
+            ListenError::ForeignTab,
             "a refusal comes back as it was made"
         );
     }

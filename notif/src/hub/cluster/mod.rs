@@ -326,7 +326,7 @@ impl<I: Identity> Cluster<I> {
     ) -> Option<Outbound> {
         let exclude = match exclude {
             Exclude::Nobody => WireExclude::Nobody,
-            Exclude::Client(client) => WireExclude::Client(client.to_string()),
+            Exclude::Tab(client) => WireExclude::Client(client.to_string()),
             Exclude::Identity(identity) => {
                 WireExclude::Identity(serde_json::to_string(identity).unwrap_or_default())
             }

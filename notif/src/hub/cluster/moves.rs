@@ -28,7 +28,7 @@ use crate::{
         state::{Outgoing, ResumeRefused, Resumed},
         Credentials, Hub,
     },
-    ClientId, Identity,
+    Identity, TabId,
 };
 
 /// Tries before a move whose tab keeps changing its listens gives up.
@@ -42,15 +42,15 @@ pub(super) struct Moved {
 }
 
 /// Where each tab went, and when, oldest first.
-type MovedTabs = (HashMap<ClientId, NodeId>, VecDeque<(Instant, ClientId)>);
+type MovedTabs = (HashMap<TabId, NodeId>, VecDeque<(Instant, TabId)>);
 
 impl<I: Identity> Cluster<I> {
-    pub(super) fn moved_to(&self, client: ClientId) -> Option<NodeId> {
+    pub(super) fn moved_to(&self, client: TabId) -> Option<NodeId> {
         let moved = self.moved.to.lock().unwrap_or_else(|e| e.into_inner());
         moved.0.get(&client).copied()
     }
 
-    fn record_move(&self, client: ClientId, to: NodeId, keep: Duration) {
+    fn record_move(&self, client: TabId, to: NodeId, keep: Duration) {
         let mut moved = self.moved.to.lock().unwrap_or_else(|e| e.into_inner());
         let (to_node, order) = &mut *moved;
         let now = Instant::now();
@@ -78,7 +78,7 @@ impl<I: Identity> Cluster<I> {
 
 impl<I: Identity> Hub<I> {
     /// What a tab held here listens on, for a node it is moving to.
-    pub(super) fn describe(&self, client: ClientId, identity: &I) -> Reply {
+    pub(super) fn describe(&self, client: TabId, identity: &I) -> Reply {
         let state = self.state();
         match state.owner(client) {
             None => refused(Refusal::UnknownClient),
@@ -98,7 +98,7 @@ impl<I: Identity> Hub<I> {
     pub(super) fn hand_over(
         &self,
         cluster: &Cluster<I>,
-        client: ClientId,
+        client: TabId,
         identity: &I,
         seen: u64,
         keys: &[String],
@@ -147,7 +147,7 @@ impl<I: Identity> Hub<I> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn move_in(
         &self,
-        client: ClientId,
+        client: TabId,
         identity: &I,
         seen: u64,
         from: NodeId,

@@ -83,7 +83,7 @@ impl<I: Identity> Hub<I> {
                 let exclude = match exclude {
                     WireExclude::Nobody => Exclude::Nobody,
                     WireExclude::Client(client) => match client.parse() {
-                        Ok(client) => Exclude::Client(client),
+                        Ok(client) => Exclude::Tab(client),
                         Err(_) => Exclude::Nobody,
                     },
                     WireExclude::Identity(json) => match identity(&json) {

@@ -12,13 +12,13 @@ use crate::{
         revalidate::Credentials,
         tab::{Arrival, Outgoing, Tab},
     },
-    ClientId, Identity,
+    Identity, TabId,
 };
 
 impl<I: Identity> State<I> {
     /// Registers `client`, about to move here, listening on `keys` and keeping what arrives
     /// for it (at most `cap` frames). `false` if a tab of that id is here already.
-    pub fn arriving(&mut self, client: ClientId, identity: I, keys: &[KeyId], cap: usize) -> bool {
+    pub fn arriving(&mut self, client: TabId, identity: I, keys: &[KeyId], cap: usize) -> bool {
         if self.tabs.contains_key(&client) {
             return false;
         }
@@ -48,7 +48,7 @@ impl<I: Identity> State<I> {
     }
 
     /// The move of `client` failed: forget what was set up for it.
-    pub fn abandon_arrival(&mut self, client: ClientId) {
+    pub fn abandon_arrival(&mut self, client: TabId) {
         if self.tabs.get(&client).is_some_and(|t| t.arrival.is_some()) {
             self.remove(client);
         }
@@ -61,7 +61,7 @@ impl<I: Identity> State<I> {
     #[allow(clippy::too_many_arguments)]
     pub fn arrive(
         &mut self,
-        client: ClientId,
+        client: TabId,
         seq: u64,
         frames: Vec<Arc<str>>,
         kept: &[KeyId],

@@ -17,7 +17,7 @@ use super::{
     tab::Tab,
     Metrics,
 };
-use crate::{ByeReason, ClientId, Identity, ListenError, StreamRefused};
+use crate::{ByeReason, Identity, ListenError, StreamRefused, TabId};
 
 /// Why a tab cannot be resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub(crate) struct State<I> {
     tabs: IdMap<Tab<I>>,
     keys: HashMap<KeyId, Listeners>,
     /// Tabs per identity: usually one or a few, so a vector.
-    identities: HashMap<I, Vec<ClientId>>,
+    identities: HashMap<I, Vec<TabId>>,
     listens: usize,
     /// What `identify` read of the request that opened each tab, to run it again; beside the
     /// tabs rather than in them, so a tab whose request carried none costs nothing more.
@@ -89,10 +89,10 @@ impl<I: Identity> State<I> {
         credentials: Option<Credentials>,
         tx: queue::Sender<Outgoing>,
         replay: usize,
-    ) -> ClientId {
-        let mut client = ClientId::random();
+    ) -> TabId {
+        let mut client = TabId::random();
         while self.tabs.contains_key(&client) {
-            client = ClientId::random();
+            client = TabId::random();
         }
         push_tight(self.identities.entry(identity.clone()).or_default(), client);
         self.tabs.insert(
@@ -118,7 +118,7 @@ impl<I: Identity> State<I> {
     /// buffer holds. A connection still attached (its end not yet noticed) is replaced.
     pub fn resume(
         &mut self,
-        client: ClientId,
+        client: TabId,
         identity: &I,
         seen: u64,
         tx: queue::Sender<Outgoing>,
@@ -145,7 +145,7 @@ impl<I: Identity> State<I> {
 
     /// Marks the tab's stream as ended, if `conn` is still the attached connection; returns
     /// the epoch an expiry must match.
-    pub fn detach(&mut self, client: ClientId, conn: u32) -> Option<u32> {
+    pub fn detach(&mut self, client: TabId, conn: u32) -> Option<u32> {
         let tab = self.tabs.get_mut(&client).filter(|t| t.conn == conn)?;
         tab.tx = None;
         tab.epoch = tab.epoch.wrapping_add(1);
@@ -154,14 +154,14 @@ impl<I: Identity> State<I> {
 
     /// Ends `client`'s connection with a `bye` but keeps the tab, detached, so the node its
     /// browser reconnects to can take it over; it expires as any detached tab does.
-    pub fn say_bye(&mut self, client: ClientId, reason: ByeReason) {
+    pub fn say_bye(&mut self, client: TabId, reason: ByeReason) {
         if let Some(tx) = self.tabs.get_mut(&client).and_then(|t| t.tx.take()) {
             tx.push_last(Outgoing::Bye(reason));
         }
     }
 
     /// Forgets a detached tab whose window passed, unless it was reattached since.
-    pub fn expire(&mut self, client: ClientId, epoch: u32) {
+    pub fn expire(&mut self, client: TabId, epoch: u32) {
         if self
             .tabs
             .get(&client)
@@ -172,14 +172,14 @@ impl<I: Identity> State<I> {
     }
 
     /// Ends a tab now: its connection, if any, gets what is queued, then `bye`, then the end.
-    pub fn end(&mut self, client: ClientId, reason: ByeReason) {
+    pub fn end(&mut self, client: TabId, reason: ByeReason) {
         if let Some(tx) = self.tabs.get(&client).and_then(|t| t.tx.as_ref()) {
             tx.push_last(Outgoing::Bye(reason));
         }
         self.remove(client);
     }
 
-    fn remove(&mut self, client: ClientId) {
+    fn remove(&mut self, client: TabId) {
         let Some(tab) = self.tabs.remove(&client) else {
             return;
         };
@@ -201,7 +201,7 @@ impl<I: Identity> State<I> {
         shrink(&mut self.keys);
     }
 
-    fn drop_listener(&mut self, key: &KeyId, client: ClientId) {
+    fn drop_listener(&mut self, key: &KeyId, client: TabId) {
         if let Some(listeners) = self.keys.get_mut(key) {
             listeners.remove(client);
             if listeners.is_empty() {
@@ -211,21 +211,15 @@ impl<I: Identity> State<I> {
         }
     }
 
-    fn owned_tab(&mut self, client: ClientId, identity: &I) -> Result<&mut Tab<I>, ListenError> {
-        let tab = self.tabs.get_mut(&client).ok_or(ListenError::UnknownClient)?;
+    fn owned_tab(&mut self, client: TabId, identity: &I) -> Result<&mut Tab<I>, ListenError> {
+        let tab = self.tabs.get_mut(&client).ok_or(ListenError::UnknownTab)?;
         if &tab.identity != identity {
-            return Err(ListenError::ForeignClient);
+            return Err(ListenError::ForeignTab);
         }
         Ok(tab)
     }
 
-    pub fn listen(
-        &mut self,
-        client: ClientId,
-        identity: &I,
-        key: KeyId,
-        cap: usize,
-    ) -> Result<(), ListenError> {
+    pub fn listen(&mut self, client: TabId, identity: &I, key: KeyId, cap: usize) -> Result<(), ListenError> {
         let tab = self.owned_tab(client, identity)?;
         if tab.listens.contains(&key) {
             return Ok(());
@@ -244,7 +238,7 @@ impl<I: Identity> State<I> {
     }
 
     /// Returns whether the tab was listening.
-    pub fn unlisten(&mut self, client: ClientId, identity: &I, key: &KeyId) -> Result<bool, ListenError> {
+    pub fn unlisten(&mut self, client: TabId, identity: &I, key: &KeyId) -> Result<bool, ListenError> {
         let tab = self.owned_tab(client, identity)?;
         let Some(at) = tab.listens.iter().position(|k| k == key) else {
             return Ok(false);
@@ -257,14 +251,14 @@ impl<I: Identity> State<I> {
     }
 
     /// Whether connection `conn` of `client` is still the one attached.
-    pub fn is_attached(&self, client: ClientId, conn: u32) -> bool {
+    pub fn is_attached(&self, client: TabId, conn: u32) -> bool {
         self.tabs
             .get(&client)
             .is_some_and(|t| t.conn == conn && t.tx.is_some())
     }
 
     /// Every connected tab with its connection, identity and credentials, for re-validation.
-    pub fn connected_credentials(&self) -> Vec<(ClientId, u32, I, Option<Credentials>)> {
+    pub fn connected_credentials(&self) -> Vec<(TabId, u32, I, Option<Credentials>)> {
         self.tabs
             .iter()
             .filter(|(_, t)| t.tx.is_some())
@@ -273,18 +267,18 @@ impl<I: Identity> State<I> {
     }
 
     /// The identity owning `client`, if the tab is known here.
-    pub fn owner(&self, client: ClientId) -> Option<&I> {
+    pub fn owner(&self, client: TabId) -> Option<&I> {
         self.tabs.get(&client).map(|t| &t.identity)
     }
 
     /// The keys `client` listens on.
-    pub fn listens_of(&self, client: ClientId) -> &[KeyId] {
+    pub fn listens_of(&self, client: TabId) -> &[KeyId] {
         self.tabs.get(&client).map_or(&[], |t| &t.listens)
     }
 
     /// The number of `client`'s latest frame and every frame after `seen`, if it still has
     /// them all.
-    pub fn missed(&self, client: ClientId, seen: u64) -> Option<(u64, Vec<Arc<str>>)> {
+    pub fn missed(&self, client: TabId, seen: u64) -> Option<(u64, Vec<Arc<str>>)> {
         let tab = self.tabs.get(&client)?;
         let frames = tab.replay.since(seen, tab.seq)?;
         Some((tab.seq, frames.into_iter().map(|(_, data)| data).collect()))
@@ -292,7 +286,7 @@ impl<I: Identity> State<I> {
 
     /// Forgets a tab without a `bye`: it went on elsewhere (a connection still attached here
     /// ends).
-    pub fn forget(&mut self, client: ClientId) {
+    pub fn forget(&mut self, client: TabId) {
         self.remove(client);
     }
 
@@ -301,7 +295,7 @@ impl<I: Identity> State<I> {
     }
 
     /// Tabs listening on at least one key.
-    pub fn listening_tabs(&self) -> Vec<ClientId> {
+    pub fn listening_tabs(&self) -> Vec<TabId> {
         self.tabs
             .iter()
             .filter(|(_, t)| !t.listens.is_empty())
@@ -310,14 +304,14 @@ impl<I: Identity> State<I> {
     }
 
     /// Tabs listening on `key`.
-    pub fn tabs_listening_on(&self, key: &KeyId) -> Vec<ClientId> {
+    pub fn tabs_listening_on(&self, key: &KeyId) -> Vec<TabId> {
         self.keys
             .get(key)
             .map(|clients| clients.iter().collect())
             .unwrap_or_default()
     }
 
-    pub fn clients_of(&self, identity: &I) -> Vec<ClientId> {
+    pub fn clients_of(&self, identity: &I) -> Vec<TabId> {
         self.identities
             .get(identity)
             .map(|tabs| tabs.to_vec())
@@ -337,22 +331,22 @@ impl<I: Identity> State<I> {
     }
 
     /// `client` has every frame up to `seq`: its replay buffer forgets them.
-    pub fn acknowledge(&mut self, client: ClientId, seq: u64) {
+    pub fn acknowledge(&mut self, client: TabId, seq: u64) {
         if let Some(tab) = self.tabs.get_mut(&client) {
             tab.replay.acknowledge(seq, tab.seq);
         }
     }
 
-    pub fn client_ids(&self) -> Vec<ClientId> {
+    pub fn client_ids(&self) -> Vec<TabId> {
         self.tabs.keys().copied().collect()
     }
 
     /// Listeners of `key`, grouped by identity, leaving out `excluded`.
-    pub fn listeners(&self, key: &KeyId, excluded: impl Fn(ClientId, &I) -> bool) -> Vec<(I, Vec<ClientId>)> {
+    pub fn listeners(&self, key: &KeyId, excluded: impl Fn(TabId, &I) -> bool) -> Vec<(I, Vec<TabId>)> {
         let Some(clients) = self.keys.get(key) else {
             return Vec::new();
         };
-        let mut groups: HashMap<&I, Vec<ClientId>> = HashMap::new();
+        let mut groups: HashMap<&I, Vec<TabId>> = HashMap::new();
         for client in clients {
             if let Some(tab) = self.tabs.get(&client) {
                 if !excluded(client, &tab.identity) {
@@ -365,7 +359,7 @@ impl<I: Identity> State<I> {
 
     /// One identity among `key`'s listeners not `excluded`: for `prepare` when every listener
     /// gets the same message.
-    pub fn any_listener(&self, key: &KeyId, excluded: impl Fn(ClientId, &I) -> bool) -> Option<I> {
+    pub fn any_listener(&self, key: &KeyId, excluded: impl Fn(TabId, &I) -> bool) -> Option<I> {
         self.keys.get(key)?.iter().find_map(|client| {
             let tab = self.tabs.get(&client)?;
             (!excluded(client, &tab.identity)).then(|| tab.identity.clone())
@@ -377,7 +371,7 @@ impl<I: Identity> State<I> {
     pub fn deliver_to_key(
         &mut self,
         key: &KeyId,
-        excluded: impl Fn(ClientId, &I) -> bool,
+        excluded: impl Fn(TabId, &I) -> bool,
         data: &Arc<str>,
         origin: Origin,
         wakes: &mut Wakes,
@@ -409,7 +403,7 @@ impl<I: Identity> State<I> {
     /// Queues `data` for `client` if it still listens on `key` (`None`: no key, always).
     pub fn deliver(
         &mut self,
-        client: ClientId,
+        client: TabId,
         key: Option<&KeyId>,
         data: &Arc<str>,
         origin: Origin,

@@ -9,7 +9,7 @@ use super::{
     frame::{close_code_is_allowed, Inbox, Incoming, OpCode},
     io::{Io, Scripted, Unreadable, MAX_CLIENT_MESSAGE},
 };
-use crate::{fuzzing::Stream, fuzzing::Ws, stream::StreamRefused, ClientId, LAST_EVENT_ID_HEADER};
+use crate::{fuzzing::Stream, fuzzing::Ws, stream::StreamRefused, TabId, LAST_EVENT_ID_HEADER};
 
 impl Ws {
     /// Serves `input` as a client's bytes, read through the connection's reader and answered as
@@ -23,7 +23,7 @@ impl Ws {
         let count = usize::from(count % 8).min(rest.len());
         let (cuts, sent) = rest.split_at(count);
         let cuts = cuts.iter().map(|&cut| usize::from(cut)).collect();
-        let mut io = Io::new(Scripted::new(sent.to_vec(), cuts), ClientId::random(), &[]);
+        let mut io = Io::new(Scripted::new(sent.to_vec(), cuts), TabId::random(), &[]);
         let mut cx = Context::from_waker(Waker::noop());
         let mut frames = Vec::new();
         let end = loop {
@@ -92,7 +92,7 @@ impl Stream {
     pub fn last_seen(
         header: Option<&[u8]>,
         query: Option<&str>,
-    ) -> Result<Option<(ClientId, u64)>, StreamRefused> {
+    ) -> Result<Option<(TabId, u64)>, StreamRefused> {
         let mut request = http::Request::builder();
         if let Some(value) = header.and_then(|value| HeaderValue::from_bytes(value).ok()) {
             request = request.header(LAST_EVENT_ID_HEADER, value);

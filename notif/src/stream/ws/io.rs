@@ -11,7 +11,7 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::frame::{self, Inbox, Incoming, OpCode, ProtocolError};
-use crate::{hex::hex, hub::Outgoing, wire::encode_ws, ClientId, EVENT_BYE};
+use crate::{hex::hex, hub::Outgoing, wire::encode_ws, TabId, EVENT_BYE};
 
 /// Largest message a client may send, over all its fragments: it has nothing to say but control
 /// frames.
@@ -78,7 +78,7 @@ pub(super) struct Io<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// The socket of `client`, who already sent `read` (parsed before anything is read).
-    pub fn new(stream: S, client: ClientId, read: &[u8]) -> Self {
+    pub fn new(stream: S, client: TabId, read: &[u8]) -> Self {
         Io {
             stream: Some(stream),
             client: client.to_bytes(),
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn notification_frames_are_encode_ws_text_frames() {
-        let client = ClientId::random();
+        let client = TabId::random();
         let (ours, _theirs) = tokio::io::duplex(64);
         let mut io = Io::new(ours, client, &[]);
         for (seq, data) in [(0, "{}".to_owned()), (u64::MAX, "x".repeat(200))] {
@@ -317,7 +317,7 @@ mod tests {
         let mut firsts = std::collections::HashSet::new();
         for _ in 0..8 {
             let (ours, _theirs) = tokio::io::duplex(64);
-            let mut io = Io::new(ours, ClientId::random(), &[]);
+            let mut io = Io::new(ours, TabId::random(), &[]);
             let mut asked = Vec::new();
             for seq in 1..=128 {
                 io.out.clear();
@@ -356,7 +356,7 @@ mod tests {
         let frame =
             |first: u8, payload: &[u8]| [&[first, 0x80 | payload.len() as u8][..], &mask, payload].concat();
         let (ours, mut theirs) = tokio::io::duplex(4096);
-        let mut io = Io::new(ours, ClientId::random(), &frame(0x89, b"early"));
+        let mut io = Io::new(ours, TabId::random(), &frame(0x89, b"early"));
         assert!(io.inbox.is_some(), "what hyper read past the handshake");
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert_eq!(
@@ -390,7 +390,7 @@ mod tests {
             bytes.extend(fragment(0x00));
         }
         let total = bytes.len();
-        let mut io = Io::new(Scripted::new(bytes, vec![READ_CHUNK]), ClientId::random(), &[]);
+        let mut io = Io::new(Scripted::new(bytes, vec![READ_CHUNK]), TabId::random(), &[]);
         let (frames, end) = read_to_end(&mut io);
         assert!(frames.is_empty());
         assert_eq!(
@@ -430,7 +430,7 @@ mod properties {
                     Err(error) => break Unreadable::Broken(error),
                 }
             };
-            let mut io = Io::new(Scripted::new(bytes, cuts), ClientId::random(), &[]);
+            let mut io = Io::new(Scripted::new(bytes, cuts), TabId::random(), &[]);
             prop_assert_eq!(read_to_end(&mut io), (whole, end));
         }
     }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{io::Io, open_tab::WRITE_BATCH};
 use crate::{
     hub::{queue::Direct, Outgoing},
-    ClientId,
+    TabId,
 };
 
 /// The connection, shared with the tab's queue (see [`Direct`]).
@@ -22,7 +22,7 @@ pub(super) struct Link<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     /// A link to `stream`, whose client already sent `read`.
-    pub fn new(stream: S, client: ClientId, read: &[u8]) -> Self {
+    pub fn new(stream: S, client: TabId, read: &[u8]) -> Self {
         Link {
             io: Mutex::new(Io::new(stream, client, read)),
         }
@@ -110,7 +110,7 @@ mod tests {
     #[tokio::test]
     async fn a_free_socket_takes_frames_directly_and_a_full_one_leaves_them_to_its_task() {
         let (ours, mut theirs) = tokio::io::duplex(128);
-        let link = Link::new(ours, ClientId::random(), &[]);
+        let link = Link::new(ours, TabId::random(), &[]);
         let mut frames = vec![notif(1)].into_iter();
         assert!(
             link.drain(&mut || frames.next()),
@@ -158,7 +158,7 @@ mod tests {
     #[tokio::test]
     async fn frames_leave_the_queue_only_under_the_connections_lock() {
         let (ours, _theirs) = tokio::io::duplex(4096);
-        let link = Link::new(ours, ClientId::random(), &[]);
+        let link = Link::new(ours, TabId::random(), &[]);
         let mut left = vec![notif(2), notif(1)];
         let mut pop = || {
             // What keeps frames in order: nobody else can take or write one meanwhile.
@@ -184,7 +184,7 @@ mod tests {
     #[tokio::test]
     async fn a_bye_leaves_the_rest_to_the_task_and_nothing_follows_it() {
         let (ours, _theirs) = tokio::io::duplex(1024);
-        let link = Link::new(ours, ClientId::random(), &[]);
+        let link = Link::new(ours, TabId::random(), &[]);
         let mut frames = vec![Outgoing::Bye(ByeReason::Disconnected), notif(1)].into_iter();
         assert!(!link.drain(&mut || frames.next()));
         assert!(frames.next().is_some(), "the frame after the bye was not taken");
@@ -195,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn a_beat_pings_an_idle_socket_every_time_and_one_that_wrote_not_at_all() {
         let (ours, mut theirs) = tokio::io::duplex(256);
-        let link = Link::new(ours, ClientId::random(), &[]);
+        let link = Link::new(ours, TabId::random(), &[]);
         // What is written is in the pipe before the write returns: no waiting for it.
         fn written(read: impl std::future::Future<Output = io::Result<usize>>) -> usize {
             futures::FutureExt::now_or_never(read)

@@ -1,30 +1,30 @@
 //! Tab identifiers.
 //!
-//! Every stream (one per browser tab) gets a [`ClientId`]: 128 bits of OS randomness, written as
+//! Every stream (one per browser tab) gets a [`TabId`]: 128 bits of OS randomness, written as
 //! 32 lowercase hex digits. It is bound to the identity that opened the stream; the server refuses
 //! it from anyone else.
 //!
 //! ```
-//! use notif::ClientId;
+//! use notif::TabId;
 //!
-//! let id: ClientId = "0123456789abcdef0123456789abcdef".parse().unwrap();
+//! let id: TabId = "0123456789abcdef0123456789abcdef".parse().unwrap();
 //! assert_eq!(id.to_string(), "0123456789abcdef0123456789abcdef");
-//! assert!("not-an-id".parse::<ClientId>().is_err());
+//! assert!("not-an-id".parse::<TabId>().is_err());
 //! ```
 use std::{fmt, str::FromStr};
 
 /// A tab's stream identifier: 128 random bits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(u128);
+pub struct TabId(u128);
 
-impl ClientId {
+impl TabId {
     /// A fresh id from the operating system's random source.
     #[cfg(feature = "ssr")]
     pub fn random() -> Self {
         let mut bytes = [0u8; 16];
         // The OS source failing is not recoverable: no id can be trusted without it.
         getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-        ClientId(u128::from_le_bytes(bytes))
+        TabId(u128::from_le_bytes(bytes))
     }
 
     /// The id's bytes in the order its hex digits are written.
@@ -34,33 +34,33 @@ impl ClientId {
     }
 }
 
-impl fmt::Display for ClientId {
+impl fmt::Display for TabId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let digits = crate::hex::hex(&self.0.to_be_bytes());
         f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
-impl fmt::Debug for ClientId {
+impl fmt::Debug for TabId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Only a prefix: ids are credentials and logs are not secret.
-        write!(f, "ClientId({:08x}…)", (self.0 >> 96) as u32)
+        write!(f, "TabId({:08x}…)", (self.0 >> 96) as u32)
     }
 }
 
-/// A string that is not a client id.
+/// A string that is not a tab id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a client id is 32 lowercase hex digits, as sent in the stream's hello frame")]
-pub struct BadClientId;
+#[error("a tab id is 32 lowercase hex digits, as sent in the stream's hello frame")]
+pub struct BadTabId;
 
-impl FromStr for ClientId {
-    type Err = BadClientId;
+impl FromStr for TabId {
+    type Err = BadTabId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(BadClientId);
+            return Err(BadTabId);
         }
-        u128::from_str_radix(s, 16).map(ClientId).map_err(|_| BadClientId)
+        u128::from_str_radix(s, 16).map(TabId).map_err(|_| BadTabId)
     }
 }
 
@@ -78,17 +78,17 @@ mod tests {
             "0123456789abcdef0123456789abcdef0",
             "0123456789abcdef0123456789abcde\u{e9}",
         ] {
-            assert_eq!(bad.parse::<ClientId>(), Err(BadClientId), "{bad:?}");
+            assert_eq!(bad.parse::<TabId>(), Err(BadTabId), "{bad:?}");
         }
     }
 
     #[cfg(feature = "ssr")]
     #[test]
     fn random_ids_round_trip_and_differ() {
-        let a = ClientId::random();
-        let b = ClientId::random();
+        let a = TabId::random();
+        let b = TabId::random();
         assert_ne!(a, b);
-        assert_eq!(a.to_string().parse::<ClientId>(), Ok(a));
+        assert_eq!(a.to_string().parse::<TabId>(), Ok(a));
     }
 }
 
@@ -103,12 +103,12 @@ mod properties {
         fn hex_is_the_ids_32_lowercase_digits_and_parses_back(raw in any::<u128>()) {
             let written = crate::hex::hex(&raw.to_be_bytes());
             prop_assert_eq!(std::str::from_utf8(&written).unwrap(), format!("{raw:032x}"));
-            prop_assert_eq!(format!("{raw:032x}").parse::<ClientId>(), Ok(ClientId(raw)));
+            prop_assert_eq!(format!("{raw:032x}").parse::<TabId>(), Ok(TabId(raw)));
         }
 
         #[test]
         fn any_string_is_an_id_written_as_it_came_or_refused(s in "[0-9a-fA-F+\\-x]{30,34}|\\PC{0,40}") {
-            if let Ok(id) = s.parse::<ClientId>() {
+            if let Ok(id) = s.parse::<TabId>() {
                 prop_assert_eq!(id.to_string(), s);
             }
         }
