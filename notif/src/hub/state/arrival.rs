@@ -113,3 +113,86 @@ impl<I: Identity> State<I> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{cluster::Origin, state::Wakes};
+
+    fn key(name: &str) -> KeyId {
+        KeyId::from_json("chat", &format!("\"{name}\""))
+    }
+
+    fn from(node: NodeId, seq: u64) -> Origin {
+        Origin { node, seq }
+    }
+
+    /// What arrived during the move is kept only past each origin's cut, numbered after the old
+    /// node's frames; a listen the old node dropped meanwhile is dropped here too.
+    #[test]
+    fn an_arrival_keeps_what_the_old_node_did_not_deliver_in_order() {
+        let (a, b) = (NodeId::random(), NodeId::random());
+        let mut state: State<Option<String>> = State::default();
+        let tab = TabId::random();
+        let ann = Some("ann".to_owned());
+        assert!(state.arriving(tab, ann.clone(), &[key("k"), key("gone")], 16));
+        assert!(!state.arriving(tab, ann.clone(), &[], 16), "one arrival per tab");
+        let mut wakes = Wakes::new();
+        for (origin, text) in [
+            (from(a, 4), "a4"),
+            (from(b, 9), "b9"),
+            (from(a, 5), "a5"),
+            (from(b, 10), "b10"),
+        ] {
+            state.deliver_to_key(&key("k"), |_, _| false, &Arc::from(text), origin, &mut wakes);
+        }
+        let (tx, _rx) = queue::channel(8);
+        // The old node delivered a's frames up to 4 and b's up to 9; its tab's last frame was 7.
+        let resumed = state
+            .arrive(
+                tab,
+                7,
+                vec![Arc::from("6"), Arc::from("7")],
+                &[key("k")],
+                |node| {
+                    if node == a {
+                        4
+                    } else if node == b {
+                        9
+                    } else {
+                        0
+                    }
+                },
+                tx,
+                None,
+            )
+            .expect("settled");
+        let frames: Vec<(u64, &str)> = resumed.frames.iter().map(|(n, d)| (*n, &**d)).collect();
+        assert_eq!(frames, [(6, "6"), (7, "7"), (8, "a5"), (9, "b10")]);
+        assert_eq!(state.listens_of(tab), [key("k")], "the dropped listen went");
+        assert!(!state.has_key(&key("gone")));
+        assert_eq!(
+            state.missed(tab, 7).unwrap().1.len(),
+            2,
+            "the kept frames replay after 7"
+        );
+    }
+
+    #[test]
+    fn an_arrival_that_kept_more_than_it_could_fails_and_leaves_nothing() {
+        let mut state: State<Option<String>> = State::default();
+        let tab = TabId::random();
+        assert!(state.arriving(tab, None, &[key("k")], 2));
+        let mut wakes = Wakes::new();
+        for seq in 1..=3 {
+            let origin = from(NodeId::random(), seq);
+            state.deliver_to_key(&key("k"), |_, _| false, &Arc::from("x"), origin, &mut wakes);
+        }
+        let (tx, _rx) = queue::channel(8);
+        assert!(state
+            .arrive(tab, 0, Vec::new(), &[key("k")], |_| 0, tx, None)
+            .is_none());
+        assert_eq!(state.owner(tab), None);
+        assert!(!state.has_key(&key("k")));
+    }
+}
