@@ -265,4 +265,30 @@ mod tests {
             assert_eq!(err.name, bad.0);
         }
     }
+
+    #[test]
+    fn several_nodes_settings_read_from_env_and_the_drain_stays_within_the_window() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+        };
+        let config = Config::from_lookup(env(&[
+            ("NOTIF_DRAIN_MS", "2500"),
+            ("NOTIF_UNSUBSCRIBE_AFTER_MS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(config.drain(), Duration::from_millis(2500));
+        assert_eq!(config.unsubscribe_after, Duration::ZERO);
+        let config = Config::from_lookup(env(&[
+            ("NOTIF_DRAIN_MS", "60000"),
+            ("NOTIF_RESUME_WINDOW_MS", "5000"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.drain(),
+            Duration::from_secs(5),
+            "a tab is not kept past its window"
+        );
+        let err = Config::from_lookup(env(&[("NOTIF_DRAIN_MS", "soon")])).unwrap_err();
+        assert_eq!(err.name, "NOTIF_DRAIN_MS");
+    }
 }
