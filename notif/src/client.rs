@@ -1,4 +1,5 @@
-//! The browser half: one stream per tab, notifications as signals, listens tied to components.
+//! The browser half: one WebSocket per tab, notifications as signals, listens tied to
+//! components.
 //!
 //! Everything here is callable from components on both sides. During server-side rendering the
 //! functions return inert signals (the connection reads "connecting", no notification arrives)
@@ -19,16 +20,25 @@
 //! #[component]
 //! fn Room(room: Signal<i64>) -> impl IntoView {
 //!     // Listens while mounted, follows `room`, unlistens on cleanup, re-listens after a reset.
-//!     notif::use_listen::<RoomTopic, _, _, _, _, _>(room, listen_room, unlisten_room);
-//!     let last = notif::notifications::<RoomTopic>();
+//!     let listening = notif::use_listen::<RoomTopic>(room, listen_room, unlisten_room);
+//!     let latest = listening.latest();
 //!     let state = notif::connection_state();
 //!     view! {
 //!         <span class="conn">{move || state.get().to_string()}</span>
-//!         <p>{move || last.get().map(|n| n.message)}</p>
+//!         <p>{move || latest.get()}</p>
 //!     }
 //! }
+//!
+//! /// A constant key needs no signal.
+//! #[component]
+//! fn Lobby() -> impl IntoView {
+//!     let listening = notif::use_listen::<RoomTopic>(3, listen_room, unlisten_room);
+//!     let said = RwSignal::new(Vec::<String>::new());
+//!     listening.on_message(move |message| said.update(|all| all.push(message)));
+//!     view! { <ul>{move || said.get().into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul> }
+//! }
 //! ```
-use std::{fmt, future::Future};
+use std::{fmt, future::Future, pin::Pin};
 
 use leptos::prelude::*;
 
@@ -85,6 +95,72 @@ where
     }
 }
 
+/// A listen or unlisten call for keys of type `K`: any `Fn(K) -> impl Future<Output =
+/// Result<(), E>>` with `E: Display`, such as a `#[server]` function taking the key.
+///
+/// Implemented for every such function or closure; apps never implement it themselves.
+pub trait ListenCall<K>: 'static {
+    /// Starts the call; an error is kept as its message (it is only logged).
+    #[doc(hidden)]
+    fn call(&self, key: K) -> Pin<Box<dyn Future<Output = Result<(), String>>>>;
+}
+
+impl<K, F, Fut, E> ListenCall<K> for F
+where
+    F: Fn(K) -> Fut + 'static,
+    Fut: Future<Output = Result<(), E>> + 'static,
+    E: fmt::Display + 'static,
+{
+    fn call(&self, key: K) -> Pin<Box<dyn Future<Output = Result<(), String>>>> {
+        let call = self(key);
+        Box::pin(async move { call.await.map_err(|error| error.to_string()) })
+    }
+}
+
+/// What [`use_listen`] hands back: the key's own notifications and its confirmed listens.
+///
+/// A handle of signals, `Copy`; everything in it follows the key when the key changes.
+pub struct Listening<T: Topic> {
+    pub(crate) key: Signal<T::Key>,
+    pub(crate) latest: Signal<Option<T::Message>>,
+    pub(crate) confirmed: Signal<u64>,
+}
+
+impl<T: Topic> Clone for Listening<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Topic> Copy for Listening<T> {}
+
+impl<T: Topic> Listening<T> {
+    /// The key listened on.
+    pub fn key(&self) -> Signal<T::Key> {
+        self.key
+    }
+
+    /// The latest message notified on the current key since it became the key (`None` until
+    /// one arrives). A signal keeps only its latest value: to see every message, use
+    /// [`on_message`](Self::on_message).
+    pub fn latest(&self) -> Signal<Option<T::Message>> {
+        self.latest
+    }
+
+    /// Calls `handler` with every message notified on the current key, until the current
+    /// reactive owner (the component) is cleaned up.
+    pub fn on_message(&self, handler: impl Fn(T::Message) + 'static) {
+        imp::on_message::<T>(self.key, handler)
+    }
+
+    /// How many listens of the key the server confirmed (the first, and each re-listen after
+    /// a reset or a failed call): a change means "registered now: refetch what may have been
+    /// missed before". Components holding the same key share the count.
+    pub fn confirmed_listens(&self) -> Signal<u64> {
+        self.confirmed
+    }
+}
+
 /// The tab's connection state. Opens the stream on first use in the browser.
 pub fn connection_state() -> Signal<ConnectionState> {
     imp::connection_state()
@@ -97,42 +173,61 @@ pub fn resets() -> Signal<u64> {
     imp::resets()
 }
 
-/// The latest notification of topic `T` received by this tab.
+/// The latest notification of topic `T` received by this tab, on any key.
 ///
 /// A signal keeps only its latest value; to see every notification (to append them to a list)
-/// use [`on_notification`].
-pub fn notifications<T: Topic>() -> Signal<Option<Notification<T>>> {
-    imp::notifications::<T>()
+/// use [`on_notification`]. For one key, [`use_listen`] hands back its own.
+pub fn latest_notification<T: Topic>() -> Signal<Option<Notification<T>>> {
+    imp::latest_notification::<T>()
 }
 
-/// Calls `handler` with every notification of topic `T` until the current reactive owner (the
-/// component) is cleaned up.
+/// Calls `handler` with every notification of topic `T`, on any key, until the current reactive
+/// owner (the component) is cleaned up.
 pub fn on_notification<T: Topic>(handler: impl Fn(Notification<T>) + 'static) {
     imp::on_notification::<T>(handler)
 }
 
 /// Listens on `key` while the calling component is mounted, through the app's own server
-/// functions `listen` and `unlisten` (declared with `client = notif::TabClient`).
+/// functions `listen` and `unlisten` (declared with `client = notif::TabClient`), and hands back
+/// the key's notifications and confirmed listens ([`Listening`]).
 ///
-/// When `key` changes the old key is unlistened and the new one listened; on cleanup the key is
+/// `key` is a constant or any signal of the key (`Signal`, `Memo`, `RwSignal`, ...). When it
+/// changes the old key is unlistened and the new one listened; on cleanup the key is
 /// unlistened. Components holding the same key share one listen. After the stream comes back
 /// with `recovered: false` the key is listened again by itself, and a listen call that failed
 /// (the network went away mid-call) is sent again when the stream comes back, resumed or not.
 /// Calls for one key go out one after the other, so an unlisten never overtakes its listen.
 /// Reads of your own that failed the same way are yours to retry: watch [`connection_state`]
-/// turn `Live` (the demo's room page does). The returned signal counts the
-/// confirmed listens of this key: a change means "registered now: refetch what may have been
-/// missed before".
-pub fn use_listen<T, L, LF, U, UF, E>(key: Signal<T::Key>, listen: L, unlisten: U) -> Signal<u64>
-where
-    T: Topic,
-    L: Fn(T::Key) -> LF + Clone + 'static,
-    LF: Future<Output = Result<(), E>> + 'static,
-    U: Fn(T::Key) -> UF + Clone + 'static,
-    UF: Future<Output = Result<(), E>> + 'static,
-    E: fmt::Display + 'static,
-{
-    imp::use_listen::<T, L, LF, U, UF, E>(key, listen, unlisten)
+/// turn `Live` (the demo's room page does).
+///
+/// # Examples
+///
+/// ```
+/// use leptos::prelude::*;
+/// # pub struct RoomTopic;
+/// # impl notif::SimpleTopic for RoomTopic {
+/// #     const NAME: &'static str = "room";
+/// #     type Key = i64;
+/// #     type Message = String;
+/// #     type Identity = Option<String>;
+/// # }
+/// # async fn listen_room(_room: i64) -> Result<(), ServerFnError> { Ok(()) }
+/// # async fn unlisten_room(_room: i64) -> Result<(), ServerFnError> { Ok(()) }
+///
+/// #[component]
+/// fn Room(room: Signal<i64>) -> impl IntoView {
+///     let listening = notif::use_listen::<RoomTopic>(room, listen_room, unlisten_room);
+///     // Refetch the history on every confirmed (re)listen: nothing falls between the two.
+///     let _history = Resource::new(move || (room.get(), listening.confirmed_listens().get()), |_| async { 0 });
+///     view! { <p>{move || listening.latest().get()}</p> }
+/// }
+/// ```
+pub fn use_listen<T: Topic>(
+    key: impl Into<Signal<T::Key>>,
+    listen: impl ListenCall<T::Key>,
+    unlisten: impl ListenCall<T::Key>,
+) -> Listening<T> {
+    imp::use_listen::<T>(key.into(), listen, unlisten)
 }
 
 /// The tab's client id while its stream is open (browser only).
@@ -154,21 +249,24 @@ mod imp {
         Signal::stored(0)
     }
 
-    pub fn notifications<T: Topic>() -> Signal<Option<Notification<T>>> {
+    pub fn latest_notification<T: Topic>() -> Signal<Option<Notification<T>>> {
         Signal::stored(None)
     }
 
     pub fn on_notification<T: Topic>(_handler: impl Fn(Notification<T>) + 'static) {}
 
-    pub fn use_listen<T, L, LF, U, UF, E>(_key: Signal<T::Key>, _listen: L, _unlisten: U) -> Signal<u64>
-    where
-        T: Topic,
-        L: Fn(T::Key) -> LF,
-        LF: Future<Output = Result<(), E>>,
-        U: Fn(T::Key) -> UF,
-        UF: Future<Output = Result<(), E>>,
-    {
-        Signal::stored(0)
+    pub fn on_message<T: Topic>(_key: Signal<T::Key>, _handler: impl Fn(T::Message) + 'static) {}
+
+    pub fn use_listen<T: Topic>(
+        key: Signal<T::Key>,
+        _listen: impl ListenCall<T::Key>,
+        _unlisten: impl ListenCall<T::Key>,
+    ) -> Listening<T> {
+        Listening {
+            key,
+            latest: Signal::stored(None),
+            confirmed: Signal::stored(0),
+        }
     }
 
     pub fn client_id() -> Option<String> {

@@ -57,8 +57,8 @@ mod serve;
 mod stream;
 
 pub use client::{
-    client_id, connection_state, notifications, on_notification, resets, use_listen, ConnectionState,
-    Notification,
+    client_id, connection_state, latest_notification, on_notification, resets, use_listen, ConnectionState,
+    ListenCall, Listening, Notification,
 };
 pub use error::ListenError;
 pub use tab_client::TabClient;

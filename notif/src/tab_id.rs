@@ -92,7 +92,8 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+// proptest does not build for wasm32 (its random source); the browser tests skip these.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod properties {
     use proptest::prelude::*;
 

@@ -177,7 +177,8 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+// proptest does not build for wasm32 (its random source); the browser tests skip these.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod properties {
     use proptest::prelude::*;
 
@@ -210,7 +211,8 @@ mod properties {
     }
 }
 
-#[cfg(test)]
+// proptest does not build for wasm32 (its random source); the browser tests skip these.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod decoding_properties {
     use proptest::prelude::*;
 

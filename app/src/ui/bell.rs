@@ -37,5 +37,5 @@ pub fn Bell() -> impl IntoView {
 /// Listens on one followed room while it is followed.
 #[component]
 fn BellListen(room: i64) -> impl IntoView {
-    notif::use_listen::<RoomTopic, _, _, _, _, _>(Signal::stored(room), listen_room, unlisten_room);
+    notif::use_listen::<RoomTopic>(room, listen_room, unlisten_room);
 }

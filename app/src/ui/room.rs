@@ -29,8 +29,8 @@ fn RoomView(room: Signal<i64>) -> impl IntoView {
 
     // Listen first; every confirmed (re)listen and every reset refetches the history, so nothing
     // posted between the history read and the listen falls through.
-    let listened = notif::use_listen::<RoomTopic, _, _, _, _, _>(room, listen_room, unlisten_room);
-    let resets = notif::resets();
+    let listening = notif::use_listen::<RoomTopic>(room, listen_room, unlisten_room);
+    let (listened, resets) = (listening.confirmed_listens(), notif::resets());
     let history = Resource::new(
         move || (room.get(), listened.get(), resets.get()),
         |(room, _, _)| room_history(room),
@@ -54,11 +54,7 @@ fn RoomView(room: Signal<i64>) -> impl IntoView {
         room.track();
         live.set(Vec::new());
     });
-    notif::on_notification::<RoomTopic>(move |n| {
-        if n.key == Some(room.get_untracked()) {
-            live.update(|list| list.push(n.message));
-        }
-    });
+    listening.on_message(move |message| live.update(|list| list.push(message)));
 
     let post = ServerAction::<PostMessage>::new();
     let input = NodeRef::<html::Input>::new();

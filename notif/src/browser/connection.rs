@@ -91,7 +91,7 @@ pub(super) fn open(tab: &Rc<Tab>) {
     }
 }
 
-fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
+pub(super) fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
     if let Some(id) = frame.id {
         *tab.last_id.borrow_mut() = Some(id);
     }

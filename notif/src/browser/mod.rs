@@ -21,7 +21,7 @@ use futures::{
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
-    client::{ConnectionState, Notification},
+    client::{ConnectionState, ListenCall, Listening, Notification},
     RawNotification, Topic,
 };
 
@@ -38,6 +38,8 @@ struct Held {
     id: String,
     holders: usize,
     relisten: Relisten,
+    /// Shared by every holder; owned by the tab (`Tab::root`), disposed when the last holder
+    /// lets go.
     confirmed: RwSignal<u64>,
     /// The last listen call failed (network down, server refused): the next hello retries it,
     /// so a listen sent while the network was away is not lost for good.
@@ -54,7 +56,8 @@ impl Held {
                 let ok = call.await;
                 failed.set(!ok);
                 if ok {
-                    confirmed.update(|n| *n += 1);
+                    // Disposed if the last holder let go meanwhile: nobody reads it any more.
+                    confirmed.try_update(|n| *n += 1);
                 }
             }),
         );
@@ -96,6 +99,10 @@ struct TopicSlot<T: Topic> {
 }
 
 struct Tab {
+    /// The owner of every browser-wide signal (connection state, resets, topic slots, the
+    /// counters of held keys): a root that lives as long as the tab, so none of them is disposed
+    /// with the component that happened to use it first.
+    root: Owner,
     state: RwSignal<ConnectionState>,
     resets: RwSignal<u64>,
     client: RefCell<Option<String>>,
@@ -119,9 +126,13 @@ struct Tab {
 }
 
 thread_local! {
-    static TAB: Rc<Tab> = Rc::new(Tab {
-        state: RwSignal::new(ConnectionState::Connecting),
-        resets: RwSignal::new(0),
+    static TAB: Rc<Tab> = Rc::new({
+        let root = page_root();
+        let (state, resets) = root.with(|| (RwSignal::new(ConnectionState::Connecting), RwSignal::new(0)));
+        Tab {
+        root,
+        state,
+        resets,
         client: RefCell::new(None),
         node: RefCell::new(None),
         had_hello: Cell::new(false),
@@ -135,13 +146,27 @@ thread_local! {
         last_id: RefCell::new(None),
         failures: Cell::new(0),
         next_handler: Cell::new(0),
+        }
     });
+}
+
+/// A root owner for the page's lifetime. `Owner::new_root` also makes itself the current owner:
+/// the caller's (a component's) is put back.
+fn page_root() -> Owner {
+    let current = Owner::current();
+    let root = Owner::new_root(None);
+    match current {
+        Some(current) => current.set(),
+        None => root.clone().unset(),
+    }
+    root
 }
 
 /// The tab, with its connection opened if it is not yet.
 fn tab() -> Rc<Tab> {
     let tab = TAB.with(Rc::clone);
-    if !tab.started.replace(true) {
+    // Unit tests drive the tab by hand (`tests.rs`): no socket.
+    if !cfg!(test) && !tab.started.replace(true) {
         connection::watch_network(&tab);
         connection::open(&tab);
     }
@@ -186,7 +211,7 @@ fn slot<T: Topic>() -> Rc<TopicSlot<T>> {
         }
     }
     let slot = Rc::new(TopicSlot::<T> {
-        latest: RwSignal::new(None),
+        latest: tab.root.with(|| RwSignal::new(None)),
         handlers: RefCell::new(Vec::new()),
     });
     let dispatch = {
@@ -214,8 +239,22 @@ fn slot<T: Topic>() -> Rc<TopicSlot<T>> {
     slot
 }
 
-pub fn notifications<T: Topic>() -> Signal<Option<Notification<T>>> {
+pub fn latest_notification<T: Topic>() -> Signal<Option<Notification<T>>> {
     slot::<T>().latest.into()
+}
+
+/// Calls `handler` with the messages notified on the current value of `key`, until the current
+/// owner is cleaned up.
+pub fn on_message<T: Topic>(key: Signal<T::Key>, handler: impl Fn(T::Message) + 'static) {
+    on_notification::<T>(move |n| {
+        let on_key = n
+            .key
+            .as_ref()
+            .is_some_and(|k| key.try_with_untracked(|key| key == k).unwrap_or(false));
+        if on_key {
+            handler(n.message);
+        }
+    });
 }
 
 pub fn on_notification<T: Topic>(handler: impl Fn(Notification<T>) + 'static) {
@@ -235,40 +274,40 @@ fn held_key<T: Topic>(key: &T::Key) -> String {
     format!("{}\0{}", T::NAME, serde_json::to_string(key).unwrap_or_default())
 }
 
-pub fn use_listen<T, L, LF, U, UF, E>(key: Signal<T::Key>, listen: L, unlisten: U) -> Signal<u64>
-where
-    T: Topic,
-    L: Fn(T::Key) -> LF + Clone + 'static,
-    LF: Future<Output = Result<(), E>> + 'static,
-    U: Fn(T::Key) -> UF + Clone + 'static,
-    UF: Future<Output = Result<(), E>> + 'static,
-    E: std::fmt::Display + 'static,
-{
-    let confirmed = RwSignal::new(0u64);
+pub fn use_listen<T: Topic>(
+    key: Signal<T::Key>,
+    listen: impl ListenCall<T::Key>,
+    unlisten: impl ListenCall<T::Key>,
+) -> Listening<T> {
+    let listen: Rc<dyn ListenCall<T::Key>> = Rc::new(listen);
+    let unlisten: Rc<dyn ListenCall<T::Key>> = Rc::new(unlisten);
+    // The counter of the key held now (shared with its other holders), and its latest message:
+    // this component's own.
+    let counter = RwSignal::new(None::<RwSignal<u64>>);
+    let latest = RwSignal::new(None::<T::Message>);
     let current: Rc<RefCell<Option<T::Key>>> = Rc::new(RefCell::new(None));
-    let release = {
-        let unlisten = unlisten.clone();
-        move |key: T::Key| {
-            let tab = tab();
-            let id = held_key::<T>(&key);
-            let mut held = tab.held.borrow_mut();
-            let Some(entry) = held.get_mut(&id) else { return };
-            entry.holders -= 1;
-            if entry.holders == 0 {
-                held.remove(&id);
-                drop(held);
-                let call = unlisten(key);
-                in_order(
-                    &id,
-                    Box::pin(async move {
-                        if let Err(error) = call.await {
-                            leptos::logging::warn!("notif: unlisten failed: {error}");
-                        }
-                    }),
-                );
-            }
+    let release = move |key: T::Key| {
+        let tab = tab();
+        let id = held_key::<T>(&key);
+        let mut held = tab.held.borrow_mut();
+        let Some(entry) = held.get_mut(&id) else { return };
+        entry.holders -= 1;
+        if entry.holders == 0 {
+            let entry = held.remove(&id).expect("just found");
+            drop(held);
+            entry.confirmed.dispose();
+            let call = unlisten.call(key);
+            in_order(
+                &id,
+                Box::pin(async move {
+                    if let Err(error) = call.await {
+                        leptos::logging::warn!("notif: unlisten failed: {error}");
+                    }
+                }),
+            );
         }
     };
+    let release = Rc::new(release);
     let hold = {
         let current = current.clone();
         let release = release.clone();
@@ -276,21 +315,22 @@ where
             if current.borrow().as_ref() == Some(&key) {
                 return;
             }
-            if let Some(old) = current.borrow_mut().replace(key.clone()) {
+            let old = current.borrow_mut().replace(key.clone());
+            if let Some(old) = old {
                 release(old);
+                latest.set(None);
             }
             let tab = tab();
             let id = held_key::<T>(&key);
             let mut held = tab.held.borrow_mut();
             if let Some(entry) = held.get_mut(&id) {
                 entry.holders += 1;
-                let shared = entry.confirmed;
-                shared.with_untracked(|n| confirmed.set(*n));
+                counter.set(Some(entry.confirmed));
                 return;
             }
             let listen = listen.clone();
             let relisten: Relisten = Rc::new(move || {
-                let call = listen(key.clone());
+                let call = listen.call(key.clone());
                 Box::pin(async move {
                     match call.await {
                         Ok(()) => true,
@@ -305,14 +345,16 @@ where
                 id: id.clone(),
                 holders: 1,
                 relisten,
-                confirmed,
+                confirmed: tab.root.with(|| RwSignal::new(0)),
                 failed: Rc::new(Cell::new(false)),
             };
+            counter.set(Some(entry.confirmed));
             entry.listen();
             held.insert(id, entry);
         }
     };
     Effect::new(move |_| hold(key.get()));
+    on_message::<T>(key, move |message| latest.set(Some(message)));
     let current = send_wrapper::SendWrapper::new((current, release));
     on_cleanup(move || {
         let (current, release) = current.take();
@@ -321,5 +363,12 @@ where
             release(key);
         }
     });
-    confirmed.into()
+    Listening {
+        key,
+        latest: latest.into(),
+        confirmed: Signal::derive(move || counter.get().and_then(|shared| shared.try_get()).unwrap_or(0)),
+    }
 }
+
+#[cfg(test)]
+mod tests;

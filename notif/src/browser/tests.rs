@@ -1,0 +1,266 @@
+//! The browser half in headless Chromium (`wasm-bindgen-test`; `./scripts/test` runs them).
+//! No socket: the tests hand the tab its frames themselves (`tab()` opens none under `cfg(test)`),
+//! and the listen calls are local functions that write down when they start and end.
+//!
+//! Every test runs in the same page, so the tab is shared: each test uses a topic of its own.
+use std::{cell::RefCell, rc::Rc};
+
+use leptos::{mount::mount_to, prelude::*};
+use wasm_bindgen_test::*;
+
+use super::{connection, tab};
+use crate::{client::Listening, Hello, SimpleTopic, WsFrame, EVENT_HELLO, EVENT_NOTIF};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// What the listen calls did, in order: `"listen 1"`, `"listen 1 done"`, `"unlisten 1"`...
+#[derive(Clone, Default)]
+struct Calls(Rc<RefCell<Vec<String>>>);
+
+impl Calls {
+    /// A listen or unlisten call that logs its start and end and takes `ms` to answer. Lazy,
+    /// like a server function's future: nothing is sent before it is polled.
+    fn call(
+        &self,
+        what: &'static str,
+        ms: u32,
+    ) -> impl Fn(i64) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>> {
+        let log = self.0.clone();
+        move |key| {
+            let log = log.clone();
+            Box::pin(async move {
+                log.borrow_mut().push(format!("{what} {key}"));
+                if ms > 0 {
+                    gloo_timers::future::TimeoutFuture::new(ms).await;
+                }
+                log.borrow_mut().push(format!("{what} {key} done"));
+                Ok(())
+            })
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.borrow_mut())
+    }
+}
+
+/// Lets spawned tasks and effects run.
+async fn settle(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+/// A mounted component: dropping it unmounts it and cleans it up.
+type Mounted = Box<dyn std::any::Any>;
+
+/// Mounts a component that listens on `key` of topic `T`, and hands back what it got.
+fn mount<T: crate::Topic<Key = i64>>(
+    key: impl Into<Signal<i64>> + 'static,
+    calls: &Calls,
+    listen_ms: u32,
+) -> (Mounted, Listening<T>, Signal<crate::ConnectionState>) {
+    let got = Rc::new(RefCell::new(None));
+    let (listen, unlisten) = (calls.call("listen", listen_ms), calls.call("unlisten", 0));
+    let handle = mount_to(document().body().unwrap(), {
+        let got = got.clone();
+        move || {
+            let listening = crate::use_listen::<T>(key, listen, unlisten);
+            *got.borrow_mut() = Some((listening, crate::connection_state()));
+        }
+    });
+    let (listening, state) = got.borrow_mut().take().unwrap();
+    (Box::new(handle), listening, state)
+}
+
+fn frame(event: &str, id: Option<&str>, data: serde_json::Value) {
+    let frame = WsFrame {
+        event: event.to_owned(),
+        id: id.map(str::to_owned),
+        data,
+    };
+    connection::on_frame(&tab(), frame);
+}
+
+fn hello(recovered: bool) {
+    let hello = Hello {
+        client: "tab-under-test".to_owned(),
+        recovered,
+        node: None,
+    };
+    frame(EVENT_HELLO, None, serde_json::to_value(hello).unwrap());
+}
+
+fn notify<T: crate::Topic>(key: i64, message: &str) {
+    let data = serde_json::json!({ "topic": T::NAME, "key": key, "message": message });
+    frame(EVENT_NOTIF, Some("tab-under-test.1"), data);
+}
+
+macro_rules! topic {
+    ($name:ident, $wire:literal) => {
+        struct $name;
+        impl SimpleTopic for $name {
+            const NAME: &'static str = $wire;
+            type Key = i64;
+            type Message = String;
+            type Identity = ();
+        }
+    };
+}
+
+topic!(Lifetime, "lifetime");
+topic!(Ordering, "ordering");
+topic!(Reset, "reset");
+
+/// The order that used to panic: the first component to touch the tab's signals (connection
+/// state, the topic's slot, the key's counter) unmounts while a second one still uses them.
+#[wasm_bindgen_test]
+async fn browser_wide_state_outlives_the_component_that_first_used_it() {
+    let calls = Calls::default();
+    let (first, _, _) = mount::<Lifetime>(1, &calls, 0);
+    let latest_anywhere = Rc::new(RefCell::new(None));
+    settle(20).await;
+    assert_eq!(calls.take(), ["listen 1", "listen 1 done"]);
+
+    let (second, listening, state) = mount::<Lifetime>(Signal::stored(1), &calls, 0);
+    let watcher = mount_to(document().body().unwrap(), {
+        let latest_anywhere = latest_anywhere.clone();
+        move || *latest_anywhere.borrow_mut() = Some(crate::latest_notification::<Lifetime>())
+    });
+    settle(20).await;
+    assert_eq!(
+        listening.confirmed_listens().get_untracked(),
+        1,
+        "the key's count is shared"
+    );
+    drop(first);
+    settle(20).await;
+    assert!(
+        calls.take().is_empty(),
+        "the second component still holds the key"
+    );
+
+    hello(true);
+    assert_eq!(state.get_untracked(), crate::ConnectionState::Live);
+    notify::<Lifetime>(1, "after the first left");
+    notify::<Lifetime>(2, "another key");
+    assert_eq!(
+        listening.latest().get_untracked().as_deref(),
+        Some("after the first left")
+    );
+    let anywhere = latest_anywhere.borrow().unwrap().get_untracked().unwrap();
+    assert_eq!(
+        (anywhere.key, anywhere.message.as_str()),
+        (Some(2), "another key")
+    );
+
+    hello(false);
+    settle(20).await;
+    assert_eq!(calls.take(), ["listen 1", "listen 1 done"]);
+    assert_eq!(
+        listening.confirmed_listens().get_untracked(),
+        2,
+        "the re-listen is seen by the holder left"
+    );
+
+    drop(second);
+    drop(watcher);
+    settle(20).await;
+    assert_eq!(calls.take(), ["unlisten 1", "unlisten 1 done"]);
+}
+
+/// An unlisten never overtakes the listen before it on the same key; other keys do not wait.
+#[wasm_bindgen_test]
+async fn calls_for_one_key_go_out_one_after_the_other() {
+    let calls = Calls::default();
+    let (handle, _, _) = mount::<Ordering>(7, &calls, 60);
+    settle(20).await;
+    assert_eq!(calls.0.borrow().as_slice(), ["listen 7"]);
+    // Unmounted while its listen is on the way; then mounted again, and another key meanwhile.
+    drop(handle);
+    let (again, _, _) = mount::<Ordering>(7, &calls, 60);
+    let (other, _, _) = mount::<Ordering>(8, &calls, 0);
+    settle(250).await;
+    let log = calls.take();
+    let on = |key: &str| {
+        log.iter()
+            .filter(|c| c.ends_with(key) || c.contains(&format!(" {key} ")))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        on("7"),
+        [
+            "listen 7",
+            "listen 7 done",
+            "unlisten 7",
+            "unlisten 7 done",
+            "listen 7",
+            "listen 7 done"
+        ],
+        "{log:?}"
+    );
+    let done_7 = log.iter().position(|c| c == "listen 7 done").unwrap();
+    let start_8 = log.iter().position(|c| c == "listen 8").unwrap();
+    assert!(start_8 < done_7, "key 8 waited for key 7: {log:?}");
+
+    // A key that changes under a mounted component: the old one unlistened, the new listened.
+    let key = RwSignal::new(20);
+    let (follows, listening, _) = mount::<Ordering>(key, &calls, 0);
+    settle(20).await;
+    key.set(21);
+    settle(20).await;
+    assert_eq!(
+        calls.take(),
+        [
+            "listen 20",
+            "listen 20 done",
+            "unlisten 20",
+            "unlisten 20 done",
+            "listen 21",
+            "listen 21 done"
+        ]
+    );
+    notify::<Ordering>(20, "old key");
+    assert_eq!(listening.latest().get_untracked(), None);
+    notify::<Ordering>(21, "new key");
+    assert_eq!(listening.latest().get_untracked().as_deref(), Some("new key"));
+    drop((again, other, follows));
+    settle(20).await;
+}
+
+/// `recovered: false` after the first hello: the server forgot every listen, each held key is
+/// listened again (once, whatever the number of holders); `recovered: true`: nothing is resent.
+#[wasm_bindgen_test]
+async fn a_reset_listens_again_on_every_held_key() {
+    let calls = Calls::default();
+    hello(true); // not the tab's first hello, whatever ran before
+    let (a, first, _) = mount::<Reset>(30, &calls, 0);
+    let (b, second, _) = mount::<Reset>(30, &calls, 0);
+    let (c, other, _) = mount::<Reset>(31, &calls, 0);
+    settle(20).await;
+    let mut log = calls.take();
+    log.sort();
+    assert_eq!(
+        log,
+        ["listen 30", "listen 30 done", "listen 31", "listen 31 done"]
+    );
+    let resets = crate::resets().get_untracked();
+
+    hello(true);
+    settle(20).await;
+    assert!(calls.take().is_empty(), "a resumed stream keeps its listens");
+
+    hello(false);
+    settle(20).await;
+    let mut log = calls.take();
+    log.sort();
+    assert_eq!(
+        log,
+        ["listen 30", "listen 30 done", "listen 31", "listen 31 done"]
+    );
+    assert_eq!(crate::resets().get_untracked(), resets + 1);
+    assert_eq!(first.confirmed_listens().get_untracked(), 2);
+    assert_eq!(second.confirmed_listens().get_untracked(), 2);
+    assert_eq!(other.confirmed_listens().get_untracked(), 2);
+    drop((a, b, c));
+    settle(20).await;
+}
