@@ -1,8 +1,15 @@
-//! The tab's connection: a WebSocket to the hub, reopened with backoff after a drop, closed when
-//! the browser goes offline and reopened when it comes back, always resuming from the last frame
+//! The tab's connection: a WebSocket to the hub (gloo-net's, the browser's own underneath: it
+//! answers the server's pings by itself), reopened with backoff after a drop, closed when the
+//! browser goes offline and reopened when it comes back, always resuming from the last frame
 //! received.
 use std::rc::Rc;
 
+use futures::{
+    channel::oneshot,
+    future::{select, Either},
+    StreamExt,
+};
+use gloo_net::websocket::{futures::WebSocket, Message};
 use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::{closure::Closure, JsCast};
 
@@ -12,83 +19,82 @@ use crate::{
     LAST_EVENT_ID_QUERY, NODE_QUERY, WS_PATH,
 };
 
-/// An open WebSocket and the handlers it calls; dropping it detaches them.
+/// The open socket's reading task. Dropping this stops the task, which drops the socket (and so
+/// closes it) without scheduling a reconnect.
 pub(super) struct Socket {
-    socket: web_sys::WebSocket,
-    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
-    _on_close: Closure<dyn FnMut(web_sys::Event)>,
+    /// Which of the tab's sockets this is: a task whose socket was replaced does nothing more.
+    number: u64,
+    _stop: oneshot::Sender<()>,
 }
 
-impl Socket {
-    /// Closes the socket without its close handler scheduling a reconnect.
-    fn shut(self) {
-        self.socket.set_onmessage(None);
-        self.socket.set_onclose(None);
-        let _ = self.socket.close();
+/// The stream's address: `ws(s)://<host><WS_PATH>`, resuming after `last_id` on `node` (the
+/// node named by the last hello) when known.
+pub(super) fn stream_url(secure: bool, host: &str, last_id: Option<&str>, node: Option<&str>) -> String {
+    let scheme = if secure { "wss" } else { "ws" };
+    match (last_id, node) {
+        (Some(id), Some(node)) => {
+            format!("{scheme}://{host}{WS_PATH}?{LAST_EVENT_ID_QUERY}={id}&{NODE_QUERY}={node}")
+        }
+        (Some(id), None) => format!("{scheme}://{host}{WS_PATH}?{LAST_EVENT_ID_QUERY}={id}"),
+        _ => format!("{scheme}://{host}{WS_PATH}"),
     }
 }
 
 fn url(tab: &Tab) -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" {
-        "wss"
-    } else {
-        "ws"
-    };
+    let secure = location.protocol().ok()? == "https:";
     let host = location.host().ok()?;
-    Some(
-        match (tab.last_id.borrow().as_deref(), tab.node.borrow().as_deref()) {
-            (Some(id), Some(node)) => {
-                format!("{scheme}://{host}{WS_PATH}?{LAST_EVENT_ID_QUERY}={id}&{NODE_QUERY}={node}")
-            }
-            (Some(id), None) => format!("{scheme}://{host}{WS_PATH}?{LAST_EVENT_ID_QUERY}={id}"),
-            _ => format!("{scheme}://{host}{WS_PATH}"),
-        },
-    )
+    Some(stream_url(
+        secure,
+        &host,
+        tab.last_id.borrow().as_deref(),
+        tab.node.borrow().as_deref(),
+    ))
 }
 
 pub(super) fn open(tab: &Rc<Tab>) {
     let Some(url) = url(tab) else { return };
-    let socket = match web_sys::WebSocket::new(&url) {
+    let socket = match WebSocket::open(&url) {
         Ok(socket) => socket,
         Err(error) => {
-            leptos::logging::error!("notif: cannot open {url}: {error:?}");
+            leptos::logging::error!("notif: cannot open {url}: {error}");
             reopen_later(tab);
             return;
         }
     };
-    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new({
-        let tab = tab.clone();
-        move |event: web_sys::MessageEvent| {
-            let Some(text) = event.data().as_string() else {
-                return;
-            };
-            match serde_json::from_str::<WsFrame>(&text) {
-                Ok(frame) => on_frame(&tab, frame),
-                Err(error) => leptos::logging::warn!("notif: unreadable frame: {error}"),
+    let number = tab.sockets.get() + 1;
+    tab.sockets.set(number);
+    let (stop, stopped) = oneshot::channel::<()>();
+    // Replacing an older socket drops it: its task stops and closes it.
+    tab.socket.borrow_mut().replace(Socket { number, _stop: stop });
+    let tab = tab.clone();
+    spawn_local(async move {
+        let (mut socket, mut stopped) = (socket, stopped);
+        loop {
+            // Shut first: once the socket is dropped from the tab, nothing more of it is read.
+            match select(&mut stopped, socket.next()).await {
+                // Shut (offline, or replaced): dropping the socket closes it.
+                Either::Left(_) => return,
+                Either::Right((Some(Ok(Message::Text(text))), _)) => {
+                    match serde_json::from_str::<WsFrame>(&text) {
+                        Ok(frame) => on_frame(&tab, frame),
+                        Err(error) => leptos::logging::warn!("notif: unreadable frame: {error}"),
+                    }
+                }
+                Either::Right((Some(Ok(Message::Bytes(_))), _)) => {}
+                // Refused, dropped, closed by the server (the browser reports an error, then
+                // the close): reconnect.
+                Either::Right((Some(Err(_)) | None, _)) => break,
             }
         }
-    });
-    // `close` follows every failure (refused, dropped, closed by the server): reconnect then.
-    let on_close = Closure::<dyn FnMut(web_sys::Event)>::new({
-        let tab = tab.clone();
-        move |_| {
-            if let Some(socket) = tab.socket.borrow_mut().take() {
-                socket.shut();
-            }
+        drop(socket);
+        let current = tab.socket.borrow().as_ref().is_some_and(|s| s.number == number);
+        if current {
+            tab.socket.borrow_mut().take();
             lost(&tab);
             reopen_later(&tab);
         }
     });
-    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    if let Some(old) = tab.socket.borrow_mut().replace(Socket {
-        socket,
-        _on_message: on_message,
-        _on_close: on_close,
-    }) {
-        old.shut();
-    }
 }
 
 pub(super) fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
@@ -109,7 +115,7 @@ pub(super) fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
             }
             Err(error) => leptos::logging::warn!("notif: unreadable notification: {error}"),
         },
-        // The server closes right after; the close handler reconnects.
+        // The server closes right after; the socket's task then reconnects.
         EVENT_BYE => {
             let bye = serde_json::from_value::<Bye>(frame.data);
             if let Ok(Bye {
@@ -136,9 +142,8 @@ pub(super) fn watch_network(tab: &Rc<Tab>) {
     let offline = Closure::<dyn FnMut(web_sys::Event)>::new({
         let tab = tab.clone();
         move |_| {
-            if let Some(socket) = tab.socket.borrow_mut().take() {
-                socket.shut();
-            }
+            // Dropped: its task closes it.
+            tab.socket.borrow_mut().take();
             lost(&tab);
         }
     });
@@ -158,13 +163,20 @@ pub(super) fn watch_network(tab: &Rc<Tab>) {
     online.forget();
 }
 
+/// The delay in milliseconds before the next attempt after `failures` failures in a row (from
+/// 1), `random` drawn from `[0, 1)`: exponential backoff from 0.5 s up to 30 s, each delay drawn
+/// from the upper half of its range (`[ceiling / 2, ceiling]`, the ceiling 1 s after the first
+/// failure, doubling up to 30 s) so that tabs a server restart dropped together do not come back
+/// together.
+pub(super) fn backoff_ms(failures: u32, random: f64) -> u32 {
+    let ceiling = (500u32 << failures.min(6)).min(30_000) as f64;
+    (ceiling * (0.5 + random.clamp(0.0, 1.0) / 2.0)) as u32
+}
+
 fn reopen_later(tab: &Rc<Tab>) {
     let failures = tab.failures.get().saturating_add(1);
     tab.failures.set(failures);
-    // Exponential backoff from 0.5 s up to 30 s, each delay drawn from its upper half so that
-    // tabs a server restart dropped together do not come back together.
-    let ceiling = (500u32 << failures.min(6)).min(30_000) as f64;
-    let delay = (ceiling * (0.5 + js_sys::Math::random() / 2.0)) as u32;
+    let delay = backoff_ms(failures, js_sys::Math::random());
     let tab = tab.clone();
     spawn_local(async move {
         gloo_timers::future::TimeoutFuture::new(delay).await;
@@ -191,15 +203,21 @@ fn on_hello(tab: &Rc<Tab>, hello: Hello) {
     for waiter in tab.id_waiters.borrow_mut().drain(..) {
         let _ = waiter.send(());
     }
-    // After a reset the server forgot every listen: listen again on everything held. After a
-    // resume the listens stand, but one that failed meanwhile (sent while offline) is retried.
     let reset = !hello.recovered && !first;
     for held in tab.held.borrow().values() {
-        if reset || held.failed.get() {
+        if listens_again(first, hello.recovered, held.failed.get()) {
             held.listen();
         }
     }
     if reset {
         tab.resets.update(|n| *n += 1);
     }
+}
+
+/// Whether a hello makes a held key listen again. After a reset (`recovered: false` after the
+/// tab's first hello) the server forgot every listen: all are sent again. After a resume the
+/// listens stand, but one that failed meanwhile (sent while offline) is retried. The first hello
+/// finds listens on their way already.
+pub(super) fn listens_again(first_hello: bool, recovered: bool, failed: bool) -> bool {
+    (!recovered && !first_hello) || failed
 }

@@ -1,5 +1,6 @@
 //! The browser implementation behind [`crate::client`]: one WebSocket per tab (one wasm
-//! instance per tab, so thread-local state is per tab), carrying the frames of the SSE stream.
+//! instance per tab, so thread-local state is per tab), carrying the frames of the SSE stream,
+//! opened with gloo-net (already in the wasm through server_fn).
 //!
 //! Why not `EventSource`: browsers allow six HTTP/1.1 connections per host, and one open SSE
 //! stream per tab takes one of them for good, so a seventh tab's server function calls hang.
@@ -119,6 +120,8 @@ struct Tab {
     /// Per key, the last listen or unlisten call still running: the next one waits for it.
     calls: RefCell<HashMap<String, Shared<Call>>>,
     socket: RefCell<Option<connection::Socket>>,
+    /// How many sockets the tab opened: numbers them.
+    sockets: Cell<u64>,
     /// The `id:` of the last frame received, to resume from when the stream is reopened.
     last_id: RefCell<Option<String>>,
     failures: Cell<u32>,
@@ -143,6 +146,7 @@ thread_local! {
         held: RefCell::new(HashMap::new()),
         calls: RefCell::new(HashMap::new()),
         socket: RefCell::new(None),
+        sockets: Cell::new(0),
         last_id: RefCell::new(None),
         failures: Cell::new(0),
         next_handler: Cell::new(0),

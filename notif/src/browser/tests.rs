@@ -109,6 +109,7 @@ macro_rules! topic {
 topic!(Lifetime, "lifetime");
 topic!(Ordering, "ordering");
 topic!(Reset, "reset");
+topic!(Retry, "retry");
 
 /// The order that used to panic: the first component to touch the tab's signals (connection
 /// state, the topic's slot, the key's counter) unmounts while a second one still uses them.
@@ -262,5 +263,117 @@ async fn a_reset_listens_again_on_every_held_key() {
     assert_eq!(second.confirmed_listens().get_untracked(), 2);
     assert_eq!(other.confirmed_listens().get_untracked(), 2);
     drop((a, b, c));
+    settle(20).await;
+}
+
+/// Backoff: the ceiling 1 s after the first failure, doubling up to 30 s; each delay in the upper
+/// half of its range, wherever the random draw falls.
+#[wasm_bindgen_test]
+fn reconnect_delays_grow_to_30_s_and_stay_in_the_upper_half() {
+    let ceiling = |failures: u32| (500u64 << failures.min(6)).min(30_000) as u32;
+    assert_eq!(
+        (1..=7).map(ceiling).collect::<Vec<_>>(),
+        [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]
+    );
+    for failures in (1..=40).chain([u32::MAX]) {
+        let top = ceiling(failures);
+        assert_eq!(
+            connection::backoff_ms(failures, 0.0),
+            top / 2,
+            "failures {failures}"
+        );
+        assert!(connection::backoff_ms(failures, 0.999_999) <= top);
+        assert!(connection::backoff_ms(failures, 0.999_999) >= top - top / 1000);
+        for _ in 0..200 {
+            let delay = connection::backoff_ms(failures, js_sys::Math::random());
+            assert!(
+                (top / 2..=top).contains(&delay),
+                "{delay} ms after {failures} failures"
+            );
+        }
+    }
+    assert_eq!(connection::backoff_ms(1, 0.0), 500, "the shortest wait is 0.5 s");
+    // Jitter: tabs dropped together spread over the range.
+    let delays: Vec<u32> = (0..500)
+        .map(|_| connection::backoff_ms(10, js_sys::Math::random()))
+        .collect();
+    let (low, high) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+    assert!(*low < 16_000 && *high > 29_000, "delays from {low} to {high} ms");
+}
+
+/// The reconnect URL resumes after the last frame, on the node the last hello named.
+#[wasm_bindgen_test]
+fn the_reconnect_url_names_the_last_frame_and_the_node() {
+    use crate::{LAST_EVENT_ID_QUERY, NODE_QUERY, WS_PATH};
+    let url = connection::stream_url(false, "example.com:3000", None, None);
+    assert_eq!(url, format!("ws://example.com:3000{WS_PATH}"));
+    let url = connection::stream_url(true, "example.com", Some("c1.7"), Some("node-b"));
+    assert_eq!(
+        url,
+        format!("wss://example.com{WS_PATH}?{LAST_EVENT_ID_QUERY}=c1.7&{NODE_QUERY}=node-b")
+    );
+    let url = connection::stream_url(false, "h", Some("c1.7"), None);
+    assert_eq!(url, format!("ws://h{WS_PATH}?{LAST_EVENT_ID_QUERY}=c1.7"));
+}
+
+/// Which hellos send a held key's listen again.
+#[wasm_bindgen_test]
+fn a_hello_listens_again_after_a_reset_or_a_failed_call() {
+    use connection::listens_again;
+    // (first hello, recovered, the last call failed) → listen again
+    assert!(
+        !listens_again(true, false, false),
+        "the first hello: listens are on their way"
+    );
+    assert!(
+        !listens_again(false, true, false),
+        "resumed: the server kept the listen"
+    );
+    assert!(listens_again(false, false, false), "reset: the server forgot it");
+    assert!(
+        listens_again(false, true, true),
+        "failed while offline: sent again"
+    );
+    assert!(listens_again(true, false, true));
+}
+
+/// A listen that failed is sent again by the next hello, even a resumed one.
+#[wasm_bindgen_test]
+async fn a_failed_listen_is_sent_again_by_the_next_hello() {
+    let log = Rc::new(RefCell::new(Vec::<String>::new()));
+    let fail = Rc::new(std::cell::Cell::new(true));
+    let listen = {
+        let (log, fail) = (log.clone(), fail.clone());
+        move |key: i64| {
+            let (log, fail) = (log.clone(), fail.get());
+            async move {
+                log.borrow_mut().push(format!("listen {key}"));
+                if fail {
+                    Err("offline")
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    };
+    let unlisten = |_key: i64| async { Ok::<(), &'static str>(()) };
+    let got = Rc::new(RefCell::new(None));
+    let handle = mount_to(document().body().unwrap(), {
+        let got = got.clone();
+        move || *got.borrow_mut() = Some(crate::use_listen::<Retry>(40, listen, unlisten))
+    });
+    let listening = got.borrow_mut().take().unwrap();
+    settle(20).await;
+    assert_eq!(log.borrow().as_slice(), ["listen 40"]);
+    assert_eq!(listening.confirmed_listens().get_untracked(), 0);
+    fail.set(false);
+    hello(true);
+    settle(20).await;
+    assert_eq!(log.borrow().as_slice(), ["listen 40", "listen 40"]);
+    assert_eq!(listening.confirmed_listens().get_untracked(), 1);
+    hello(true);
+    settle(20).await;
+    assert_eq!(log.borrow().len(), 2, "once confirmed, a resume sends nothing");
+    drop(handle);
     settle(20).await;
 }
