@@ -125,8 +125,7 @@ impl<I: Identity> Hub<I> {
         parts: &Parts,
         key: &T::Key,
     ) -> Result<(), ListenError> {
-        let client = caller_from(parts)?;
-        let identity = self.identify(parts).await;
+        let (client, identity) = self.calling_tab(parts).await?;
         self.listen_on::<T>(client, node_from(parts), &identity, key)
             .await
     }
@@ -142,9 +141,14 @@ impl<I: Identity> Hub<I> {
         parts: &Parts,
         key: &T::Key,
     ) -> Result<(), ListenError> {
-        let client = caller_from(parts)?;
-        let identity = self.identify(parts).await;
+        let (client, identity) = self.calling_tab(parts).await?;
         self.unlisten_on::<T>(client, node_from(parts), &identity, key)
             .await
+    }
+
+    /// The tab a request names and the request's identity.
+    async fn calling_tab(&self, parts: &Parts) -> Result<(TabId, I), ListenError> {
+        let client = caller_from(parts)?;
+        Ok((client, self.identify(parts).await))
     }
 }

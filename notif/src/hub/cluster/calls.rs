@@ -219,19 +219,7 @@ impl<I: Identity> Hub<I> {
         identity: &I,
         key: &KeyId,
     ) -> Result<(), ListenError> {
-        let (cluster, client, identity) = self
-            .cluster_call_parts(client, identity)
-            .ok_or(ListenError::UnknownTab)?;
-        let call = Call::Listen {
-            client,
-            identity,
-            key: key.as_str().to_owned(),
-        };
-        match cluster.call(node, call).await? {
-            Reply::Done => Ok(()),
-            Reply::Refused { refusal } => Err(refusal.error(key.topic())),
-            _ => Err(ListenError::UnknownTab),
-        }
+        self.key_call_at(node, client, identity, key, true).await
     }
 
     /// Stops `client`, held by `node`, listening on `key` there.
@@ -242,13 +230,33 @@ impl<I: Identity> Hub<I> {
         identity: &I,
         key: &KeyId,
     ) -> Result<(), ListenError> {
+        self.key_call_at(node, client, identity, key, false).await
+    }
+
+    /// A listen (or an unlisten) of `client` on `key`, carried out by `node`.
+    async fn key_call_at(
+        &self,
+        node: NodeId,
+        client: TabId,
+        identity: &I,
+        key: &KeyId,
+        listen: bool,
+    ) -> Result<(), ListenError> {
         let (cluster, client, identity) = self
             .cluster_call_parts(client, identity)
             .ok_or(ListenError::UnknownTab)?;
-        let call = Call::Unlisten {
-            client,
-            identity,
-            key: key.as_str().to_owned(),
+        let key_id = key.as_str().to_owned();
+        let call = match listen {
+            true => Call::Listen {
+                client,
+                identity,
+                key: key_id,
+            },
+            false => Call::Unlisten {
+                client,
+                identity,
+                key: key_id,
+            },
         };
         match cluster.call(node, call).await? {
             Reply::Done => Ok(()),
