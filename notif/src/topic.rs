@@ -95,7 +95,9 @@ impl<T> Identity for T where
 pub trait Topic: Send + Sync + 'static {
     /// Name on the wire; unique within an application.
     const NAME: &'static str;
-    /// What a tab listens on (a room id, a user id, ...).
+    /// What a tab listens on (a room id, a user id, ...). Not one that serialises to JSON
+    /// `null` (`()`, `None`): that marks a message sent to an identity without a key, and a
+    /// listen on it is refused.
     type Key: Data + Eq + std::hash::Hash;
     /// What server code notifies with. Serialisable so it can cross nodes.
     type Event: Data;
