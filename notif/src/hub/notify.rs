@@ -206,7 +206,7 @@ impl<I: Identity> Hub<I> {
     /// struct Inbox;
     /// impl SimpleTopic for Inbox {
     ///     const NAME: &'static str = "inbox";
-    ///     type Key = ();
+    ///     type Key = u32; // a conversation, when the message names one
     ///     type Message = String;
     ///     type Identity = Option<String>;
     /// }
