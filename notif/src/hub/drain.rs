@@ -28,14 +28,14 @@ impl<I: Identity> Hub<I> {
         };
         let drain = self.inner.config.drain();
         let left = async {
-            while self.metrics().tabs > 0 {
+            while self.state().tab_count() > 0 {
                 tokio::time::sleep(POLL).await;
             }
             tokio::time::sleep(GRACE).await;
         };
-        if tokio::time::timeout(drain, left).await.is_err() && self.metrics().tabs > 0 {
+        if tokio::time::timeout(drain, left).await.is_err() && self.state().tab_count() > 0 {
             tracing::info!(
-                tabs = self.metrics().tabs,
+                tabs = self.state().tab_count(),
                 "notif: drain period over; the tabs left start over"
             );
         }

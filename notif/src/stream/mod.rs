@@ -51,11 +51,16 @@ fn peer_address(parts: &http::request::Parts, trust_forwarded: bool) -> Option<I
 
 /// The node a reconnect names as holding its tab (the `node` of its last hello), from the query.
 fn node_named(parts: &http::request::Parts) -> Option<&str> {
+    query_param(parts, NODE_QUERY)
+}
+
+/// The value of query parameter `name`, as sent.
+fn query_param<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
     parts
         .uri
         .query()?
         .split('&')
-        .find_map(|pair| pair.strip_prefix(NODE_QUERY)?.strip_prefix('='))
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The frame a reconnect names as the last it saw, from the header or the query.
@@ -64,11 +69,7 @@ fn last_seen(parts: &http::request::Parts) -> Result<Option<(TabId, u64)>, Strea
         .headers
         .get(LAST_EVENT_ID_HEADER)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let query = parts.uri.query().and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix(LAST_EVENT_ID_QUERY)?.strip_prefix('='))
-    });
-    match header.or(query) {
+    match header.or(query_param(parts, LAST_EVENT_ID_QUERY)) {
         None | Some("") => Ok(None),
         Some(id) => parse_event_id(id)
             .map(Some)

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// How long a call waits for its answer: a node that does not answer by then is taken for gone.
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What one node asks the node holding a tab.
 #[derive(Serialize, Deserialize, Debug)]

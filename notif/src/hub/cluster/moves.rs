@@ -18,7 +18,7 @@ use std::{
 };
 
 use super::{
-    calls::{refused, Call, Refusal, Reply},
+    calls::{refused, Call, Refusal, Reply, CALL_TIMEOUT},
     Cluster, NodeId,
 };
 use crate::{
@@ -186,10 +186,7 @@ impl<I: Identity> Hub<I> {
                     let _ = subscription.await;
                 }
             };
-            if tokio::time::timeout(Duration::from_secs(2), subscribed)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(CALL_TIMEOUT, subscribed).await.is_err() {
                 self.state().abandon_arrival(client);
                 return Err(ResumeRefused::Gone);
             }

@@ -337,6 +337,11 @@ impl<I: Identity> State<I> {
         }
     }
 
+    /// How many tabs are held here, connected or not.
+    pub fn tab_count(&self) -> usize {
+        self.tabs.len()
+    }
+
     pub fn client_ids(&self) -> Vec<TabId> {
         self.tabs.keys().copied().collect()
     }
