@@ -35,6 +35,7 @@
 mod client;
 mod error;
 mod hex;
+mod presence;
 mod tab_client;
 mod tab_id;
 mod topic;
@@ -61,6 +62,7 @@ pub use client::{
     ListenCall, Listening, Notification,
 };
 pub use error::ListenError;
+pub use presence::Presence;
 pub use tab_client::TabClient;
 pub use tab_id::{BadTabId, TabId};
 pub use topic::{Data, Identity, SimpleTopic, Topic};
@@ -76,7 +78,10 @@ pub(crate) use wire::{
 };
 
 #[cfg(feature = "ssr")]
-pub use hub::{Config, ConfigError, Exclude, Hub, Metrics, NotifyError};
+pub use hub::{
+    Config, ConfigError, Exclude, Hub, Metrics, NotifyError, PageCursor, PresenceCount, PresenceError,
+    PresentPage,
+};
 #[cfg(feature = "ssr")]
 pub use request::{caller, listen, unlisten};
 #[cfg(feature = "ssr")]

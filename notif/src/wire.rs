@@ -116,6 +116,33 @@ pub struct RawNotification {
     pub message: serde_json::Value,
 }
 
+/// A `notif` frame whose data has `presence` instead of `message`: who is on a key of a topic
+/// with [`Presence`](crate::Presence), sent only to tabs listening on that key.
+#[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
+pub struct RawPresence {
+    /// Topic name.
+    pub topic: String,
+    /// The key as JSON.
+    pub key: serde_json::Value,
+    /// What changed.
+    pub presence: PresenceChange,
+}
+
+/// What a presence frame says, each identity in its public form (`Presence::Public` as JSON).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PresenceChange {
+    /// Everyone on the key now, the listening tab's own identity included: sent to a tab right
+    /// after each of its listens on the key.
+    Present(Vec<serde_json::Value>),
+    /// An identity's first tab started listening.
+    Join(serde_json::Value),
+    /// An identity's last tab stopped listening.
+    Leave(serde_json::Value),
+}
+
 /// One frame as a WebSocket text message carries it.
 #[derive(Debug, Clone, Deserialize)]
 #[non_exhaustive]
@@ -163,6 +190,23 @@ pub(crate) fn encode_notification(topic: &str, key_json: &str, message_json: &st
     out
 }
 
+/// Encodes a presence frame's data line: `change` is `present`, `join` or `leave`, and `value_json`
+/// the list or the identity's public form.
+#[cfg(feature = "ssr")]
+pub(crate) fn encode_presence(topic: &str, key_json: &str, change: &str, value_json: &str) -> String {
+    let mut out = String::with_capacity(40 + topic.len() + key_json.len() + value_json.len());
+    out.push_str("{\"topic\":");
+    out.push_str(&serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".into()));
+    out.push_str(",\"key\":");
+    out.push_str(key_json);
+    out.push_str(",\"presence\":{\"");
+    out.push_str(change);
+    out.push_str("\":");
+    out.push_str(value_json);
+    out.push_str("}}");
+    out
+}
+
 #[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::*;
@@ -174,6 +218,27 @@ mod tests {
         assert_eq!(raw.topic, "room");
         assert_eq!(raw.key, serde_json::json!(7));
         assert_eq!(raw.message["text"], "hi \"you\"");
+    }
+
+    #[test]
+    fn encoded_presence_decodes() {
+        let data = encode_presence("room", "7", "join", "\"Ann\"");
+        let raw: RawPresence = serde_json::from_str(&data).unwrap();
+        assert_eq!(
+            (raw.topic.as_str(), raw.key.clone()),
+            ("room", serde_json::json!(7))
+        );
+        assert_eq!(raw.presence, PresenceChange::Join("Ann".into()));
+        let data = encode_presence("room", "7", "present", "[\"Ann\",\"Bo\"]");
+        let raw: RawPresence = serde_json::from_str(&data).unwrap();
+        assert_eq!(
+            raw.presence,
+            PresenceChange::Present(vec!["Ann".into(), "Bo".into()])
+        );
+        assert!(
+            serde_json::from_str::<RawNotification>(&data).is_err(),
+            "no message: not a notification"
+        );
     }
 }
 
@@ -233,7 +298,9 @@ mod decoding_properties {
                     "data",
                     "topic",
                     "key",
-                    "message"
+                    "message",
+                    "presence",
+                    "join"
                 ]),
                 "(true|false|null|-?[0-9]{1,3}|\"[a-z\\\\\u{e9}]{0,8}\"|\\{\\}|\\[1\\])",
             )
@@ -248,6 +315,7 @@ mod decoding_properties {
             let _ = serde_json::from_slice::<Bye>(&bytes);
             let _ = serde_json::from_slice::<WsFrame>(&bytes);
             let _ = serde_json::from_slice::<RawNotification>(&bytes);
+            let _ = serde_json::from_slice::<RawPresence>(&bytes);
         }
     }
 

@@ -49,9 +49,17 @@ impl<I: Identity> Hub<I> {
         key_id: KeyId,
     ) -> Result<(), ListenError> {
         let cap = self.inner.config.max_listens_per_tab;
+        let appearance = self.appearance(&key_id, identity).await;
         let subscriptions = {
             let mut state = self.state();
-            state.listen(client, identity, key_id, cap)?;
+            let new = state.listen(client, identity, key_id.clone(), cap)?;
+            if let Some(appearance) = appearance {
+                if new {
+                    state.joined(client, identity, &key_id, appearance);
+                }
+                // Every listen gets the list, so a page that listens again starts from it.
+                state.send_present(client, &key_id);
+            }
             state.release()
         };
         // With several nodes, the listen counts once this node receives the key's channel.

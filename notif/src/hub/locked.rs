@@ -1,5 +1,6 @@
 //! The hub's tables under their lock, and what releasing the lock does: bring the backplane's
-//! subscriptions in line with the keys that changed.
+//! subscriptions in line with the keys that changed, then write the frames the changes queued
+//! (presence).
 use super::{state::State, Hub};
 use crate::Identity;
 
@@ -22,13 +23,19 @@ impl<I: Identity> Locked<'_, I> {
             return Vec::new();
         };
         let changed = std::mem::take(&mut state.changes);
-        match &self.hub.inner.cluster {
+        let wakes = std::mem::take(&mut state.wakes);
+        let subscriptions = match &self.hub.inner.cluster {
             Some(cluster) if !changed.is_empty() => {
                 let linger = self.hub.inner.config.unsubscribe_after;
                 cluster.sync(changed, |key| state.has_key(key), linger)
             }
             _ => Vec::new(),
+        };
+        drop(state);
+        if !wakes.is_empty() {
+            self.hub.inner.writes.send(wakes);
         }
+        subscriptions
     }
 }
 

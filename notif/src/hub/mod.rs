@@ -41,6 +41,7 @@ mod listeners;
 mod locked;
 mod metrics;
 mod notify;
+mod presence;
 pub(crate) mod queue;
 mod replay;
 mod revalidate;
@@ -57,6 +58,7 @@ pub(crate) use connections::Slot;
 use metrics::Counters;
 pub use metrics::Metrics;
 pub use notify::{Exclude, NotifyError};
+pub use presence::{PageCursor, PresenceCount, PresenceError, PresentPage};
 pub(crate) use revalidate::{credentials_of, Credentials};
 use state::State;
 pub(crate) use state::{Outgoing, ResumeRefused, Resumed};
@@ -126,6 +128,8 @@ struct Inner<I: Identity> {
     shutting_down: std::sync::atomic::AtomicBool,
     /// The app's say on who may open a stream; everyone, until it is set.
     admit: std::sync::RwLock<Option<Arc<admission::AdmitFn<I>>>>,
+    /// The topics with presence.
+    presence: presence::Registry<I>,
 }
 
 impl<I: Identity> Hub<I> {
@@ -170,6 +174,7 @@ impl<I: Identity> Hub<I> {
                 revalidation: Revalidation::default(),
                 admit: std::sync::RwLock::new(None),
                 shutting_down: Default::default(),
+                presence: presence::Registry::default(),
             }),
         }
     }

@@ -13,7 +13,7 @@ use std::{
 use axum::{routing::post, Router};
 use futures::StreamExt;
 use leptos::prelude::*;
-use notif::{Config, Hub, SimpleTopic, Topic};
+use notif::{Config, Hub, Presence, SimpleTopic, Topic};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -90,6 +90,43 @@ pub async fn post_chat(key: String, text: String) -> Result<usize, ServerFnError
     Ok(hub.notify::<Chat>(&key, &text, exclude).await?)
 }
 
+/// A room with presence: listeners are shown to each other as "<user> (shown)"; "ghost" and
+/// visitors who are not signed in are counted but never shown; the key "vip" is for "admin".
+pub struct Lobby;
+impl SimpleTopic for Lobby {
+    const NAME: &'static str = "lobby";
+    type Key = String;
+    type Message = String;
+    type Identity = Viewer;
+
+    async fn authorize(viewer: &Viewer, key: &String) -> bool {
+        key != "vip" || viewer.as_deref() == Some("admin")
+    }
+}
+
+impl Presence for Lobby {
+    type Public = String;
+
+    async fn public(viewer: &Viewer) -> Option<String> {
+        viewer
+            .as_deref()
+            .filter(|user| *user != "ghost")
+            .map(|user| format!("{user} (shown)"))
+    }
+}
+
+#[server(endpoint = "t/listen_lobby")]
+pub async fn listen_lobby(key: String) -> Result<(), ServerFnError> {
+    notif::listen::<Lobby>(&key).await?;
+    Ok(())
+}
+
+#[server(endpoint = "t/unlisten_lobby")]
+pub async fn unlisten_lobby(key: String) -> Result<(), ServerFnError> {
+    notif::unlisten::<Lobby>(&key).await?;
+    Ok(())
+}
+
 /// Users whose sessions were deleted: the fixture's `identify` no longer resolves them.
 pub fn revoked() -> &'static Mutex<HashSet<String>> {
     static REVOKED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
@@ -159,7 +196,8 @@ impl TestServer {
             None => Hub::new(config, identify),
         }
         .with_topic::<Chat>()
-        .with_topic::<Greeting>();
+        .with_topic::<Greeting>()
+        .with_presence::<Lobby>();
         let context_hub = hub.clone();
         let metrics_hub = hub.clone();
         let router = Router::new()
@@ -334,6 +372,12 @@ impl TestServer {
         assert_eq!(status, 200, "listen failed: {body}");
     }
 
+    /// Calls `endpoint` (`t/listen_lobby`, ...) for `tab` on `key` and asserts it worked.
+    pub async fn lobby(&self, tab: &Tab, endpoint: &str, key: &str) {
+        let (status, body) = self.call(tab, endpoint, &[("key", key)]).await;
+        assert_eq!(status, 200, "{endpoint} failed: {body}");
+    }
+
     pub async fn notify_chat(&self, key: &str, text: &str) -> usize {
         self.hub
             .notify::<Chat>(&key.to_string(), &text.to_string(), notif::Exclude::Nobody)
@@ -408,6 +452,15 @@ impl Tab {
         let event = self.next().await;
         assert_eq!(event.event, "notif", "{event:?}");
         event.message().as_str().unwrap().to_owned()
+    }
+
+    /// The next frame, which must be a presence frame: what it says.
+    pub async fn next_presence(&mut self) -> notif::wire::PresenceChange {
+        let event = self.next().await;
+        assert_eq!(event.event, "notif", "{event:?}");
+        serde_json::from_str::<notif::wire::RawPresence>(&event.data)
+            .unwrap_or_else(|e| panic!("not a presence frame ({e}): {}", event.data))
+            .presence
     }
 
     /// Whether the stream has ended (after reading any events still queued).

@@ -3,6 +3,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 mod arrival;
+mod presence;
 
 use super::id_map::IdMap;
 pub(crate) use super::tab::{Delivered, Outgoing, Wakes};
@@ -18,6 +19,8 @@ use super::{
     Metrics,
 };
 use crate::{ByeReason, Identity, ListenError, StreamRefused, TabId};
+pub(crate) use presence::Appearance;
+use presence::KeyPresence;
 
 /// Why a tab cannot be resumed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,10 @@ pub(crate) struct State<I> {
     /// Keys that gained their first or lost their last listener since last drained: the
     /// backplane subscriptions to update.
     pub changes: Vec<KeyId>,
+    /// Keys of topics with presence: who listens on them.
+    presence: HashMap<KeyId, KeyPresence<I>>,
+    /// Frames queued by changes to the tables (presence), to write once the lock is released.
+    pub wakes: Wakes,
 }
 
 impl<I> Default for State<I> {
@@ -57,6 +64,8 @@ impl<I> Default for State<I> {
             listens: 0,
             credentials: IdMap::default(),
             changes: Vec::new(),
+            presence: HashMap::new(),
+            wakes: Vec::new(),
         }
     }
 }
@@ -186,7 +195,7 @@ impl<I: Identity> State<I> {
         self.credentials.remove(&client);
         self.listens -= tab.listens.len();
         for key in &tab.listens {
-            self.drop_listener(key, client);
+            self.drop_listener(key, client, &tab.identity);
         }
         if let Some(tabs) = self.identities.get_mut(&tab.identity) {
             tabs.retain(|c| *c != client);
@@ -201,7 +210,7 @@ impl<I: Identity> State<I> {
         shrink(&mut self.keys);
     }
 
-    fn drop_listener(&mut self, key: &KeyId, client: TabId) {
+    fn drop_listener(&mut self, key: &KeyId, client: TabId, identity: &I) {
         if let Some(listeners) = self.keys.get_mut(key) {
             listeners.remove(client);
             if listeners.is_empty() {
@@ -209,6 +218,7 @@ impl<I: Identity> State<I> {
                 self.changes.push(key.clone());
             }
         }
+        self.left(identity, key);
     }
 
     fn owned_tab(&mut self, client: TabId, identity: &I) -> Result<&mut Tab<I>, ListenError> {
@@ -219,10 +229,17 @@ impl<I: Identity> State<I> {
         Ok(tab)
     }
 
-    pub fn listen(&mut self, client: TabId, identity: &I, key: KeyId, cap: usize) -> Result<(), ListenError> {
+    /// Returns whether the tab was not listening yet.
+    pub fn listen(
+        &mut self,
+        client: TabId,
+        identity: &I,
+        key: KeyId,
+        cap: usize,
+    ) -> Result<bool, ListenError> {
         let tab = self.owned_tab(client, identity)?;
         if tab.listens.contains(&key) {
-            return Ok(());
+            return Ok(false);
         }
         if tab.listens.len() >= cap {
             return Err(ListenError::TooManyListens { cap });
@@ -234,7 +251,7 @@ impl<I: Identity> State<I> {
         }
         listeners.insert(client);
         self.listens += 1;
-        Ok(())
+        Ok(true)
     }
 
     /// Returns whether the tab was listening.
@@ -246,7 +263,7 @@ impl<I: Identity> State<I> {
         tab.listens.swap_remove(at);
         trim(&mut tab.listens);
         self.listens -= 1;
-        self.drop_listener(key, client);
+        self.drop_listener(key, client, identity);
         Ok(true)
     }
 
