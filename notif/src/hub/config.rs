@@ -69,6 +69,13 @@ pub struct Config {
     /// often bring a listener back at once, and an unbroken subscription lets the node tell a
     /// lost message from one it was not subscribed for.
     pub unsubscribe_after: Duration,
+    /// With a backplane, how often a node tells the others it is alive
+    /// (`NOTIF_NODE_HEARTBEAT_MS`, default 1 s).
+    pub node_heartbeat: Duration,
+    /// With a backplane, how long a node may stay silent before the others count it gone and
+    /// drop the identities it had present (`NOTIF_NODE_TIMEOUT_MS`, default 3 s: a few
+    /// heartbeats). A node that was only slow is heard again and its presence comes back.
+    pub node_timeout: Duration,
 }
 
 impl Default for Config {
@@ -92,6 +99,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             drain: Duration::from_secs(10),
             unsubscribe_after: Duration::from_secs(10),
+            node_heartbeat: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -178,6 +187,12 @@ impl Config {
         }
         if let Some(ms) = number("NOTIF_UNSUBSCRIBE_AFTER_MS", 0)? {
             config.unsubscribe_after = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("NOTIF_NODE_HEARTBEAT_MS", 1)? {
+            config.node_heartbeat = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("NOTIF_NODE_TIMEOUT_MS", 1)? {
+            config.node_timeout = Duration::from_millis(ms);
         }
         let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
             let Some(value) = get(name) else { return Ok(None) };
@@ -274,10 +289,18 @@ mod tests {
         let config = Config::from_lookup(env(&[
             ("NOTIF_DRAIN_MS", "2500"),
             ("NOTIF_UNSUBSCRIBE_AFTER_MS", "0"),
+            ("NOTIF_NODE_HEARTBEAT_MS", "200"),
+            ("NOTIF_NODE_TIMEOUT_MS", "700"),
         ]))
         .unwrap();
         assert_eq!(config.drain(), Duration::from_millis(2500));
         assert_eq!(config.unsubscribe_after, Duration::ZERO);
+        assert_eq!(
+            (config.node_heartbeat, config.node_timeout),
+            (Duration::from_millis(200), Duration::from_millis(700))
+        );
+        let err = Config::from_lookup(env(&[("NOTIF_NODE_HEARTBEAT_MS", "0")])).unwrap_err();
+        assert_eq!(err.name, "NOTIF_NODE_HEARTBEAT_MS");
         let config = Config::from_lookup(env(&[
             ("NOTIF_DRAIN_MS", "60000"),
             ("NOTIF_RESUME_WINDOW_MS", "5000"),

@@ -50,12 +50,13 @@ impl<I: Identity> Hub<I> {
     ) -> Result<(), ListenError> {
         let cap = self.inner.config.max_listens_per_tab;
         let appearance = self.appearance(&key_id, identity).await;
+        let mut ask_presence = false;
         let subscriptions = {
             let mut state = self.state();
             let new = state.listen(client, identity, key_id.clone(), cap)?;
             if let Some(appearance) = appearance {
                 if new {
-                    state.joined(client, identity, &key_id, appearance);
+                    ask_presence = state.joined(client, &key_id, appearance);
                 }
                 // Every listen gets the list, so a page that listens again starts from it.
                 state.send_present(client, &key_id);
@@ -65,6 +66,9 @@ impl<I: Identity> Hub<I> {
         // With several nodes, the listen counts once this node receives the key's channel.
         for subscribed in subscriptions {
             let _ = subscribed.await;
+        }
+        if ask_presence {
+            self.ask_presence(&key_id);
         }
         Ok(())
     }

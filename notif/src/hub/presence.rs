@@ -60,6 +60,10 @@ pub enum PresenceError {
     /// The key cannot be serialised to JSON, or is not one a tab could listen on.
     #[error("bad key: {0}")]
     BadKey(String),
+    /// Another node did not answer within 2 s (it may have just died: it is counted out after
+    /// `Config::node_timeout`); ask again.
+    #[error("another node did not answer in time; try again")]
+    Unreachable,
 }
 
 impl<I: Identity> Hub<I> {
@@ -109,7 +113,7 @@ impl<I: Identity> Hub<I> {
     }
 
     /// How `identity` appears on `key`, if its topic has presence.
-    pub(super) async fn appearance(&self, key: &KeyId, identity: &I) -> Option<Appearance> {
+    pub(in crate::hub) async fn appearance(&self, key: &KeyId, identity: &I) -> Option<Appearance> {
         let public = {
             let topics = self
                 .inner
@@ -125,25 +129,26 @@ impl<I: Identity> Hub<I> {
         })
     }
 
-    /// How many tabs listen on `key`, and how many distinct identities they belong to. Any
-    /// topic can be asked, with presence or not.
+    /// How many tabs listen on `key`, and how many distinct identities they belong to, on every
+    /// node. Any topic can be asked, with presence or not.
     ///
     /// # Errors
     ///
-    /// [`PresenceError::BadKey`] when the key does not serialise to JSON.
+    /// [`PresenceError::BadKey`] when the key does not serialise to JSON;
+    /// [`PresenceError::Unreachable`] when another node did not answer.
     pub async fn presence<T: Topic<Identity = I>>(
         &self,
         key: &T::Key,
     ) -> Result<PresenceCount, PresenceError> {
-        let key_id = KeyId::new::<T>(key).map_err(|e| PresenceError::BadKey(e.to_string()))?;
-        let on_key = self.state().identities_on(&key_id);
+        let on_key = self.gather::<T>(key).await?;
         Ok(PresenceCount {
-            tabs: on_key.iter().map(|(_, tabs)| *tabs as u64).sum(),
+            tabs: on_key.values().sum(),
             identities: on_key.len() as u64,
         })
     }
 
-    /// The identities listening on `key`, `limit` at a time, in the order of their JSON:
+    /// The identities listening on `key` on every node, `limit` at a time, in the order of their
+    /// JSON:
     /// `after` is `None` for the first page and the previous page's `next` for the others (a
     /// `limit` of 0 counts as 1). The
     /// identities themselves, for server code; browsers see only what [`Presence::public`]
@@ -179,20 +184,23 @@ impl<I: Identity> Hub<I> {
     ///
     /// # Errors
     ///
-    /// [`PresenceError::BadKey`] when the key does not serialise to JSON.
+    /// [`PresenceError::BadKey`] when the key does not serialise to JSON;
+    /// [`PresenceError::Unreachable`] when another node did not answer.
     pub async fn present<T: Topic<Identity = I>>(
         &self,
         key: &T::Key,
         after: Option<&PageCursor>,
         limit: usize,
     ) -> Result<PresentPage<I>, PresenceError> {
-        let key_id = KeyId::new::<T>(key).map_err(|e| PresenceError::BadKey(e.to_string()))?;
         let limit = limit.max(1);
-        let on_key = self.state().identities_on(&key_id);
+        let on_key = self.gather::<T>(key).await?;
         let mut ordered: Vec<(String, I)> = on_key
-            .into_iter()
-            .map(|(identity, _)| (serde_json::to_string(&identity).unwrap_or_default(), identity))
-            .filter(|(order, _)| after.is_none_or(|after| order.as_str() > after.0.as_str()))
+            .into_keys()
+            .filter(|order| after.is_none_or(|after| order.as_str() > after.0.as_str()))
+            .filter_map(|order| {
+                let identity = serde_json::from_str(&order).ok()?;
+                Some((order, identity))
+            })
             .collect();
         ordered.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let more = ordered.len() > limit;
@@ -205,5 +213,35 @@ impl<I: Identity> Hub<I> {
             identities: ordered.into_iter().map(|(_, identity)| identity).collect(),
             next,
         })
+    }
+}
+
+impl<I: Identity> Hub<I> {
+    /// Identities (JSON) on `key` with their tabs, on this node and every other one.
+    async fn gather<T: Topic<Identity = I>>(
+        &self,
+        key: &T::Key,
+    ) -> Result<HashMap<String, u64>, PresenceError> {
+        let key_id = KeyId::new::<T>(key).map_err(|e| PresenceError::BadKey(e.to_string()))?;
+        let mut all: HashMap<String, u64> = self.identities_on_json(&key_id).into_iter().collect();
+        if let Some(cluster) = &self.inner.cluster {
+            let elsewhere = cluster
+                .present_elsewhere(&key_id)
+                .await
+                .ok_or(PresenceError::Unreachable)?;
+            for (identity, tabs) in elsewhere {
+                *all.entry(identity).or_default() += tabs;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Identities (JSON) on `key` here, with their tabs here.
+    pub(in crate::hub) fn identities_on_json(&self, key: &KeyId) -> Vec<(String, u64)> {
+        let on_key = self.state().identities_on(key);
+        on_key
+            .into_iter()
+            .map(|(identity, tabs)| (serde_json::to_string(&identity).unwrap_or_default(), tabs as u64))
+            .collect()
     }
 }

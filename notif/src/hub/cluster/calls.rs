@@ -54,6 +54,10 @@ pub(super) enum Call {
         seen: u64,
         keys: Vec<String>,
     },
+    /// Not about a tab: who listens on a key (id) there, with how many tabs each.
+    Present {
+        key: String,
+    },
 }
 
 impl Call {
@@ -64,6 +68,7 @@ impl Call {
             | Call::Owns { client, .. }
             | Call::Describe { client, .. }
             | Call::Take { client, .. } => client,
+            Call::Present { .. } => "",
         }
     }
 }
@@ -81,6 +86,10 @@ pub(super) enum Reply {
     },
     Described {
         keys: Vec<String>,
+    },
+    /// Identities (JSON) on a key, with their tabs there.
+    Present {
+        identities: Vec<(String, u64)>,
     },
     /// The tab, handed over: its latest frame's number, the frames after the one its browser
     /// saw, its listens, and where the old node stopped delivering: the number of the last
@@ -175,6 +184,28 @@ impl<I: Identity> Cluster<I> {
             Ok(Ok(reply)) => Ok(reply),
             _ => Err(CallFailed::Timeout),
         }
+    }
+
+    /// Who listens on `key` on every other node heard from lately (identity JSON, tabs),
+    /// asked all at once; `None` if one of them did not answer.
+    pub(in crate::hub) async fn present_elsewhere(&self, key: &KeyId) -> Option<Vec<(String, u64)>> {
+        let nodes = self.live_nodes();
+        let calls = nodes.into_iter().map(|node| {
+            self.call(
+                node,
+                Call::Present {
+                    key: key.as_str().to_owned(),
+                },
+            )
+        });
+        let mut all = Vec::new();
+        for reply in futures::future::join_all(calls).await {
+            match reply {
+                Ok(Reply::Present { identities }) => all.extend(identities),
+                _ => return None,
+            }
+        }
+        Some(all)
     }
 
     /// An answer arrived.
@@ -280,6 +311,11 @@ impl<I: Identity> Hub<I> {
     /// another node, refused otherwise. A listen waits for its subscriptions in a task of its
     /// own; everything else is answered at once, in the order messages arrive.
     pub(super) fn answer_call(&self, cluster: &Cluster<I>, from: NodeId, id: u64, call: Call) {
+        if let Call::Present { key } = &call {
+            let identities = self.identities_on_json(&KeyId::from_id(key));
+            cluster.reply(from, id, Reply::Present { identities });
+            return;
+        }
         let Ok(client) = call.client().parse::<TabId>() else {
             cluster.reply(from, id, refused(Refusal::UnknownClient));
             return;
@@ -342,6 +378,8 @@ impl<I: Identity> Hub<I> {
                 Some(who) => self.hand_over(cluster, client, &who, seen, &keys, from),
                 None => refused(Refusal::ForeignClient),
             },
+            // Answered above.
+            Call::Present { .. } => return,
         };
         cluster.reply(from, id, reply);
     }

@@ -17,10 +17,12 @@ use serde::{Deserialize, Serialize};
 mod calls;
 mod moves;
 mod node;
+mod presence;
 mod receive;
 mod subscriptions;
 
 pub(crate) use node::{NodeId, Origin};
+pub(crate) use presence::{Liveness, PresenceNews};
 
 use super::{key_id::KeyId, Exclude, Hub};
 use crate::{Backplane, Identity, Topic};
@@ -91,6 +93,13 @@ enum Body {
         id: u64,
         reply: calls::Reply,
     },
+    /// Presence on a key (id) of a topic with presence, on the key's channel.
+    Presence {
+        key: String,
+        news: PresenceNews,
+    },
+    /// The origin is alive, on the control channel, every `Config::node_heartbeat`.
+    Alive,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -156,8 +165,10 @@ pub(crate) struct Cluster<I: Identity> {
     up: AtomicBool,
     missed: AtomicBool,
     /// Locked while a message is numbered and published, so numbers reach the backplane in
-    /// order.
-    outbox: Mutex<Outbox>,
+    /// order. Shared with the tables ([`Poster`]), which announce presence changes.
+    outbox: Arc<Mutex<Outbox>>,
+    /// When each other node was last heard alive.
+    pub(super) liveness: Mutex<Liveness>,
     /// The number of the latest message applied from each other node.
     applied: Mutex<HashMap<NodeId, u64>>,
     /// Per channel this node subscribes to, the number of the last message heard there from
@@ -188,6 +199,15 @@ struct Outbox {
 
 const CHANNELS_REMEMBERED: usize = 65_536;
 
+/// Numbers and publishes this node's messages: a handle the tables hold too, so a change they
+/// announce is numbered as its frames are queued.
+#[derive(Clone)]
+pub(crate) struct Poster {
+    node: NodeId,
+    backplane: Arc<dyn Backplane>,
+    outbox: Arc<Mutex<Outbox>>,
+}
+
 impl<I: Identity> Cluster<I> {
     pub fn new(backplane: Arc<dyn Backplane>) -> Self {
         Cluster {
@@ -196,7 +216,8 @@ impl<I: Identity> Cluster<I> {
             topics: Mutex::default(),
             up: AtomicBool::new(false),
             missed: AtomicBool::new(false),
-            outbox: Mutex::default(),
+            outbox: Arc::default(),
+            liveness: Mutex::default(),
             applied: Mutex::default(),
             heard: Mutex::default(),
             calls: calls::Pending::default(),
@@ -248,6 +269,27 @@ impl<I: Identity> Cluster<I> {
 
     /// Numbers and publishes an encoded message; returns its stamp.
     pub fn post(&self, outbound: Outbound) -> Origin {
+        self.poster().post(outbound)
+    }
+
+    /// What publishes this node's messages, numbered, for the tables to hold.
+    pub fn poster(&self) -> Poster {
+        Poster {
+            node: self.node,
+            backplane: self.backplane.clone(),
+            outbox: self.outbox.clone(),
+        }
+    }
+
+    /// The number of this node's latest message.
+    fn last_posted(&self) -> u64 {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner()).seq
+    }
+}
+
+impl Poster {
+    /// Numbers and publishes an encoded message; returns its stamp.
+    pub fn post(&self, outbound: Outbound) -> Origin {
         let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
         outbox.seq += 1;
         let origin = Origin {
@@ -268,12 +310,9 @@ impl<I: Identity> Cluster<I> {
             .publish(outbound.channel, node::frame(origin, prev, &outbound.body));
         origin
     }
+}
 
-    /// The number of this node's latest message.
-    fn last_posted(&self) -> u64 {
-        self.outbox.lock().unwrap_or_else(|e| e.into_inner()).seq
-    }
-
+impl<I: Identity> Cluster<I> {
     /// Records message `origin` heard on `channel`, which followed that origin's message `prev`
     /// there; returns whether one was lost in between (a message heard before from that origin
     /// there, and it is not `prev`).

@@ -173,13 +173,19 @@ impl<I: Identity> Hub<I> {
                 tracing::warn!("notif: a tab listens on a topic this node has not registered (Hub::with_topic); it starts over");
                 return Err(ResumeRefused::Gone);
             }
+            let mut appearances = Vec::with_capacity(keys.len());
+            for key in &keys {
+                appearances.push(self.appearance(key, identity).await);
+            }
             // Listening here first, keeping what arrives for the tab until it is handed over.
-            let subscriptions = {
+            let (subscriptions, new_presence) = {
                 let mut state = self.state();
-                if !state.arriving(client, identity.clone(), &keys, self.inner.config.replay_capacity) {
+                let cap = self.inner.config.replay_capacity;
+                let Some(new_presence) = state.arriving(client, identity.clone(), &keys, appearances, cap)
+                else {
                     return Err(ResumeRefused::Gone);
-                }
-                state.release()
+                };
+                (state.release(), new_presence)
             };
             let subscribed = async {
                 for subscription in subscriptions {
@@ -189,6 +195,9 @@ impl<I: Identity> Hub<I> {
             if tokio::time::timeout(CALL_TIMEOUT, subscribed).await.is_err() {
                 self.state().abandon_arrival(client);
                 return Err(ResumeRefused::Gone);
+            }
+            for key in &new_presence {
+                self.ask_presence(key);
             }
             let call = Call::Take {
                 client: client.to_string(),

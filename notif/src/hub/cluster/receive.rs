@@ -30,8 +30,10 @@ impl<I: Identity> Hub<I> {
         cluster.backplane.start(events);
         drop(cluster.backplane.subscribe(CONTROL.into()));
         drop(cluster.backplane.subscribe(node_channel(cluster.node)));
+        drop(cluster.backplane.subscribe(Cluster::<I>::alive_channel().into()));
         tokio::spawn(receive(Arc::downgrade(&self.inner), received));
         self.start_unsubscribing();
+        self.start_heartbeats();
     }
 
     /// A message to apply in order: checked for a gap before it, counted as applied (a tab
@@ -122,6 +124,9 @@ impl<I: Identity> Hub<I> {
                 Err(_) => tracing::warn!("notif: a call from another node names no node"),
             },
             Body::Reply { id, reply } => cluster.answered(id, reply),
+            Body::Presence { key, news } => self.apply_presence(cluster, origin, &key, news),
+            // Counted as it arrived (`receive`).
+            Body::Alive => {}
             Body::Lost { keys } => {
                 let tabs = self.reset_listeners(keys);
                 if tabs > 0 {
@@ -195,6 +200,7 @@ impl Message {
         match &self.body {
             Body::Call { call, .. } => matches!(call, Call::Take { .. }),
             Body::Reply { reply, .. } => matches!(reply, Reply::Taken { .. }),
+            Body::Alive => false,
             _ => true,
         }
     }
@@ -219,10 +225,14 @@ async fn receive<I: Identity>(hub: Weak<Inner<I>>, mut events: mpsc::UnboundedRe
             BackplaneEvent::Message { channel, payload } => match Message::decode(cluster, channel, &payload)
             {
                 Some(message) if !message.in_order() => {
+                    hub.heard_from(cluster, message.origin.node);
                     hub.apply(cluster, message.origin, message.body).await;
                     continue;
                 }
-                Some(message) => Ordered::Message(message),
+                Some(message) => {
+                    hub.heard_from(cluster, message.origin.node);
+                    Ordered::Message(message)
+                }
                 None => continue,
             },
             BackplaneEvent::Down => {
@@ -305,6 +315,8 @@ async fn handle<I: Identity>(hub: &Hub<I>, cluster: &Cluster<I>, next: Ordered) 
                     tabs,
                     "notif: backplane back; reset the tabs that may have missed notifications"
                 );
+                // Presence may have changed anywhere meanwhile: lists are exchanged again.
+                hub.sync_presence(cluster, true);
             }
         }
         BackplaneEvent::Lost { channels } => cluster.publish_lost(channels),

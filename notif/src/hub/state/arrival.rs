@@ -2,7 +2,7 @@
 //! keeping what arrives, then settled with what the old node gave (see `cluster/moves.rs`).
 use std::sync::Arc;
 
-use super::{push_tight, Resumed, State};
+use super::{push_tight, Appearance, Resumed, State};
 use crate::{
     hub::{
         cluster::NodeId,
@@ -16,11 +16,20 @@ use crate::{
 };
 
 impl<I: Identity> State<I> {
-    /// Registers `client`, about to move here, listening on `keys` and keeping what arrives
-    /// for it (at most `cap` frames). `false` if a tab of that id is here already.
-    pub fn arriving(&mut self, client: TabId, identity: I, keys: &[KeyId], cap: usize) -> bool {
+    /// Registers `client`, about to move here, listening on `keys` (appearing on those with
+    /// presence as `appearances` say) and keeping what arrives for it (at most `cap` frames).
+    /// Returns the keys whose presence is new here (to ask the other nodes about); `None` if a
+    /// tab of that id is here already.
+    pub fn arriving(
+        &mut self,
+        client: TabId,
+        identity: I,
+        keys: &[KeyId],
+        appearances: Vec<Option<Appearance>>,
+        cap: usize,
+    ) -> Option<Vec<KeyId>> {
         if self.tabs.contains_key(&client) {
-            return false;
+            return None;
         }
         push_tight(self.identities.entry(identity.clone()).or_default(), client);
         self.tabs.insert(
@@ -40,11 +49,17 @@ impl<I: Identity> State<I> {
                 })),
             },
         );
-        for key in keys {
+        let mut new_presence = Vec::new();
+        for (key, appearance) in keys.iter().zip(appearances) {
             // No cap here: the tab held these on its old node.
-            let _ = self.listen(client, &identity, key.clone(), usize::MAX);
+            let new = self.listen(client, &identity, key.clone(), usize::MAX) == Ok(true);
+            if let (true, Some(appearance)) = (new, appearance) {
+                if self.joined(client, key, appearance) {
+                    new_presence.push(key.clone());
+                }
+            }
         }
-        true
+        Some(new_presence)
     }
 
     /// The move of `client` failed: forget what was set up for it.
@@ -135,8 +150,13 @@ mod tests {
         let mut state: State<Option<String>> = State::default();
         let tab = TabId::random();
         let ann = Some("ann".to_owned());
-        assert!(state.arriving(tab, ann.clone(), &[key("k"), key("gone")], 16));
-        assert!(!state.arriving(tab, ann.clone(), &[], 16), "one arrival per tab");
+        assert!(state
+            .arriving(tab, ann.clone(), &[key("k"), key("gone")], vec![None, None], 16)
+            .is_some());
+        assert!(
+            state.arriving(tab, ann.clone(), &[], vec![], 16).is_none(),
+            "one arrival per tab"
+        );
         let mut wakes = Wakes::new();
         for (origin, text) in [
             (from(a, 4), "a4"),
@@ -182,7 +202,7 @@ mod tests {
     fn an_arrival_that_kept_more_than_it_could_fails_and_leaves_nothing() {
         let mut state: State<Option<String>> = State::default();
         let tab = TabId::random();
-        assert!(state.arriving(tab, None, &[key("k")], 2));
+        assert!(state.arriving(tab, None, &[key("k")], vec![None], 2).is_some());
         let mut wakes = Wakes::new();
         for seq in 1..=3 {
             let origin = from(NodeId::random(), seq);

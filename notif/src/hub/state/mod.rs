@@ -8,7 +8,7 @@ mod presence;
 use super::id_map::IdMap;
 pub(crate) use super::tab::{Delivered, Outgoing, Wakes};
 use super::{
-    cluster::Origin,
+    cluster::{Origin, Poster},
     key_id::KeyId,
     listeners::Listeners,
     queue,
@@ -50,9 +50,11 @@ pub(crate) struct State<I> {
     /// backplane subscriptions to update.
     pub changes: Vec<KeyId>,
     /// Keys of topics with presence: who listens on them.
-    presence: HashMap<KeyId, KeyPresence<I>>,
+    presence: HashMap<KeyId, KeyPresence>,
     /// Frames queued by changes to the tables (presence), to write once the lock is released.
     pub wakes: Wakes,
+    /// With several nodes, what announces presence changes to the others.
+    pub poster: Option<Poster>,
 }
 
 impl<I> Default for State<I> {
@@ -66,6 +68,7 @@ impl<I> Default for State<I> {
             changes: Vec::new(),
             presence: HashMap::new(),
             wakes: Vec::new(),
+            poster: None,
         }
     }
 }
