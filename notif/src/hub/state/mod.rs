@@ -4,6 +4,8 @@ use std::{collections::HashMap, sync::Arc};
 
 mod arrival;
 mod presence;
+#[cfg(test)]
+mod presence_properties;
 
 use super::id_map::IdMap;
 pub(crate) use super::tab::{Delivered, Outgoing, Wakes};
