@@ -91,12 +91,12 @@ pub fn hub(
     // Only the token crosses into the future, not a copy of the whole request head.
     let identify = |parts: &http::request::Parts| viewer_with(session_token(parts));
     let hub = match backplane {
-        // Every node must know every topic: a tab held here may listen through another node.
-        Some(backplane) => {
-            notif::Hub::with_backplane(config, backplane, identify).with_topic::<crate::topics::RoomTopic>()
-        }
+        Some(backplane) => notif::Hub::with_backplane(config, backplane, identify),
         None => notif::Hub::new(config, identify),
     };
+    // Every node must know every topic (a tab held here may listen through another node), and
+    // rooms track who is in them: the room page lists them.
+    let hub = hub.with_presence::<crate::topics::RoomTopic>();
     // Every signed-out visitor is the same identity (`None`): their tabs could not be told
     // apart, so they get no stream at all (and so can neither listen nor resume).
     hub.admit_streams(|viewer: &Viewer| match viewer {

@@ -2,7 +2,8 @@
 use crate::model::{ChatMessage, RoomMessage, Viewer};
 
 /// New messages of a room. Key: the room id. Each viewer gets the message with their own
-/// highlight; a viewer who muted the room gets nothing.
+/// highlight; a viewer who muted the room gets nothing. Its listeners see who else is in the
+/// room (presence).
 pub struct RoomTopic;
 
 impl notif::Topic for RoomTopic {
@@ -21,5 +22,16 @@ impl notif::Topic for RoomTopic {
     async fn authorize(viewer: &Viewer, room: &i64) -> bool {
         // Signed-in users only (a signed-out tab hears nothing more), and only existing rooms.
         viewer.is_some() && crate::server::room_exists(*room).await
+    }
+}
+
+/// Who is in a room, as the others see them: by user name.
+impl notif::Presence for RoomTopic {
+    type Public = String;
+
+    #[cfg(feature = "ssr")]
+    async fn public(viewer: &Viewer) -> Option<String> {
+        // Signed-out visitors cannot listen anyway (see `authorize`); they would stay hidden.
+        viewer.clone()
     }
 }

@@ -66,13 +66,16 @@ function calls(page: Page, endpoint: string): { node: string; status: number }[]
   return seen;
 }
 
-/** The body of every room notification the page's streams receive (every connection, in order). */
+/** The body of every room notification the page's streams receive (every connection, in order);
+ * the room's presence frames (`presence` where a notification has `message`) are not counted. */
 function notifications(page: Page): string[] {
   const bodies: string[] = [];
   page.on("websocket", (socket: WebSocket) => {
     socket.on("framereceived", ({ payload }) => {
       const frame = JSON.parse(payload.toString());
-      if (frame.event === "notif" && frame.data.topic === "room") bodies.push(frame.data.message.message.body);
+      if (frame.event === "notif" && frame.data.topic === "room" && "message" in frame.data) {
+        bodies.push(frame.data.message.message.body);
+      }
     });
   });
   return bodies;

@@ -42,7 +42,7 @@ use std::{fmt, future::Future, pin::Pin};
 
 use leptos::prelude::*;
 
-use crate::Topic;
+use crate::{Presence, Topic};
 
 /// State of the tab's stream, for a connection indicator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +124,9 @@ pub struct Listening<T: Topic> {
     pub(crate) key: Signal<T::Key>,
     pub(crate) latest: Signal<Option<T::Message>>,
     pub(crate) confirmed: Signal<u64>,
+    /// The held key's id in the tab (browser only: `None` during server-side rendering and
+    /// before the first listen goes out), for what only some topics keep per key (presence).
+    pub(crate) held: Signal<Option<String>>,
 }
 
 impl<T: Topic> Clone for Listening<T> {
@@ -158,6 +161,51 @@ impl<T: Topic> Listening<T> {
     /// missed before". Components holding the same key share the count.
     pub fn confirmed_listens(&self) -> Signal<u64> {
         self.confirmed
+    }
+}
+
+impl<T: Presence> Listening<T> {
+    /// Who is on the current key, each in the public form [`Presence::public`] gives them, this
+    /// tab's own identity included: the list the server sends after each listen of the key,
+    /// then its joins and leaves, live while the component is mounted (see [`Presence`]).
+    ///
+    /// Components holding the same key share the list; it follows the key when the key
+    /// changes (empty until the new key's list arrives) and is always empty during server-side
+    /// rendering. Two identities may look the same: the list keeps one entry for each, and a
+    /// leave removes one. Call it where you call [`use_listen`], in the component's body: the
+    /// tab keeps a topic's presence from the first call on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leptos::prelude::*;
+    /// # pub struct RoomTopic;
+    /// # impl notif::SimpleTopic for RoomTopic {
+    /// #     const NAME: &'static str = "room";
+    /// #     type Key = i64;
+    /// #     type Message = String;
+    /// #     type Identity = Option<String>;
+    /// # }
+    /// # async fn listen_room(_room: i64) -> Result<(), ServerFnError> { Ok(()) }
+    /// # async fn unlisten_room(_room: i64) -> Result<(), ServerFnError> { Ok(()) }
+    /// impl notif::Presence for RoomTopic {
+    ///     type Public = String; // a display name
+    ///     // In an app, under `#[cfg(feature = "ssr")]`. Signed-out visitors: counted, not shown.
+    ///     async fn public(user: &Option<String>) -> Option<String> { user.clone() }
+    /// }
+    ///
+    /// #[component]
+    /// fn WhoIsHere(room: Signal<i64>) -> impl IntoView {
+    ///     let present = notif::use_listen::<RoomTopic>(room, listen_room, unlisten_room).present();
+    ///     view! {
+    ///         <ul class="present">
+    ///             {move || present.get().into_iter().map(|name| view! { <li>{name}</li> }).collect_view()}
+    ///         </ul>
+    ///     }
+    /// }
+    /// ```
+    pub fn present(&self) -> Signal<Vec<T::Public>> {
+        imp::present::<T>(self.held)
     }
 }
 
@@ -266,7 +314,12 @@ mod imp {
             key,
             latest: Signal::stored(None),
             confirmed: Signal::stored(0),
+            held: Signal::stored(None),
         }
+    }
+
+    pub fn present<T: Presence>(_held: Signal<Option<String>>) -> Signal<Vec<T::Public>> {
+        Signal::stored(Vec::new())
     }
 
     pub fn client_id() -> Option<String> {

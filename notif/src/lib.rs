@@ -12,7 +12,7 @@
 //! |-----------|---------|--------------|
 //! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`], [`serve`](fn@serve) (HTTP/1.1 for the app: idle connections closed, graceful shutdown) |
 //! | `redis`   | server  | [`backplane::RedisBackplane`]: several server nodes sharing notifications through Redis |
-//! | `hydrate` | browser | the tab's stream behind [`use_listen`] (a key's messages while a component is mounted: [`Listening`]), [`latest_notification`], [`on_notification`], [`connection_state`], [`resets`]; [`TabClient`] sends the tab's id |
+//! | `hydrate` | browser | the tab's stream behind [`use_listen`] (a key's messages while a component is mounted, and who is on it: [`Listening`]), [`latest_notification`], [`on_notification`], [`connection_state`], [`resets`]; [`TabClient`] sends the tab's id |
 //!
 //! Without either feature only the shared types compile: [`Topic`], [`SimpleTopic`],
 //! [`TabId`] and the [`wire`] types.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use common::TestServer;
 use notif::{
     backplane::{Backplane, MemoryBackplane},
-    wire::{self, parse_event_id, Bye, Hello, RawNotification, WsFrame},
+    wire::{self, parse_event_id, Bye, Hello, PresenceChange, RawNotification, RawPresence, WsFrame},
     Config,
 };
 use serde_json::Value;
@@ -83,6 +83,9 @@ fn every_documented_frame_decodes_and_every_id_parses() {
                     );
                 }
             }
+            wire::EVENT_NOTIF if data.get("presence").is_some() => {
+                let _: RawPresence = serde_json::from_value(data).expect("a presence frame");
+            }
             wire::EVENT_NOTIF => {
                 let _: RawNotification = serde_json::from_value(data).expect("a notification");
             }
@@ -133,6 +136,8 @@ async fn documented_frames_have_the_fields_a_real_server_sends() {
     let node: std::sync::Arc<dyn Backplane> = bus.node();
     let clustered = TestServer::node(Config::default(), Some(node)).await;
     let mut hellos = BTreeSet::new();
+    // Presence frames, as (the data's fields, the `presence` object's fields).
+    let mut presences = BTreeSet::new();
     for server in [&lone, &clustered] {
         let mut tab = server.tab(Some("ann")).await;
         let hello: Value = serde_json::from_str(&tab.hello_data).unwrap();
@@ -141,6 +146,15 @@ async fn documented_frames_have_the_fields_a_real_server_sends() {
         server.notify_chat("k", "hi").await;
         let notif: Value = serde_json::from_str(&tab.next().await.data).unwrap();
         assert_eq!(keys(&notif), keys_of(&["key", "message", "topic"]));
+        // Presence: the list after a listen, then another identity's join and leave.
+        server.lobby(&tab, "t/listen_lobby", "hall").await;
+        let bob = server.tab(Some("bob")).await;
+        server.lobby(&bob, "t/listen_lobby", "hall").await;
+        server.lobby(&bob, "t/unlisten_lobby", "hall").await;
+        for _ in 0..3 {
+            let data: Value = serde_json::from_str(&tab.next().await.data).unwrap();
+            presences.insert((keys(&data), keys(&data["presence"])));
+        }
         server.hub.disconnect_identity(&Some("ann".into()));
         let bye = tab.next().await;
         let bye: Value = serde_json::from_str(&bye.data).unwrap();
@@ -155,8 +169,18 @@ async fn documented_frames_have_the_fields_a_real_server_sends() {
         documented, hellos,
         "the hellos shown are the hellos sent, one node and several"
     );
+    let documented: BTreeSet<_> = documented_frames()
+        .iter()
+        .filter(|(event, _, data)| event == wire::EVENT_NOTIF && data.get("presence").is_some())
+        .map(|(_, _, data)| (keys(data), keys(&data["presence"])))
+        .collect();
+    assert_eq!(
+        documented, presences,
+        "the presence frames shown are the ones sent: present, join, leave"
+    );
     for (event, _, data) in documented_frames() {
         let expected = match event.as_str() {
+            wire::EVENT_NOTIF if data.get("presence").is_some() => keys_of(&["key", "presence", "topic"]),
             wire::EVENT_NOTIF => keys_of(&["key", "message", "topic"]),
             wire::EVENT_BYE => keys_of(&["reason"]),
             _ => continue,
@@ -167,4 +191,29 @@ async fn documented_frames_have_the_fields_a_real_server_sends() {
 
 fn keys_of(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
+}
+
+/// The presence examples say what the text around them says: a list naming several, a join, a
+/// leave of someone the list named, for the same topic and key, in consecutive frames.
+#[test]
+fn the_presence_examples_tell_one_story() {
+    let presence: Vec<(Option<String>, RawPresence)> = documented_frames()
+        .into_iter()
+        .filter(|(event, _, data)| event == wire::EVENT_NOTIF && data.get("presence").is_some())
+        .map(|(_, id, data)| (id, serde_json::from_value(data).unwrap()))
+        .collect();
+    let changes: Vec<&PresenceChange> = presence.iter().map(|(_, raw)| &raw.presence).collect();
+    let [PresenceChange::Present(all), PresenceChange::Join(_), PresenceChange::Leave(gone)] = changes[..]
+    else {
+        panic!("present, join, leave: {changes:?}");
+    };
+    assert!(all.len() > 1 && all.contains(gone), "{all:?} then {gone}");
+    let seqs: Vec<u64> = presence
+        .iter()
+        .map(|(id, _)| parse_event_id(id.as_deref().expect("numbered")).unwrap().1)
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert!(presence
+        .iter()
+        .all(|(_, raw)| (raw.topic.as_str(), &raw.key) == ("room", &serde_json::json!(1))));
 }

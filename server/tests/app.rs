@@ -21,6 +21,8 @@ struct Tab {
     client: String,
     events: mpsc::UnboundedReceiver<(String, String)>,
     reader: tokio::task::JoinHandle<()>,
+    /// The presence frames' `presence` field, in order, set aside while reading other frames.
+    presence: Vec<serde_json::Value>,
 }
 
 impl Server {
@@ -103,6 +105,7 @@ impl Server {
             client: hello.client,
             events,
             reader,
+            presence: Vec::new(),
         }
     }
 
@@ -124,10 +127,7 @@ impl Server {
 impl Tab {
     /// The next room message as (body, mentions_me). Panics after 5 s (a guard, not a wait).
     async fn next_message(&mut self) -> (String, bool) {
-        let (event, data) = tokio::time::timeout(Duration::from_secs(5), self.events.recv())
-            .await
-            .expect("no event within 5 s")
-            .expect("stream ended");
+        let (event, data) = self.next_event().await.expect("stream ended");
         assert_eq!(event, "notif", "{data}");
         let data: serde_json::Value = serde_json::from_str(&data).unwrap();
         let message = &data["message"];
@@ -137,10 +137,18 @@ impl Tab {
         )
     }
 
+    /// The next frame but presence frames (kept in `presence`). Panics after 5 s.
     async fn next_event(&mut self) -> Option<(String, String)> {
-        tokio::time::timeout(Duration::from_secs(5), self.events.recv())
-            .await
-            .expect("nothing within 5 s")
+        loop {
+            let (event, data) = tokio::time::timeout(Duration::from_secs(5), self.events.recv())
+                .await
+                .expect("nothing within 5 s")?;
+            let value: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+            match value.get("presence") {
+                Some(presence) if event == "notif" => self.presence.push(presence.clone()),
+                _ => return Some((event, data)),
+            }
+        }
     }
 }
 
@@ -201,6 +209,15 @@ async fn demo_app_end_to_end_over_http() {
         .call(&bob, Some(&bob_tab), "post", &[("room", "1"), ("body", "hi ann")])
         .await;
     assert_eq!(ann_tab.next_message().await, ("hi ann".into(), false));
+    // Who is in room 1, by user name: ann saw herself, then bob and cat come in.
+    assert_eq!(
+        ann_tab.presence,
+        [
+            serde_json::json!({ "present": ["ann"] }),
+            serde_json::json!({ "join": "bob" }),
+            serde_json::json!({ "join": "cat" }),
+        ]
+    );
 
     // History holds both, highlighted per viewer.
     let (status, body) = server.call(&bob, None, "room_history", &[("room", "1")]).await;

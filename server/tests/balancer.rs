@@ -293,6 +293,8 @@ impl Tab {
                 self.seq = seq;
             }
             match frame["event"].as_str() {
+                // Who is in the room (the demo's rooms have presence): not a message.
+                Some("notif") if frame["data"].get("presence").is_some() => {}
                 Some("notif") => return Some(frame["data"].clone()),
                 Some("bye") => {
                     // The server closes; reconnect at once.

@@ -1,5 +1,5 @@
-//! A room: its history, then its new messages live while the page is open. The view stays
-//! mounted when the room changes (links between rooms), so the listen follows the key.
+//! A room: its history, then its new messages and who is in it, live while the page is open. The
+//! view stays mounted when the room changes (links between rooms), so the listen follows the key.
 use leptos::{html, prelude::*};
 use leptos_router::{components::A, hooks::use_params_map};
 
@@ -31,6 +31,13 @@ fn RoomView(room: Signal<i64>) -> impl IntoView {
     // posted between the history read and the listen falls through.
     let listening = notif::use_listen::<RoomTopic>(room, listen_room, unlisten_room);
     let (listened, resets) = (listening.confirmed_listens(), notif::resets());
+    // Who is in the room now (this tab's user too), live: empty until the listen lands.
+    let present = listening.present();
+    let present_names = move || {
+        let mut names = present.get();
+        names.sort();
+        names
+    };
     let history = Resource::new(
         move || (room.get(), listened.get(), resets.get()),
         |(room, _, _)| room_history(room),
@@ -81,6 +88,9 @@ fn RoomView(room: Signal<i64>) -> impl IntoView {
                 </nav>
             })}
         </Transition>
+        <ul class="present" aria-label="In this room">
+            {move || present_names().into_iter().map(|name| view! { <li>{name}</li> }).collect_view()}
+        </ul>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || history.get().map(|result| match result {
                 Err(e) => view! { <p class="error">{error_text(&e)}</p> }.into_any(),

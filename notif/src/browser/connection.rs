@@ -15,7 +15,7 @@ use wasm_bindgen::{closure::Closure, JsCast};
 
 use super::{ConnectionState, Tab};
 use crate::{
-    Bye, ByeReason, Hello, RawNotification, WsFrame, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
+    wire::RawPresence, Bye, ByeReason, Hello, RawNotification, WsFrame, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
     LAST_EVENT_ID_QUERY, NODE_QUERY, WS_PATH,
 };
 
@@ -106,6 +106,18 @@ pub(super) fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
             Ok(hello) => on_hello(tab, hello),
             Err(error) => leptos::logging::warn!("notif: unreadable hello: {error}"),
         },
+        // Presence (`Listening::present`): `presence` where a notification has `message`.
+        EVENT_NOTIF if frame.data.get("presence").is_some() => {
+            match serde_json::from_value::<RawPresence>(frame.data) {
+                Ok(raw) => {
+                    let dispatch = tab.presence.borrow().get(raw.topic.as_str()).cloned();
+                    if let Some(dispatch) = dispatch {
+                        dispatch(raw);
+                    }
+                }
+                Err(error) => leptos::logging::warn!("notif: unreadable presence: {error}"),
+            }
+        }
         EVENT_NOTIF => match serde_json::from_value::<RawNotification>(frame.data) {
             Ok(raw) => {
                 let dispatch = tab.dispatch.borrow().get(raw.topic.as_str()).cloned();

@@ -23,13 +23,16 @@ use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     client::{ConnectionState, ListenCall, Listening, Notification},
-    RawNotification, Topic,
+    wire::{PresenceChange, RawPresence},
+    Presence, RawNotification, Topic,
 };
 
 /// A notification handler registered by a component, with its id for removal.
 type Handler<T> = (u64, Rc<dyn Fn(Notification<T>)>);
 /// Decodes a raw frame of one topic and hands it to that topic's slot.
 type Dispatch = Rc<dyn Fn(RawNotification)>;
+/// Decodes a presence frame of one topic with presence and updates the held key's list.
+type PresenceDispatch = Rc<dyn Fn(RawPresence)>;
 
 type Relisten = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = bool>>>>;
 
@@ -45,6 +48,25 @@ struct Held {
     /// The last listen call failed (network down, server refused): the next hello retries it,
     /// so a listen sent while the network was away is not lost for good.
     failed: Rc<Cell<bool>>,
+    /// Who is on the key, for a topic with presence once a holder asked (`Listening::present`):
+    /// shared like `confirmed`, owned by the tab, disposed with it.
+    present: Option<Box<dyn PresentList>>,
+}
+
+/// A held key's presence list, `RwSignal<Vec<T::Public>>` with its type erased.
+trait PresentList {
+    fn as_any(&self) -> &dyn Any;
+    fn dispose(&self);
+}
+
+impl<P: Send + Sync + 'static> PresentList for RwSignal<Vec<P>> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn dispose(&self) {
+        Dispose::dispose(*self);
+    }
 }
 
 impl Held {
@@ -116,6 +138,8 @@ struct Tab {
     id_waiters: RefCell<Vec<oneshot::Sender<()>>>,
     topics: RefCell<HashMap<&'static str, Rc<dyn Any>>>,
     dispatch: RefCell<HashMap<&'static str, Dispatch>>,
+    /// Per topic whose presence a component asked for, its presence frames' handler.
+    presence: RefCell<HashMap<&'static str, PresenceDispatch>>,
     held: RefCell<HashMap<String, Held>>,
     /// Per key, the last listen or unlisten call still running: the next one waits for it.
     calls: RefCell<HashMap<String, Shared<Call>>>,
@@ -143,6 +167,7 @@ thread_local! {
         id_waiters: RefCell::new(Vec::new()),
         topics: RefCell::new(HashMap::new()),
         dispatch: RefCell::new(HashMap::new()),
+        presence: RefCell::new(HashMap::new()),
         held: RefCell::new(HashMap::new()),
         calls: RefCell::new(HashMap::new()),
         socket: RefCell::new(None),
@@ -288,6 +313,8 @@ pub fn use_listen<T: Topic>(
     // The counter of the key held now (shared with its other holders), and its latest message:
     // this component's own.
     let counter = RwSignal::new(None::<RwSignal<u64>>);
+    // The id of the key held now, for its per-key state of other kinds (presence).
+    let holding = RwSignal::new(None::<String>);
     let latest = RwSignal::new(None::<T::Message>);
     let current: Rc<RefCell<Option<T::Key>>> = Rc::new(RefCell::new(None));
     let release = move |key: T::Key| {
@@ -300,6 +327,9 @@ pub fn use_listen<T: Topic>(
             let entry = held.remove(&id).expect("just found");
             drop(held);
             entry.confirmed.dispose();
+            if let Some(present) = entry.present {
+                present.dispose();
+            }
             let call = unlisten.call(key);
             in_order(
                 &id,
@@ -330,6 +360,7 @@ pub fn use_listen<T: Topic>(
             if let Some(entry) = held.get_mut(&id) {
                 entry.holders += 1;
                 counter.set(Some(entry.confirmed));
+                holding.set(Some(id));
                 return;
             }
             let listen = listen.clone();
@@ -351,10 +382,12 @@ pub fn use_listen<T: Topic>(
                 relisten,
                 confirmed: tab.root.with(|| RwSignal::new(0)),
                 failed: Rc::new(Cell::new(false)),
+                present: None,
             };
             counter.set(Some(entry.confirmed));
             entry.listen();
-            held.insert(id, entry);
+            held.insert(id.clone(), entry);
+            holding.set(Some(id));
         }
     };
     Effect::new(move |_| hold(key.get()));
@@ -371,6 +404,79 @@ pub fn use_listen<T: Topic>(
         key,
         latest: latest.into(),
         confirmed: Signal::derive(move || counter.get().and_then(|shared| shared.try_get()).unwrap_or(0)),
+        held: holding.into(),
+    }
+}
+
+/// The presence list of a held key, created (owned by the tab's root) on first use; `None` if
+/// another topic of the same name made it with another type.
+fn present_list<T: Presence>(root: &Owner, entry: &mut Held) -> Option<RwSignal<Vec<T::Public>>> {
+    let list = entry
+        .present
+        .get_or_insert_with(|| Box::new(root.with(|| RwSignal::new(Vec::<T::Public>::new()))));
+    list.as_any().downcast_ref::<RwSignal<Vec<T::Public>>>().copied()
+}
+
+/// `Listening::present`: the list of the key `held` names, read from the tab; presence frames of
+/// `T` are kept from now on.
+pub fn present<T: Presence>(held: Signal<Option<String>>) -> Signal<Vec<T::Public>> {
+    tab()
+        .presence
+        .borrow_mut()
+        .entry(T::NAME)
+        .or_insert_with(|| Rc::new(on_presence::<T>));
+    Signal::derive(move || {
+        let Some(id) = held.get() else {
+            return Vec::new();
+        };
+        let tab = tab();
+        let list = tab
+            .held
+            .borrow_mut()
+            .get_mut(&id)
+            .and_then(|entry| present_list::<T>(&tab.root, entry));
+        // Disposed if the last holder let go meanwhile: this one is leaving too.
+        list.and_then(|list| list.try_get()).unwrap_or_default()
+    })
+}
+
+/// A presence frame of `T`: the whole list replaces the held key's, a join adds one entry, a
+/// leave removes one equal entry. Frames for keys this tab does not hold are dropped.
+fn on_presence<T: Presence>(raw: RawPresence) {
+    let Ok(key) = serde_json::from_value::<T::Key>(raw.key) else {
+        leptos::logging::warn!("notif: a {} presence key does not match its type", T::NAME);
+        return;
+    };
+    let tab = tab();
+    let list = tab
+        .held
+        .borrow_mut()
+        .get_mut(&held_key::<T>(&key))
+        .and_then(|entry| present_list::<T>(&tab.root, entry));
+    let Some(list) = list else { return };
+    let public = |value: serde_json::Value| match serde_json::from_value::<T::Public>(value) {
+        Ok(public) => Some(public),
+        Err(_) => {
+            leptos::logging::warn!("notif: a {} presence entry does not match its type", T::NAME);
+            None
+        }
+    };
+    match raw.presence {
+        PresenceChange::Present(all) => list.set(all.into_iter().filter_map(public).collect()),
+        PresenceChange::Join(one) => {
+            if let Some(one) = public(one) {
+                list.update(|all| all.push(one));
+            }
+        }
+        PresenceChange::Leave(one) => {
+            if let Some(one) = public(one) {
+                list.update(|all| {
+                    if let Some(at) = all.iter().position(|p| *p == one) {
+                        all.remove(at);
+                    }
+                });
+            }
+        }
     }
 }
 

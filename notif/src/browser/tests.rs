@@ -8,7 +8,7 @@ use std::{cell::RefCell, rc::Rc};
 use leptos::{mount::mount_to, prelude::*};
 use wasm_bindgen_test::*;
 
-use super::{connection, tab};
+use super::{connection, held_key, present_list, tab};
 use crate::{client::Listening, Hello, SimpleTopic, WsFrame, EVENT_HELLO, EVENT_NOTIF};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -374,6 +374,190 @@ async fn a_failed_listen_is_sent_again_by_the_next_hello() {
     hello(true);
     settle(20).await;
     assert_eq!(log.borrow().len(), 2, "once confirmed, a resume sends nothing");
+    drop(handle);
+    settle(20).await;
+}
+
+/// A topic with presence (its public form: a name).
+macro_rules! presence_topic {
+    ($name:ident, $wire:literal) => {
+        topic!($name, $wire);
+        impl crate::Presence for $name {
+            type Public = String;
+        }
+    };
+}
+
+presence_topic!(Here, "here");
+presence_topic!(Together, "together");
+presence_topic!(Moving, "moving");
+
+/// Mounts a component that listens on `key` and asks who is present there, in its body as an
+/// app does; hands back its handle and the list.
+fn mount_present<T: crate::Presence<Key = i64, Public = String>>(
+    key: impl Into<Signal<i64>> + 'static,
+    calls: &Calls,
+) -> (Mounted, Listening<T>, Signal<Vec<String>>) {
+    let got = Rc::new(RefCell::new(None));
+    let (listen, unlisten) = (calls.call("listen", 0), calls.call("unlisten", 0));
+    let handle = mount_to(document().body().unwrap(), {
+        let got = got.clone();
+        move || {
+            let listening = crate::use_listen::<T>(key, listen, unlisten);
+            *got.borrow_mut() = Some((listening, listening.present()));
+        }
+    });
+    let (listening, present) = got.borrow_mut().take().unwrap();
+    (Box::new(handle), listening, present)
+}
+
+/// A presence frame of topic `T` on `key`: `change` is `{"present": [..]}`, `{"join": ..}` or
+/// `{"leave": ..}`.
+fn presence<T: crate::Topic>(key: i64, change: serde_json::Value) {
+    let data = serde_json::json!({ "topic": T::NAME, "key": key, "presence": change });
+    frame(EVENT_NOTIF, Some("tab-under-test.2"), data);
+}
+
+/// The list the server sends after a listen, then joins and leaves; equal public forms are
+/// kept once each; frames for a key the tab does not hold change nothing.
+#[wasm_bindgen_test]
+async fn the_present_list_then_joins_and_leaves() {
+    use serde_json::json;
+    let calls = Calls::default();
+    let (handle, listening, present) = mount_present::<Here>(50, &calls);
+    settle(20).await;
+    assert_eq!(calls.take(), ["listen 50", "listen 50 done"]);
+    assert!(
+        present.get_untracked().is_empty(),
+        "nothing before the server's list"
+    );
+
+    presence::<Here>(50, json!({ "present": ["Ann", "Bo"] }));
+    assert_eq!(present.get_untracked(), ["Ann", "Bo"]);
+    // Another identity that shows as "Bo" too: two entries, and one leave removes one.
+    presence::<Here>(50, json!({ "join": "Bo" }));
+    assert_eq!(present.get_untracked(), ["Ann", "Bo", "Bo"]);
+    presence::<Here>(50, json!({ "leave": "Bo" }));
+    assert_eq!(present.get_untracked(), ["Ann", "Bo"]);
+    // Someone not listed (past the list's cap): nothing to remove.
+    presence::<Here>(50, json!({ "leave": "Cy" }));
+    assert_eq!(present.get_untracked(), ["Ann", "Bo"]);
+    // An entry of another type is skipped, not a panic.
+    presence::<Here>(50, json!({ "join": 7 }));
+    assert_eq!(present.get_untracked(), ["Ann", "Bo"]);
+
+    // Another key, not held: ignored, and no state is made for it.
+    presence::<Here>(51, json!({ "present": ["Dee"] }));
+    presence::<Here>(51, json!({ "join": "Eve" }));
+    assert_eq!(present.get_untracked(), ["Ann", "Bo"]);
+    assert!(!tab().held.borrow().contains_key(&held_key::<Here>(&51)));
+
+    // A new list (after a re-listen) replaces the old one.
+    presence::<Here>(50, json!({ "present": ["Bo"] }));
+    assert_eq!(present.get_untracked(), ["Bo"]);
+    // The topic's notifications still arrive as before.
+    notify::<Here>(50, "still a message");
+    assert_eq!(
+        listening.latest().get_untracked().as_deref(),
+        Some("still a message")
+    );
+    assert_eq!(present.get_untracked(), ["Bo"]);
+
+    drop(handle);
+    settle(20).await;
+    assert_eq!(calls.take(), ["unlisten 50", "unlisten 50 done"]);
+}
+
+/// Components holding the same key see one list; it goes with the last of them, and later
+/// frames for the key are dropped without a panic.
+#[wasm_bindgen_test]
+async fn holders_of_a_key_share_its_list_until_the_last_lets_go() {
+    use serde_json::json;
+    let calls = Calls::default();
+    let (first, _, seen_first) = mount_present::<Together>(60, &calls);
+    settle(20).await;
+    presence::<Together>(60, json!({ "present": ["Ann"] }));
+    let (second, _, seen_second) = mount_present::<Together>(60, &calls);
+    settle(20).await;
+    assert_eq!(
+        calls.take(),
+        ["listen 60", "listen 60 done"],
+        "one listen for both"
+    );
+    assert_eq!(
+        seen_second.get_untracked(),
+        ["Ann"],
+        "a later holder sees the list already in"
+    );
+    presence::<Together>(60, json!({ "join": "Bo" }));
+    assert_eq!(seen_first.get_untracked(), ["Ann", "Bo"]);
+    assert_eq!(seen_second.get_untracked(), ["Ann", "Bo"]);
+
+    let id = held_key::<Together>(&60);
+    let list = {
+        let tab = tab();
+        let mut held = tab.held.borrow_mut();
+        present_list::<Together>(&tab.root, held.get_mut(&id).unwrap()).unwrap()
+    };
+    drop(first);
+    settle(20).await;
+    presence::<Together>(60, json!({ "join": "Cy" }));
+    assert_eq!(
+        seen_second.get_untracked(),
+        ["Ann", "Bo", "Cy"],
+        "the list outlives the first holder"
+    );
+
+    drop(second);
+    settle(20).await;
+    assert_eq!(calls.take(), ["unlisten 60", "unlisten 60 done"]);
+    assert!(!tab().held.borrow().contains_key(&id));
+    assert_eq!(list.try_get_untracked(), None, "disposed with the last holder");
+    presence::<Together>(60, json!({ "leave": "Ann" }));
+    presence::<Together>(60, json!({ "present": ["Ann"] }));
+
+    // Held again: a fresh list, empty until the server's.
+    let (again, _, seen_again) = mount_present::<Together>(60, &calls);
+    settle(20).await;
+    assert!(seen_again.get_untracked().is_empty());
+    presence::<Together>(60, json!({ "present": ["Bo"] }));
+    assert_eq!(seen_again.get_untracked(), ["Bo"]);
+    drop(again);
+    settle(20).await;
+}
+
+/// When the key changes, the list is the new key's: empty until its list arrives, and the old
+/// key's frames no longer count.
+#[wasm_bindgen_test]
+async fn the_present_list_follows_the_key() {
+    use serde_json::json;
+    let calls = Calls::default();
+    let key = RwSignal::new(70);
+    let (handle, _, present) = mount_present::<Moving>(key, &calls);
+    settle(20).await;
+    presence::<Moving>(70, json!({ "present": ["Ann"] }));
+    assert_eq!(present.get_untracked(), ["Ann"]);
+
+    key.set(71);
+    settle(20).await;
+    assert_eq!(
+        calls.take(),
+        [
+            "listen 70",
+            "listen 70 done",
+            "unlisten 70",
+            "unlisten 70 done",
+            "listen 71",
+            "listen 71 done"
+        ]
+    );
+    assert!(
+        present.get_untracked().is_empty(),
+        "the new key's list is not in yet"
+    );
+    presence::<Moving>(70, json!({ "join": "Old" }));
+    presence::<Moving>(71, json!({ "present": ["Bo", "Cy"] }));
+    assert_eq!(present.get_untracked(), ["Bo", "Cy"]);
     drop(handle);
     settle(20).await;
 }
