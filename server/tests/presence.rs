@@ -21,10 +21,14 @@ struct Tab {
 
 impl Tab {
     async fn open(port: u16, cookie: &str) -> Tab {
-        let mut request = format!("ws://127.0.0.1:{port}/notif/ws").into_client_request().unwrap();
+        let mut request = format!("ws://127.0.0.1:{port}/notif/ws")
+            .into_client_request()
+            .unwrap();
         request.headers_mut().insert("cookie", cookie.parse().unwrap());
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let hello = next_frame(&mut socket, Duration::from_secs(5)).await.expect("a hello");
+        let hello = next_frame(&mut socket, Duration::from_secs(5))
+            .await
+            .expect("a hello");
         assert_eq!(hello["event"], "hello", "{hello}");
         let client = hello["data"]["client"].as_str().unwrap().to_owned();
         Tab {
@@ -63,14 +67,19 @@ impl Tab {
             let frame = next_frame(&mut self.socket, left)
                 .await
                 .unwrap_or_else(|| panic!("present {present:?}, not {wanted:?}, after {within:?}"));
-            let Some(change) = frame["data"].get("presence") else { continue };
+            let Some(change) = frame["data"].get("presence") else {
+                continue;
+            };
             let name = |v: &Value| v.as_str().unwrap().to_owned();
             if let Some(list) = change.get("present") {
                 *present = list.as_array().unwrap().iter().map(name).collect();
             } else if let Some(who) = change.get("join") {
                 present.push(name(who));
             } else if let Some(who) = change.get("leave") {
-                let at = present.iter().position(|p| *p == name(who)).expect("leave of someone shown");
+                let at = present
+                    .iter()
+                    .position(|p| *p == name(who))
+                    .expect("leave of someone shown");
                 present.remove(at);
             }
         }
@@ -115,14 +124,20 @@ async fn a_killed_node_s_users_leave_the_others_lists_within_the_node_timeout() 
     ann_tab.enter(2).await;
     bob_tab.enter(2).await;
     let (mut ann_sees, mut bob_sees) = (Vec::new(), Vec::new());
-    ann_tab.until_present(&mut ann_sees, &["ann", "bob"], Duration::from_secs(5)).await;
-    bob_tab.until_present(&mut bob_sees, &["ann", "bob"], Duration::from_secs(5)).await;
+    ann_tab
+        .until_present(&mut ann_sees, &["ann", "bob"], Duration::from_secs(5))
+        .await;
+    bob_tab
+        .until_present(&mut bob_sees, &["ann", "bob"], Duration::from_secs(5))
+        .await;
 
     // Ann's node dies without a word: bob sees her leave once it is counted gone.
     first.0.kill().unwrap();
     let _ = first.0.wait();
     let killed = Instant::now();
-    bob_tab.until_present(&mut bob_sees, &["bob"], Duration::from_secs(5)).await;
+    bob_tab
+        .until_present(&mut bob_sees, &["bob"], Duration::from_secs(5))
+        .await;
     assert!(
         killed.elapsed() < Duration::from_millis(2500),
         "ann left bob's list {:?} after the kill: more than the 1 s timeout and a heartbeat",
