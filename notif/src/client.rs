@@ -172,8 +172,8 @@ impl<T: Presence> Listening<T> {
     /// Components holding the same key share the list; it follows the key when the key
     /// changes (empty until the new key's list arrives) and is always empty during server-side
     /// rendering. Two identities may look the same: the list keeps one entry for each, and a
-    /// leave removes one. Call it where you call [`use_listen`], in the component's body: the
-    /// tab keeps a topic's presence from the first call on.
+    /// leave removes one. The tab keeps a held key's presence from its listen on, so calling
+    /// this later (in an event handler, a child component) misses nothing.
     ///
     /// # Examples
     ///

@@ -31,7 +31,7 @@ use crate::{
 type Handler<T> = (u64, Rc<dyn Fn(Notification<T>)>);
 /// Decodes a raw frame of one topic and hands it to that topic's slot.
 type Dispatch = Rc<dyn Fn(RawNotification)>;
-/// Decodes a presence frame of one topic with presence and updates the held key's list.
+/// Decodes a presence frame of one topic and updates the held key's list.
 type PresenceDispatch = Rc<dyn Fn(RawPresence)>;
 
 type Relisten = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = bool>>>>;
@@ -48,25 +48,10 @@ struct Held {
     /// The last listen call failed (network down, server refused): the next hello retries it,
     /// so a listen sent while the network was away is not lost for good.
     failed: Rc<Cell<bool>>,
-    /// Who is on the key, for a topic with presence once a holder asked (`Listening::present`):
-    /// shared like `confirmed`, owned by the tab, disposed with it.
-    present: Option<Box<dyn PresentList>>,
-}
-
-/// A held key's presence list, `RwSignal<Vec<T::Public>>` with its type erased.
-trait PresentList {
-    fn as_any(&self) -> &dyn Any;
-    fn dispose(&self);
-}
-
-impl<P: Send + Sync + 'static> PresentList for RwSignal<Vec<P>> {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn dispose(&self) {
-        Dispose::dispose(*self);
-    }
+    /// Who is on the key, as the presence frames said (public forms as JSON; empty for a topic
+    /// without presence): kept from the listen on, typed when read (`Listening::present`), so
+    /// the list sent right after the listen is never missed. Shared like `confirmed`.
+    present: RwSignal<Vec<serde_json::Value>>,
 }
 
 impl Held {
@@ -138,7 +123,7 @@ struct Tab {
     id_waiters: RefCell<Vec<oneshot::Sender<()>>>,
     topics: RefCell<HashMap<&'static str, Rc<dyn Any>>>,
     dispatch: RefCell<HashMap<&'static str, Dispatch>>,
-    /// Per topic whose presence a component asked for, its presence frames' handler.
+    /// Per topic listened on, its presence frames' handler.
     presence: RefCell<HashMap<&'static str, PresenceDispatch>>,
     held: RefCell<HashMap<String, Held>>,
     /// Per key, the last listen or unlisten call still running: the next one waits for it.
@@ -310,6 +295,7 @@ pub fn use_listen<T: Topic>(
 ) -> Listening<T> {
     let listen: Rc<dyn ListenCall<T::Key>> = Rc::new(listen);
     let unlisten: Rc<dyn ListenCall<T::Key>> = Rc::new(unlisten);
+    route_presence::<T>();
     // The counter of the key held now (shared with its other holders), and its latest message:
     // this component's own.
     let counter = RwSignal::new(None::<RwSignal<u64>>);
@@ -327,9 +313,7 @@ pub fn use_listen<T: Topic>(
             let entry = held.remove(&id).expect("just found");
             drop(held);
             entry.confirmed.dispose();
-            if let Some(present) = entry.present {
-                present.dispose();
-            }
+            entry.present.dispose();
             let call = unlisten.call(key);
             in_order(
                 &id,
@@ -382,7 +366,7 @@ pub fn use_listen<T: Topic>(
                 relisten,
                 confirmed: tab.root.with(|| RwSignal::new(0)),
                 failed: Rc::new(Cell::new(false)),
-                present: None,
+                present: tab.root.with(|| RwSignal::new(Vec::new())),
             };
             counter.set(Some(entry.confirmed));
             entry.listen();
@@ -408,74 +392,64 @@ pub fn use_listen<T: Topic>(
     }
 }
 
-/// The presence list of a held key, created (owned by the tab's root) on first use; `None` if
-/// another topic of the same name made it with another type.
-fn present_list<T: Presence>(root: &Owner, entry: &mut Held) -> Option<RwSignal<Vec<T::Public>>> {
-    let list = entry
-        .present
-        .get_or_insert_with(|| Box::new(root.with(|| RwSignal::new(Vec::<T::Public>::new()))));
-    list.as_any().downcast_ref::<RwSignal<Vec<T::Public>>>().copied()
+/// `Listening::present`: the list of the key `held` names, in `T`'s public form.
+pub fn present<T: Presence>(held: Signal<Option<String>>) -> Signal<Vec<T::Public>> {
+    Signal::derive(move || {
+        let Some(id) = held.get() else {
+            return Vec::new();
+        };
+        let list = tab().held.borrow().get(&id).map(|entry| entry.present);
+        // Disposed if the last holder let go meanwhile: this one is leaving too.
+        let raw = list.and_then(|list| list.try_get()).unwrap_or_default();
+        raw.into_iter()
+            .filter_map(|value| match serde_json::from_value::<T::Public>(value) {
+                Ok(public) => Some(public),
+                Err(_) => {
+                    leptos::logging::warn!("notif: a {} presence entry does not match its type", T::NAME);
+                    None
+                }
+            })
+            .collect()
+    })
 }
 
-/// `Listening::present`: the list of the key `held` names, read from the tab; presence frames of
-/// `T` are kept from now on.
-pub fn present<T: Presence>(held: Signal<Option<String>>) -> Signal<Vec<T::Public>> {
+/// Routes `T`'s presence frames to the held keys' lists (registered by `use_listen`).
+fn route_presence<T: Topic>() {
     tab()
         .presence
         .borrow_mut()
         .entry(T::NAME)
         .or_insert_with(|| Rc::new(on_presence::<T>));
-    Signal::derive(move || {
-        let Some(id) = held.get() else {
-            return Vec::new();
-        };
-        let tab = tab();
-        let list = tab
-            .held
-            .borrow_mut()
-            .get_mut(&id)
-            .and_then(|entry| present_list::<T>(&tab.root, entry));
-        // Disposed if the last holder let go meanwhile: this one is leaving too.
-        list.and_then(|list| list.try_get()).unwrap_or_default()
-    })
 }
 
 /// A presence frame of `T`: the whole list replaces the held key's, a join adds one entry, a
 /// leave removes one equal entry. Frames for keys this tab does not hold are dropped.
-fn on_presence<T: Presence>(raw: RawPresence) {
+fn on_presence<T: Topic>(raw: RawPresence) {
     let Ok(key) = serde_json::from_value::<T::Key>(raw.key) else {
         leptos::logging::warn!("notif: a {} presence key does not match its type", T::NAME);
         return;
     };
-    let tab = tab();
-    let list = tab
+    let Some(list) = tab()
         .held
-        .borrow_mut()
-        .get_mut(&held_key::<T>(&key))
-        .and_then(|entry| present_list::<T>(&tab.root, entry));
-    let Some(list) = list else { return };
-    let public = |value: serde_json::Value| match serde_json::from_value::<T::Public>(value) {
-        Ok(public) => Some(public),
-        Err(_) => {
-            leptos::logging::warn!("notif: a {} presence entry does not match its type", T::NAME);
-            None
-        }
+        .borrow()
+        .get(&held_key::<T>(&key))
+        .map(|entry| entry.present)
+    else {
+        return;
     };
     match raw.presence {
-        PresenceChange::Present(all) => list.set(all.into_iter().filter_map(public).collect()),
+        PresenceChange::Present(all) => {
+            list.try_set(all);
+        }
         PresenceChange::Join(one) => {
-            if let Some(one) = public(one) {
-                list.update(|all| all.push(one));
-            }
+            list.try_update(|all| all.push(one));
         }
         PresenceChange::Leave(one) => {
-            if let Some(one) = public(one) {
-                list.update(|all| {
-                    if let Some(at) = all.iter().position(|p| *p == one) {
-                        all.remove(at);
-                    }
-                });
-            }
+            list.try_update(|all| {
+                if let Some(at) = all.iter().position(|p| *p == one) {
+                    all.remove(at);
+                }
+            });
         }
     }
 }

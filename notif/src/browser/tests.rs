@@ -8,7 +8,7 @@ use std::{cell::RefCell, rc::Rc};
 use leptos::{mount::mount_to, prelude::*};
 use wasm_bindgen_test::*;
 
-use super::{connection, held_key, present_list, tab};
+use super::{connection, held_key, tab};
 use crate::{client::Listening, Hello, SimpleTopic, WsFrame, EVENT_HELLO, EVENT_NOTIF};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -494,11 +494,7 @@ async fn holders_of_a_key_share_its_list_until_the_last_lets_go() {
     assert_eq!(seen_second.get_untracked(), ["Ann", "Bo"]);
 
     let id = held_key::<Together>(&60);
-    let list = {
-        let tab = tab();
-        let mut held = tab.held.borrow_mut();
-        present_list::<Together>(&tab.root, held.get_mut(&id).unwrap()).unwrap()
-    };
+    let list = tab().held.borrow().get(&id).unwrap().present;
     drop(first);
     settle(20).await;
     presence::<Together>(60, json!({ "join": "Cy" }));
@@ -558,6 +554,32 @@ async fn the_present_list_follows_the_key() {
     presence::<Moving>(70, json!({ "join": "Old" }));
     presence::<Moving>(71, json!({ "present": ["Bo", "Cy"] }));
     assert_eq!(present.get_untracked(), ["Bo", "Cy"]);
+    drop(handle);
+    settle(20).await;
+}
+
+presence_topic!(Late, "late");
+
+/// A component asking who is present only after the server's list arrived (in an event
+/// handler, a child mounted later) still sees it: the tab keeps a held key's presence from its
+/// listen on.
+#[wasm_bindgen_test]
+async fn the_list_is_kept_for_a_holder_that_asks_late() {
+    use serde_json::json;
+    let calls = Calls::default();
+    let got = Rc::new(RefCell::new(None));
+    let (listen, unlisten) = (calls.call("listen", 0), calls.call("unlisten", 0));
+    let handle = mount_to(document().body().unwrap(), {
+        let got = got.clone();
+        move || {
+            *got.borrow_mut() = Some(crate::use_listen::<Late>(60, listen, unlisten));
+        }
+    });
+    let listening: Listening<Late> = got.borrow_mut().take().unwrap();
+    settle(20).await;
+    presence::<Late>(60, json!({ "present": ["Ann"] }));
+    presence::<Late>(60, json!({ "join": "Bo" }));
+    assert_eq!(listening.present().get_untracked(), ["Ann", "Bo"]);
     drop(handle);
     settle(20).await;
 }
