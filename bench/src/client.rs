@@ -69,25 +69,25 @@ async fn sio_next(socket: &mut WsConn) -> Result<String, String> {
 }
 
 /// The tab id in a notif hello frame.
-fn hello_client(frame: &str) -> Result<String, String> {
+fn hello_tab_id(frame: &str) -> Result<String, String> {
     let value: serde_json::Value = serde_json::from_str(frame).map_err(|e| format!("hello: {e}"))?;
     value["data"]["client"]
         .as_str()
         .map(str::to_owned)
-        .ok_or(format!("no client in hello {frame}"))
+        .ok_or(format!("no client (tab id) in hello {frame}"))
 }
 
 async fn notif_listen(
     http: &reqwest::Client,
     url: &str,
-    client: &str,
+    tab_id: &str,
     user: &str,
     listen: &Listen,
 ) -> Result<(), String> {
     let response = http
         .post(format!("{url}/listen"))
         .query(&[("topic", listen.topic), ("key", &listen.key), ("user", user)])
-        .header(notif::wire::CLIENT_HEADER, client)
+        .header(notif::wire::TAB_HEADER, tab_id)
         .send()
         .await
         .map_err(|e| format!("listen: {e}"))?;
@@ -110,9 +110,9 @@ impl Conn {
             Target::NotifWs => {
                 let mut socket =
                     WsConn::connect(&ws_url(url, &format!("{}?user={user}", notif::wire::WS_PATH))).await?;
-                let client = hello_client(&next_text(&mut socket).await?)?;
+                let tab_id = hello_tab_id(&next_text(&mut socket).await?)?;
                 for listen in listens {
-                    notif_listen(http, url, &client, user, listen).await?;
+                    notif_listen(http, url, &tab_id, user, listen).await?;
                 }
                 Ok(Conn::Ws {
                     socket: Box::new(socket),
@@ -136,9 +136,9 @@ impl Conn {
                     .find_map(|l| l.strip_prefix("data:"))
                     .unwrap_or("{}")
                     .trim();
-                let client = hello_client(&format!("{{\"data\":{data}}}"))?;
+                let tab_id = hello_tab_id(&format!("{{\"data\":{data}}}"))?;
                 for listen in listens {
-                    notif_listen(http, url, &client, user, listen).await?;
+                    notif_listen(http, url, &tab_id, user, listen).await?;
                 }
                 Ok(conn)
             }

@@ -27,7 +27,7 @@ pub struct ListenHop {
 
 struct Tab {
     user: String,
-    client: String,
+    tab_id: String,
     node: String,
 }
 
@@ -42,7 +42,7 @@ fn ws_url(url: &str, query: &str) -> String {
 async fn open(url: &str, user: String) -> Result<(WsConn, Tab), String> {
     let mut conn = WsConn::connect(&ws_url(url, &format!("user={user}"))).await?;
     match parse(conn.next_text().await?) {
-        Frame::Hello { client, node, .. } if !node.is_empty() => Ok((conn, Tab { user, client, node })),
+        Frame::Hello { tab_id, node, .. } if !node.is_empty() => Ok((conn, Tab { user, tab_id, node })),
         Frame::Hello { .. } => {
             Err("a hello without a node: is the server one node of several (--redis)?".into())
         }
@@ -60,7 +60,7 @@ async fn listen(
     let mut request = http
         .post(format!("{url}/listen"))
         .query(&[("topic", "group"), ("key", key), ("user", &tab.user)])
-        .header(notif::wire::CLIENT_HEADER, &tab.client);
+        .header(notif::wire::TAB_HEADER, &tab.tab_id);
     if let Some(node) = node {
         request = request.header(notif::wire::NODE_HEADER, node);
     }

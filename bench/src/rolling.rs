@@ -55,14 +55,14 @@ pub struct Rolling {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
     Hello {
-        client: String,
+        tab_id: String,
         seq: u64,
         recovered: bool,
         node: String,
     },
     /// A notification whose message is a number.
     Notif {
-        client: String,
+        tab_id: String,
         seq: u64,
         number: u64,
     },
@@ -72,8 +72,8 @@ pub enum Frame {
 
 /// `<client>.<seq>`.
 fn split_id(id: &str) -> Option<(&str, u64)> {
-    let (client, seq) = id.rsplit_once('.')?;
-    Some((client, seq.parse().ok()?))
+    let (tab_id, seq) = id.rsplit_once('.')?;
+    Some((tab_id, seq.parse().ok()?))
 }
 
 /// Reads a frame; notifications without a full JSON parse (one arrives per tab per key's
@@ -87,8 +87,8 @@ pub fn parse(text: &str) -> Frame {
             .and_then(split_id);
         let number = notif_message(text).and_then(|range| text[range].parse().ok());
         return match (id, number) {
-            (Some((client, seq)), Some(number)) => Frame::Notif {
-                client: client.to_owned(),
+            (Some((tab_id, seq)), Some(number)) => Frame::Notif {
+                tab_id: tab_id.to_owned(),
                 seq,
                 number,
             },
@@ -103,7 +103,7 @@ pub fn parse(text: &str) -> Frame {
         Some("hello") => {
             let seq = value["id"].as_str().and_then(split_id).map_or(0, |(_, s)| s);
             Frame::Hello {
-                client: data["client"].as_str().unwrap_or_default().to_owned(),
+                tab_id: data["client"].as_str().unwrap_or_default().to_owned(),
                 seq,
                 recovered: data["recovered"].as_bool().unwrap_or(false),
                 node: data["node"].as_str().unwrap_or_default().to_owned(),
@@ -161,7 +161,7 @@ struct Connection {
     hello_at: Option<f64>,
     recovered: bool,
     node: String,
-    client: String,
+    tab_id: String,
     /// How it ended, and when.
     ended: Option<(f64, String)>,
 }
@@ -169,7 +169,7 @@ struct Connection {
 struct TabState {
     user: String,
     key: usize,
-    client: String,
+    tab_id: String,
     node: String,
     seq: u64,
     counts: Vec<u8>,
@@ -342,12 +342,12 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
 }
 
 async fn listen(shared: &Shared, node: usize, tab: usize) -> Result<(), String> {
-    let (user, key, client, tab_node) = {
+    let (user, key, tab_id, tab_node) = {
         let t = shared.tabs[tab].borrow();
         (
             t.user.clone(),
             format!("k{}", t.key),
-            t.client.clone(),
+            t.tab_id.clone(),
             t.node.clone(),
         )
     };
@@ -355,7 +355,7 @@ async fn listen(shared: &Shared, node: usize, tab: usize) -> Result<(), String> 
         .http
         .post(format!("{}/listen", shared.url(node)))
         .query(&[("topic", "group"), ("key", &key), ("user", &user)])
-        .header(notif::wire::CLIENT_HEADER, client)
+        .header(notif::wire::TAB_HEADER, tab_id)
         .header(notif::wire::NODE_HEADER, tab_node)
         .timeout(Duration::from_secs(10))
         .send()
@@ -375,14 +375,14 @@ async fn listen(shared: &Shared, node: usize, tab: usize) -> Result<(), String> 
 async fn connect(shared: &Shared, tab: usize, node: usize) -> Result<(WsConn, Frame), String> {
     let query = {
         let t = shared.tabs[tab].borrow();
-        if t.client.is_empty() {
+        if t.tab_id.is_empty() {
             format!("user={}", t.user)
         } else {
             format!(
                 "user={}&{}={}.{}&{}={}",
                 t.user,
                 notif::wire::LAST_EVENT_ID_QUERY,
-                t.client,
+                t.tab_id,
                 t.seq,
                 notif::wire::NODE_QUERY,
                 t.node
@@ -439,7 +439,7 @@ async fn reconnect(shared: &Shared, tab: usize, first: bool) -> WsConn {
             }
         };
         let Frame::Hello {
-            client,
+            tab_id,
             seq,
             recovered,
             node: node_id,
@@ -466,10 +466,10 @@ async fn reconnect(shared: &Shared, tab: usize, first: bool) -> WsConn {
             if reset {
                 t.resets += 1;
             }
-            if recovered && client != t.client {
+            if recovered && tab_id != t.tab_id {
                 t.foreign += 1;
             }
-            t.client = client.clone();
+            t.tab_id = tab_id.clone();
             t.node = node_id.clone();
             t.seq = seq;
             t.history.push(Connection {
@@ -478,7 +478,7 @@ async fn reconnect(shared: &Shared, tab: usize, first: bool) -> WsConn {
                 hello_at: Some(hello_at),
                 recovered,
                 node: node_id,
-                client,
+                tab_id,
                 ended: None,
             });
             reset || first
@@ -510,9 +510,9 @@ async fn run_tab(shared: Rc<Shared>, tab: usize, mut conn: WsConn) {
                 Err(error) => break error,
             };
             match parse(text) {
-                Frame::Notif { client, seq, number } => {
+                Frame::Notif { tab_id, seq, number } => {
                     let mut t = shared.tabs[tab].borrow_mut();
-                    if client != t.client {
+                    if tab_id != t.tab_id {
                         t.foreign += 1;
                     }
                     if seq != t.seq + 1 {
@@ -621,7 +621,7 @@ pub async fn run_rolling(run: Rolling) -> Result<(String, bool), String> {
                 RefCell::new(TabState {
                     user: format!("u{i}"),
                     key: i % run.keys,
-                    client: String::new(),
+                    tab_id: String::new(),
                     node: String::new(),
                     seq: 0,
                     counts: Vec::new(),
@@ -896,7 +896,7 @@ fn describe(i: usize, t: &TabState, tally: &Tally, published: &[Published], run:
             c.hello_at.map_or("none".into(), |h| format!("at {h:.3} s")),
             if c.recovered { "recovered" } else { "new" },
             c.node,
-            c.client,
+            c.tab_id,
             c.ended
                 .as_ref()
                 .map_or("no".into(), |(at, why)| format!("at {at:.3} s: {why}")),
@@ -943,26 +943,26 @@ mod tests {
 
     #[test]
     fn reads_the_frames_a_tab_gets() {
-        let client = "5f0c2a9e8d7b4c1e9a3f6b2d1c0e8f7a";
+        let tab_id = "5f0c2a9e8d7b4c1e9a3f6b2d1c0e8f7a";
         let hello = format!(
-            r#"{{"event":"hello","id":"{client}.17","data":{{"client":"{client}","recovered":true,"node":"9c41d07be2a35f18"}}}}"#
+            r#"{{"event":"hello","id":"{tab_id}.17","data":{{"client":"{tab_id}","recovered":true,"node":"9c41d07be2a35f18"}}}}"#
         );
         assert_eq!(
             parse(&hello),
             Frame::Hello {
-                client: client.into(),
+                tab_id: tab_id.into(),
                 seq: 17,
                 recovered: true,
                 node: "9c41d07be2a35f18".into()
             }
         );
         let notif = format!(
-            r#"{{"event":"notif","id":"{client}.18","data":{{"topic":"group","key":"k1","message":"1234"}}}}"#
+            r#"{{"event":"notif","id":"{tab_id}.18","data":{{"topic":"group","key":"k1","message":"1234"}}}}"#
         );
         assert_eq!(
             parse(&notif),
             Frame::Notif {
-                client: client.into(),
+                tab_id: tab_id.into(),
                 seq: 18,
                 number: 1234
             }

@@ -18,12 +18,12 @@ pub struct Stream;
 pub fn event_id(input: &[u8]) {
     let text = String::from_utf8_lossy(input);
     let parsed = parse_event_id(&text);
-    if let Ok((client, seq)) = parsed {
-        assert_eq!(parse_event_id(&format!("{client}.{seq}")), Ok((client, seq)));
+    if let Ok((tab_id, seq)) = parsed {
+        assert_eq!(parse_event_id(&format!("{tab_id}.{seq}")), Ok((tab_id, seq)));
     }
-    if let Ok(client) = text.parse::<TabId>() {
+    if let Ok(tab_id) = text.parse::<TabId>() {
         assert_eq!(
-            client.to_string(),
+            tab_id.to_string(),
             text,
             "an accepted id is written back as it came"
         );
@@ -76,10 +76,10 @@ async fn listen_and_notify(key: serde_json::Value) {
         ..crate::Config::default()
     };
     let hub: Hub<Option<String>> = Hub::new(config, |_| async { None });
-    let Ok((client, mut rx)) = hub.open_tab(None, None) else {
+    let Ok((tab_id, mut rx)) = hub.open_tab(None, None) else {
         return;
     };
-    if hub.listen::<AnyJson>(client, &None, &key).await.is_err() {
+    if hub.listen::<AnyJson>(tab_id, &None, &key).await.is_err() {
         // Too long once serialised: nobody listens on it.
         let sent = hub
             .notify::<AnyJson>(&key, &serde_json::Value::Null, crate::Exclude::Nobody)
@@ -101,7 +101,7 @@ async fn listen_and_notify(key: serde_json::Value) {
         // Floats may not survive a round trip through text bit for bit.
         assert_eq!(raw.key, key, "the key as listened on");
     }
-    hub.unlisten::<AnyJson>(client, &None, &key)
+    hub.unlisten::<AnyJson>(tab_id, &None, &key)
         .expect("a key listened on can be unlistened");
     assert_eq!(hub.metrics().listens, 0);
 }

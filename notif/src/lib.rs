@@ -32,9 +32,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod client;
 mod error;
 mod hex;
+mod listening;
 mod presence;
 mod tab_client;
 mod tab_id;
@@ -57,11 +57,11 @@ mod serve;
 #[cfg(feature = "ssr")]
 mod stream;
 
-pub use client::{
-    client_id, connection_state, latest_notification, on_notification, resets, use_listen, ConnectionState,
+pub use error::ListenError;
+pub use listening::{
+    connection_state, latest_notification, on_notification, resets, tab_id, use_listen, ConnectionState,
     ListenCall, Listening, Notification,
 };
-pub use error::ListenError;
 pub use presence::Presence;
 pub use tab_client::TabClient;
 pub use tab_id::{BadTabId, TabId};
@@ -73,8 +73,8 @@ pub use topic::{Data, Identity, SimpleTopic, Topic};
 pub(crate) use backplane::Backplane;
 #[allow(unused_imports)]
 pub(crate) use wire::{
-    parse_event_id, Bye, ByeReason, Hello, RawNotification, WsFrame, CLIENT_HEADER, EVENT_BYE, EVENT_HELLO,
-    EVENT_NOTIF, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_HEADER, NODE_QUERY, STREAM_PATH, WS_PATH,
+    parse_event_id, Bye, ByeReason, Hello, RawNotification, WsFrame, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
+    LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_HEADER, NODE_QUERY, STREAM_PATH, TAB_HEADER, WS_PATH,
 };
 
 #[cfg(feature = "ssr")]

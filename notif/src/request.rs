@@ -30,7 +30,7 @@
 use http::request::Parts;
 use leptos::prelude::use_context;
 
-use crate::{Hub, Identity, ListenError, TabId, Topic, CLIENT_HEADER, NODE_HEADER};
+use crate::{Hub, Identity, ListenError, TabId, Topic, NODE_HEADER, TAB_HEADER};
 
 /// The calling tab, from the request of the current server function: `None` if the call named
 /// no tab (or a malformed one), or a tab that is not the caller's own (another identity's, or
@@ -44,7 +44,7 @@ pub async fn caller<I: Identity>() -> Option<TabId> {
 /// The tab a server function call names in its `x-notif-client` header (not yet checked
 /// against the caller's identity).
 pub(crate) fn caller_from(parts: &Parts) -> Result<TabId, ListenError> {
-    let value = parts.headers.get(CLIENT_HEADER).ok_or(ListenError::NoTab)?;
+    let value = parts.headers.get(TAB_HEADER).ok_or(ListenError::NoTab)?;
     value
         .to_str()
         .ok()

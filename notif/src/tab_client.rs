@@ -2,7 +2,7 @@
 //!
 //! A server function that listens or unlistens must know the calling tab. Declare it with
 //! `client = notif::TabClient`: in the browser the call then waits until the tab's stream is open
-//! and carries the tab's id in the [`CLIENT_HEADER`](crate::wire::CLIENT_HEADER) header. App code never
+//! and carries the tab's id in the [`TAB_HEADER`](crate::wire::TAB_HEADER) header. App code never
 //! handles the id.
 //!
 //! ```
@@ -47,8 +47,8 @@ where
         #[cfg(feature = "hydrate")]
         {
             send_wrapper::SendWrapper::new(async move {
-                if let Some((id, node)) = crate::browser::wait_client_id().await {
-                    req.headers().set(crate::CLIENT_HEADER, &id);
+                if let Some((id, node)) = crate::browser::wait_tab_id().await {
+                    req.headers().set(crate::TAB_HEADER, &id);
                     if let Some(node) = node {
                         req.headers().set(crate::NODE_HEADER, &node);
                     }

@@ -6,7 +6,7 @@
 //! The first frame is `hello` ([`Hello`]); notifications are `notif` frames whose data is
 //! `{"topic": .., "key": .. | null, "message": ..}` ([`RawNotification`]) and whose id is
 //! `<client>.<seq>` ([`parse_event_id`]); a `bye` frame ([`Bye`]) says why the server ended the
-//! stream. Server functions that listen carry the tab's id in [`CLIENT_HEADER`] and, with several
+//! stream. Server functions that listen carry the tab's id in [`TAB_HEADER`] and, with several
 //! server nodes, the node holding it in [`NODE_HEADER`]; a reconnect names its last frame in
 //! [`LAST_EVENT_ID_HEADER`] or [`LAST_EVENT_ID_QUERY`] and its node in [`NODE_QUERY`].
 //!
@@ -22,8 +22,9 @@ pub const STREAM_PATH: &str = "/notif/stream";
 /// Path of the WebSocket endpoint: the same frames as the stream, one JSON text message each
 /// (`{"event": .., "id": .., "data": ..}`), under the same resume rules.
 pub const WS_PATH: &str = "/notif/ws";
-/// Request header naming the calling tab's id in server function calls.
-pub const CLIENT_HEADER: &str = "x-notif-client";
+/// Request header naming the calling tab's id in server function calls (its wire name,
+/// `x-notif-client`, predates the word "tab").
+pub const TAB_HEADER: &str = "x-notif-client";
 /// Request header naming the node holding the calling tab (the `node` of its last [`Hello`]) in
 /// server function calls, so that a call another node receives reaches the tab.
 pub const NODE_HEADER: &str = "x-notif-node";
@@ -55,12 +56,12 @@ pub struct BadEventId;
 /// assert!(notif::wire::parse_event_id("0123456789abcdef0123456789abcdef.-1").is_err());
 /// ```
 pub fn parse_event_id(id: &str) -> Result<(crate::TabId, u64), BadEventId> {
-    let (client, seq) = id.split_once('.').ok_or(BadEventId)?;
+    let (tab_id, seq) = id.split_once('.').ok_or(BadEventId)?;
     if seq.is_empty() || seq.len() > 20 || !seq.bytes().all(|b| b.is_ascii_digit()) {
         return Err(BadEventId);
     }
     Ok((
-        client.parse().map_err(|_| BadEventId)?,
+        tab_id.parse().map_err(|_| BadEventId)?,
         seq.parse().map_err(|_| BadEventId)?,
     ))
 }
@@ -69,7 +70,7 @@ pub fn parse_event_id(id: &str) -> Result<(crate::TabId, u64), BadEventId> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Hello {
-    /// The tab's id, to send in [`CLIENT_HEADER`].
+    /// The tab's id, to send in [`TAB_HEADER`].
     pub client: String,
     /// Whether this connection resumed an earlier one. `false`: the server knows no earlier
     /// listens of this tab, so the tab must listen again.
@@ -269,9 +270,9 @@ mod properties {
 
         #[test]
         fn every_id_the_server_writes_parses_back(raw in any::<u128>(), seq in any::<u64>()) {
-            let client: TabId = format!("{raw:032x}").parse().unwrap();
-            let written = format!("{}.{}", client, seq);
-            prop_assert_eq!(parse_event_id(&written), Ok((client, seq)));
+            let tab_id: TabId = format!("{raw:032x}").parse().unwrap();
+            let written = format!("{}.{}", tab_id, seq);
+            prop_assert_eq!(parse_event_id(&written), Ok((tab_id, seq)));
         }
     }
 }
@@ -331,10 +332,10 @@ mod decoding_properties {
             let key_json = serde_json::to_string(&key).unwrap();
             let message = serde_json::json!({ "text": text });
             let data = encode_notification(&topic, &key_json, &message.to_string());
-            let client = crate::TabId::random();
-            let frame: WsFrame = serde_json::from_str(&encode_ws(EVENT_NOTIF, Some(format_args!("{client}.{seq}")), &data)).unwrap();
+            let tab_id = crate::TabId::random();
+            let frame: WsFrame = serde_json::from_str(&encode_ws(EVENT_NOTIF, Some(format_args!("{tab_id}.{seq}")), &data)).unwrap();
             prop_assert_eq!(frame.event.as_str(), EVENT_NOTIF);
-            prop_assert_eq!(parse_event_id(frame.id.as_deref().unwrap()), Ok((client, seq)));
+            prop_assert_eq!(parse_event_id(frame.id.as_deref().unwrap()), Ok((tab_id, seq)));
             let raw: RawNotification = serde_json::from_value(frame.data).unwrap();
             prop_assert_eq!(raw.topic, topic);
             prop_assert_eq!(raw.key, key);

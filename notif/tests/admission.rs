@@ -209,7 +209,7 @@ async fn an_identity_holds_at_most_its_cap_of_tabs_and_a_new_one_replaces_a_clos
     let _bob = server.tab(Some("bob")).await;
 
     // A closed tab waits out its window, but a new tab of the same identity takes its place.
-    let (first_id, first_last) = (first.client.clone(), first.last_id.clone());
+    let (first_id, first_last) = (first.id.clone(), first.last_id.clone());
     first.close();
     eventually("the first tab's stream ends", || {
         server.hub.metrics().connected == 2

@@ -88,7 +88,7 @@ async fn refusals_from_the_node_holding_the_tab_come_back_as_they_would_there_an
     let (status, body) = nodes[1]
         .call_naming(
             Some("eve"),
-            Some(&ann.client),
+            Some(&ann.id),
             ann.node.as_deref(),
             "t/listen_chat",
             &[("key", "x")],
@@ -114,7 +114,7 @@ async fn refusals_from_the_node_holding_the_tab_come_back_as_they_would_there_an
     let (status, body) = nodes[1]
         .call_naming(
             Some("ann"),
-            Some(&ann.client),
+            Some(&ann.id),
             Some("0000000000000001"),
             "t/listen_chat",
             &[("key", "k")],
@@ -126,7 +126,7 @@ async fn refusals_from_the_node_holding_the_tab_come_back_as_they_would_there_an
     let (status, _) = nodes[2]
         .call_naming(
             Some("eve"),
-            Some(&ann.client),
+            Some(&ann.id),
             ann.node.as_deref(),
             "t/post_chat",
             &[("key", "k"), ("text", "spoof")],
@@ -164,7 +164,7 @@ async fn a_tab_moves_to_the_node_it_reconnects_to_with_what_it_missed_exactly_on
     assert_eq!(listen_via(&nodes[2], &ann, "k").await.0, 200);
     nodes[1].notify_chat("k", "1").await;
     assert_eq!(ann.next_text().await, "1");
-    let (client, old) = (ann.client.clone(), ann.clone_for_resume());
+    let (tab_id, old) = (ann.id.clone(), ann.clone_for_resume());
     ann.close();
     eventually("node 0 sees the stream close", || {
         nodes[0].hub.metrics().connected == 0
@@ -180,7 +180,7 @@ async fn a_tab_moves_to_the_node_it_reconnects_to_with_what_it_missed_exactly_on
 
     let mut moved = nodes[1].resume(&old).await.expect("the move is accepted");
     assert!(moved.recovered, "recovered: true");
-    assert_eq!(moved.client, client, "the same tab");
+    assert_eq!(moved.id, tab_id, "the same tab");
     assert_eq!(moved.node, nodes[1].hub.node(), "now held by node 1");
     assert_eq!(texts(&mut moved, 3).await, ["missed 0", "missed 1", "missed 2"]);
     assert_eq!(nodes[0].hub.metrics().tabs, 0, "node 0 forgot it");
@@ -203,11 +203,7 @@ async fn a_move_by_another_identity_is_refused_and_the_tab_stays() {
     let mut ann = nodes[0].tab(Some("ann")).await;
     assert_eq!(listen_via(&nodes[0], &ann, "k").await.0, 200);
     let (status, body) = nodes[1]
-        .reconnect_from(
-            Some("eve"),
-            Some(&format!("{}.0", ann.client)),
-            ann.node.as_deref(),
-        )
+        .reconnect_from(Some("eve"), Some(&format!("{}.0", ann.id)), ann.node.as_deref())
         .await
         .err()
         .expect("refused");
@@ -228,7 +224,7 @@ async fn a_tab_whose_node_is_gone_or_unreachable_starts_over_promptly() {
     let tab = nodes[1]
         .reconnect_from(
             Some("ann"),
-            Some(&format!("{}.0", ann.client)),
+            Some(&format!("{}.0", ann.id)),
             Some("0000000000000001"),
         )
         .await

@@ -41,9 +41,9 @@ async fn never_reads(request: &[u8]) {
     }
     let text = String::from_utf8_lossy(&head);
     let at = text.find("\"client\":\"").unwrap() + 10;
-    let client = text[at..at + 32].to_owned();
+    let tab_id = text[at..at + 32].to_owned();
     let (status, body) = server
-        .call_as(Some("slow"), Some(&client), "t/listen_chat", &[("key", "k")])
+        .call_as(Some("slow"), Some(&tab_id), "t/listen_chat", &[("key", "k")])
         .await;
     assert_eq!(status, 200, "{body}");
 
@@ -90,7 +90,7 @@ async fn never_reads(request: &[u8]) {
 
     // Coming back, it is told it lost frames.
     let back = server
-        .reconnect(Some("slow"), Some(&format!("{client}.0")))
+        .reconnect(Some("slow"), Some(&format!("{tab_id}.0")))
         .await
         .unwrap();
     assert!(!back.recovered);

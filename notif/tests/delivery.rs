@@ -23,7 +23,7 @@ async fn a_notification_reaches_listeners_only() {
 }
 
 #[tokio::test]
-async fn frames_carry_client_and_sequence_ids_in_order() {
+async fn frames_carry_tab_and_sequence_ids_in_order() {
     let server = TestServer::start().await;
     let mut tab = server.tab(Some("alice")).await;
     server.listen_chat(&tab, "k").await;
@@ -32,7 +32,7 @@ async fn frames_carry_client_and_sequence_ids_in_order() {
     }
     for i in 1..=20u32 {
         let event = tab.next().await;
-        assert_eq!(event.id, format!("{}.{i}", tab.client));
+        assert_eq!(event.id, format!("{}.{i}", tab.id));
         assert_eq!(event.message(), serde_json::json!((i - 1).to_string()));
     }
 }
@@ -154,7 +154,7 @@ async fn exclusions_leave_out_a_tab_or_an_identity() {
     for tab in [&alice1, &alice2, &bob] {
         server.listen_chat(tab, "k").await;
     }
-    let me: notif::TabId = alice1.client.parse().unwrap();
+    let me: notif::TabId = alice1.id.parse().unwrap();
     let hub = &server.hub;
     assert_eq!(
         hub.notify::<Chat>(&"k".into(), &"not me".into(), Exclude::Tab(me))

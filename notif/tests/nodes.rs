@@ -380,7 +380,7 @@ async fn a_node_fallen_behind_the_others_drops_their_messages_and_resets_those_t
     let mut carol = b.tab(Some("carol")).await;
     b.listen_chat(&bob, "k").await;
     b.listen_chat(&carol, "other").await;
-    let carol_id: TabId = carol.client.parse().unwrap();
+    let carol_id: TabId = carol.id.parse().unwrap();
     b.hub
         .listen::<Held>(carol_id, &Some("carol".into()), &"h".to_string())
         .await

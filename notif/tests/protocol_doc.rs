@@ -109,7 +109,7 @@ fn the_documented_paths_and_headers_are_the_ones_the_server_reads() {
     }
     assert!(requests.len() >= 3, "{requests:?}");
     let paths = [wire::STREAM_PATH, wire::WS_PATH];
-    let headers = [wire::CLIENT_HEADER, wire::NODE_HEADER, wire::LAST_EVENT_ID_HEADER];
+    let headers = [wire::TAB_HEADER, wire::NODE_HEADER, wire::LAST_EVENT_ID_HEADER];
     for lines in requests {
         let path = lines[0].split(' ').nth(1).unwrap();
         if lines[0].starts_with("GET ") {

@@ -20,7 +20,7 @@ async fn a_reconnect_within_the_window_replays_missed_frames_once_in_order() {
     let mut tab = server.tab(Some("alice")).await;
     assert_eq!(
         tab.last_id,
-        format!("{}.0", tab.client),
+        format!("{}.0", tab.id),
         "the hello carries an id to resume from"
     );
     server.listen_chat(&tab, "k").await;
@@ -28,7 +28,7 @@ async fn a_reconnect_within_the_window_replays_missed_frames_once_in_order() {
     server.notify_chat("k", "2").await;
     assert_eq!(tab.next_text().await, "1");
     assert_eq!(tab.next_text().await, "2");
-    let (client, seen) = (tab.client.clone(), tab.last_id.clone());
+    let (tab_id, seen) = (tab.id.clone(), tab.last_id.clone());
     tab.close();
     for text in ["3", "4", "5"] {
         server.notify_chat("k", text).await;
@@ -36,10 +36,10 @@ async fn a_reconnect_within_the_window_replays_missed_frames_once_in_order() {
 
     let mut back = server.reconnect(Some("alice"), Some(&seen)).await.unwrap();
     assert!(back.recovered);
-    assert_eq!(back.client, client, "the same tab");
+    assert_eq!(back.id, tab_id, "the same tab");
     for (seq, text) in [(3, "3"), (4, "4"), (5, "5")] {
         assert_eq!(back.next_text().await, text);
-        assert_eq!(back.last_id, format!("{client}.{seq}"));
+        assert_eq!(back.last_id, format!("{tab_id}.{seq}"));
     }
     server.notify_chat("k", "6").await;
     assert_eq!(back.next_text().await, "6", "its listen was kept");
@@ -82,14 +82,14 @@ async fn a_tab_that_missed_more_than_its_buffer_starts_over() {
     let tab = server.tab(Some("alice")).await;
     server.listen_chat(&tab, "k").await;
     let seen = tab.last_id.clone();
-    let old = tab.client.clone();
+    let old = tab.id.clone();
     tab.close();
     for i in 1..=5 {
         server.notify_chat("k", &i.to_string()).await;
     }
     let fresh = server.reconnect(Some("alice"), Some(&seen)).await.unwrap();
     assert!(!fresh.recovered);
-    assert_ne!(fresh.client, old);
+    assert_ne!(fresh.id, old);
     assert_eq!(server.hub.metrics().resets, 1);
 }
 
@@ -119,14 +119,14 @@ async fn a_tab_whose_window_passed_starts_over() {
 async fn hostile_last_event_ids_are_refused_or_start_over() {
     let server = TestServer::with_config(resuming()).await;
     let alice = server.tab(Some("alice")).await;
-    let id = format!("{}.0", alice.client);
+    let id = format!("{}.0", alice.id);
     for bad in [
         "garbage",
         "0123.1",
-        &format!("{}.", alice.client),
-        &format!("{}.-1", alice.client),
-        &format!("{}.99999999999999999999999", alice.client),
-        &format!("{}.1.2", alice.client),
+        &format!("{}.", alice.id),
+        &format!("{}.-1", alice.id),
+        &format!("{}.99999999999999999999999", alice.id),
+        &format!("{}.1.2", alice.id),
     ] {
         let refused = server.reconnect(Some("alice"), Some(bad)).await.err();
         let (status, reason) = refused.unwrap_or_else(|| panic!("{bad:?} was accepted"));
@@ -137,7 +137,7 @@ async fn hostile_last_event_ids_are_refused_or_start_over() {
     assert_eq!(status, 403, "{reason}");
     // A sequence number from the future cannot be resumed: a new tab, nothing else changed.
     let future = server
-        .reconnect(Some("alice"), Some(&format!("{}.7", alice.client)))
+        .reconnect(Some("alice"), Some(&format!("{}.7", alice.id)))
         .await
         .unwrap();
     assert!(!future.recovered);

@@ -23,17 +23,12 @@ async fn a_tab_of_another_session_is_refused() {
     let server = TestServer::start().await;
     let alice = server.tab(Some("alice")).await;
     let (status, body) = server
-        .call_as(
-            Some("mallory"),
-            Some(&alice.client),
-            "t/listen_chat",
-            &[("key", "k")],
-        )
+        .call_as(Some("mallory"), Some(&alice.id), "t/listen_chat", &[("key", "k")])
         .await;
     assert_eq!(status, 403);
     assert!(body.contains("another session"), "{body}");
     let (status, _) = server
-        .call_as(None, Some(&alice.client), "t/listen_chat", &[("key", "k")])
+        .call_as(None, Some(&alice.id), "t/listen_chat", &[("key", "k")])
         .await;
     assert_eq!(status, 403, "anonymous is another identity too");
     assert_eq!(server.hub.metrics().listens, 0);
@@ -94,12 +89,12 @@ async fn listens_per_tab_are_capped() {
 }
 
 #[tokio::test]
-async fn client_ids_are_unique_and_128_bit_hex() {
+async fn tab_ids_are_unique_and_128_bit_hex() {
     let server = TestServer::start().await;
     let a = server.tab(None).await;
     let b = server.tab(None).await;
-    assert_ne!(a.client, b.client);
-    for id in [&a.client, &b.client] {
+    assert_ne!(a.id, b.id);
+    for id in [&a.id, &b.id] {
         assert!(id.parse::<notif::TabId>().is_ok(), "{id}");
     }
 }
@@ -127,7 +122,7 @@ async fn a_call_naming_another_sessions_tab_cannot_leave_it_out() {
     let (status, body) = server
         .call_as(
             Some("mallory"),
-            Some(&alice.client),
+            Some(&alice.id),
             "t/post_chat",
             &[("key", "k"), ("text", "one")],
         )

@@ -32,15 +32,15 @@ fn assert_bye_disconnected(frame: WsFrame) {
 /// A new tab of `user` over a WebSocket, past its hello, listening on chat key `key`; its id.
 async fn listening(server: &TestServer, user: &str, key: &str) -> (Socket, String) {
     let mut socket = connect(server, user, None).await.unwrap();
-    let client = next(&mut socket).await.data["client"]
+    let tab_id = next(&mut socket).await.data["client"]
         .as_str()
         .unwrap()
         .to_owned();
     let (status, body) = server
-        .call_as(Some(user), Some(&client), "t/listen_chat", &[("key", key)])
+        .call_as(Some(user), Some(&tab_id), "t/listen_chat", &[("key", key)])
         .await;
     assert_eq!(status, 200, "{body}");
-    (socket, client)
+    (socket, tab_id)
 }
 
 /// Reconnects a tab of `user` that saw frames up to `last` (`<client>.<seq>`); its hello.
@@ -71,10 +71,10 @@ async fn frames_flow_and_a_reconnect_resumes() {
     let hello = next(&mut socket).await;
     assert_eq!(hello.event, "hello");
     assert_eq!(hello.data["recovered"], false);
-    let client = hello.data["client"].as_str().unwrap().to_owned();
-    assert_eq!(hello.id.as_deref(), Some(format!("{client}.0").as_str()));
+    let tab_id = hello.data["client"].as_str().unwrap().to_owned();
+    assert_eq!(hello.id.as_deref(), Some(format!("{tab_id}.0").as_str()));
     let (status, body) = server
-        .call_as(Some("alice"), Some(&client), "t/listen_chat", &[("key", "k")])
+        .call_as(Some("alice"), Some(&tab_id), "t/listen_chat", &[("key", "k")])
         .await;
     assert_eq!(status, 200, "{body}");
 
@@ -84,15 +84,15 @@ async fn frames_flow_and_a_reconnect_resumes() {
         (one.event.as_str(), one.data["message"].as_str()),
         ("notif", Some("one"))
     );
-    assert_eq!(one.id.as_deref(), Some(format!("{client}.1").as_str()));
+    assert_eq!(one.id.as_deref(), Some(format!("{tab_id}.1").as_str()));
     socket.close(None).await.unwrap();
     server.notify_chat("k", "two").await;
 
-    let (mut back, hello) = reconnect(&server, "alice", &format!("{client}.1")).await;
-    assert_eq!(resumed(&hello), (Some(true), Some(client.as_str())));
+    let (mut back, hello) = reconnect(&server, "alice", &format!("{tab_id}.1")).await;
+    assert_eq!(resumed(&hello), (Some(true), Some(tab_id.as_str())));
     let two = next(&mut back).await;
     assert_eq!(two.data["message"], "two");
-    assert_eq!(two.id.as_deref(), Some(format!("{client}.2").as_str()));
+    assert_eq!(two.id.as_deref(), Some(format!("{tab_id}.2").as_str()));
 }
 
 #[tokio::test]
@@ -105,7 +105,7 @@ async fn bad_and_foreign_ids_are_refused_before_the_upgrade() {
     let alice = server.tab(Some("alice")).await;
     assert_eq!(connect(&server, "alice", Some("nonsense")).await.err(), Some(400));
     assert_eq!(
-        connect(&server, "mallory", Some(&format!("{}.0", alice.client)))
+        connect(&server, "mallory", Some(&format!("{}.0", alice.id)))
             .await
             .err(),
         Some(403)
@@ -125,7 +125,7 @@ async fn sign_out_sends_bye_and_closes() {
 #[tokio::test]
 async fn a_burst_arrives_whole_and_in_order_before_the_bye() {
     let server = TestServer::start().await;
-    let (mut socket, client) = listening(&server, "alice", "k").await;
+    let (mut socket, tab_id) = listening(&server, "alice", "k").await;
     // Queued without yielding to the connection: it finds 200 frames at once and writes them in
     // batches, then the bye that followed them.
     for n in 1..=200 {
@@ -135,7 +135,7 @@ async fn a_burst_arrives_whole_and_in_order_before_the_bye() {
     for n in 1..=200 {
         let frame = next(&mut socket).await;
         assert_eq!(frame.data["message"], n.to_string());
-        assert_eq!(frame.id, Some(format!("{client}.{n}")));
+        assert_eq!(frame.id, Some(format!("{tab_id}.{n}")));
     }
     assert_bye_disconnected(next(&mut socket).await);
 }
@@ -170,7 +170,7 @@ async fn frames_a_client_acknowledged_are_no_longer_kept_for_a_resume() {
         ..Config::default()
     })
     .await;
-    let (mut socket, client) = listening(&server, "alice", "k").await;
+    let (mut socket, tab_id) = listening(&server, "alice", "k").await;
     server.notify_chat("k", "one").await;
     server.notify_chat("k", "two").await;
     assert_eq!(next(&mut socket).await.data["message"], "one");
@@ -187,14 +187,14 @@ async fn frames_a_client_acknowledged_are_no_longer_kept_for_a_resume() {
     assert_eq!(server.hub.metrics().replay_frames, 0, "frames 1 and 2 forgotten");
     socket.close(None).await.unwrap();
 
-    let (mut back, hello) = reconnect(&server, "alice", &format!("{client}.2")).await;
+    let (mut back, hello) = reconnect(&server, "alice", &format!("{tab_id}.2")).await;
     assert_eq!(
         resumed(&hello),
-        (Some(true), Some(client.as_str())),
+        (Some(true), Some(tab_id.as_str())),
         "from the number acknowledged: resumed"
     );
     back.close(None).await.unwrap();
-    let (_, hello) = reconnect(&server, "alice", &format!("{client}.1")).await;
+    let (_, hello) = reconnect(&server, "alice", &format!("{tab_id}.1")).await;
     assert_eq!(
         hello.data["recovered"], false,
         "frame 2 was acknowledged, so no longer kept: the tab starts over"
@@ -216,29 +216,29 @@ async fn concurrent_passes_reach_every_tab_whole_and_in_order() {
     for tab in 0..TABS {
         let user = format!("user{tab}");
         let mut socket = connect(&server, &user, None).await.unwrap();
-        let client = next(&mut socket).await.data["client"]
+        let tab_id = next(&mut socket).await.data["client"]
             .as_str()
             .unwrap()
             .to_owned();
         for key in 0..KEYS {
             let key = format!("k{key}");
             let (status, body) = server
-                .call_as(Some(&user), Some(&client), "t/listen_chat", &[("key", &key)])
+                .call_as(Some(&user), Some(&tab_id), "t/listen_chat", &[("key", &key)])
                 .await;
             assert_eq!(status, 200, "{body}");
         }
-        sockets.push((client, socket));
+        sockets.push((tab_id, socket));
     }
     let readers: Vec<_> = sockets
         .into_iter()
-        .map(|(client, mut socket)| {
+        .map(|(tab_id, mut socket)| {
             tokio::spawn(async move {
                 let mut last: [Option<usize>; KEYS] = [None; KEYS];
                 for seq in 1..=KEYS * EACH {
                     let frame = next(&mut socket).await;
                     assert_eq!(
                         frame.id,
-                        Some(format!("{client}.{seq}")),
+                        Some(format!("{tab_id}.{seq}")),
                         "numbered in order, none missing"
                     );
                     let message = frame.data["message"].as_str().unwrap().to_owned();

@@ -18,7 +18,7 @@ struct User {
 }
 
 struct Tab {
-    client: String,
+    id: String,
     events: mpsc::UnboundedReceiver<(String, String)>,
     reader: tokio::task::JoinHandle<()>,
     /// The presence frames' `presence` field, in order, set aside while reading other frames.
@@ -64,7 +64,7 @@ impl Server {
     ) -> (u16, String) {
         let mut request = user.http.post(format!("{}/api/{endpoint}", self.base)).form(form);
         if let Some(tab) = tab {
-            request = request.header(notif::wire::CLIENT_HEADER, &tab.client);
+            request = request.header(notif::wire::TAB_HEADER, &tab.id);
         }
         let response = request.send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
@@ -102,7 +102,7 @@ impl Server {
         assert_eq!(event, "hello");
         let hello: notif::wire::Hello = serde_json::from_str(&data).unwrap();
         Tab {
-            client: hello.client,
+            id: hello.client,
             events,
             reader,
             presence: Vec::new(),

@@ -139,7 +139,7 @@ struct Tab {
     front: u16,
     cookie: String,
     socket: Option<Socket>,
-    client: String,
+    id: String,
     node: Option<String>,
     /// The last frame's number.
     seq: u64,
@@ -159,7 +159,7 @@ impl Tab {
             front,
             cookie: cookie.to_owned(),
             socket: None,
-            client: String::new(),
+            id: String::new(),
             node: None,
             seq: 0,
             hellos: Vec::new(),
@@ -177,10 +177,10 @@ impl Tab {
     }
 
     fn query(&self) -> String {
-        if self.client.is_empty() {
+        if self.id.is_empty() {
             return String::new();
         }
-        let mut query = format!("?last_event_id={}.{}", self.client, self.seq);
+        let mut query = format!("?last_event_id={}.{}", self.id, self.seq);
         if let Some(node) = &self.node {
             query.push_str(&format!("&node={node}"));
         }
@@ -240,14 +240,14 @@ impl Tab {
         };
         assert_eq!(frame["event"], "hello", "the first frame is the hello: {frame}");
         let data = frame["data"].clone();
-        let client = data["client"].as_str().unwrap().to_owned();
+        let tab_id = data["client"].as_str().unwrap().to_owned();
         let recovered = data["recovered"] == true;
         if recovered {
-            assert_eq!(client, self.client, "a resumed tab keeps its id: {frame}");
+            assert_eq!(tab_id, self.id, "a resumed tab keeps its id: {frame}");
         } else {
             self.seq = 0;
         }
-        self.client = client;
+        self.id = tab_id;
         self.node = data["node"].as_str().map(str::to_owned);
         self.note(format!("hello {data}"));
         self.hellos.push(data);
@@ -286,8 +286,8 @@ impl Tab {
             };
             let frame: Value = serde_json::from_str(&text).unwrap();
             if let Some(id) = frame["id"].as_str() {
-                let (client, seq) = id.split_once('.').unwrap();
-                assert_eq!(client, self.client, "{frame}");
+                let (tab_id, seq) = id.split_once('.').unwrap();
+                assert_eq!(tab_id, self.id, "{frame}");
                 let seq: u64 = seq.parse().unwrap();
                 assert_eq!(seq, self.seq + 1, "frames are numbered without gaps: {frame}");
                 self.seq = seq;
@@ -313,7 +313,7 @@ async fn call(tab: &Tab, endpoint: &str, form: &[(&str, &str)]) -> (u16, String,
     let mut request = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{}/api/{endpoint}", tab.front))
         .header("cookie", &tab.cookie)
-        .header("x-notif-client", &tab.client)
+        .header("x-notif-client", &tab.id)
         .form(form);
     if let Some(node) = &tab.node {
         request = request.header("x-notif-node", node);
@@ -652,7 +652,7 @@ async fn a_tab_whose_node_was_killed_starts_over_on_another() {
     let mut tab = Tab::open(cluster.front, &ann).await;
     listen_anywhere(&mut tab, 3).await;
     let holder = cluster.holder().await;
-    let old_client = tab.client.clone();
+    let old_id = tab.id.clone();
     cluster.nodes[holder].0.kill().unwrap();
     let _ = cluster.nodes[holder].0.wait();
     let killed = Instant::now();
@@ -672,7 +672,7 @@ async fn a_tab_whose_node_was_killed_starts_over_on_another() {
         hello["recovered"], false,
         "a killed node's tab starts over: {hello}"
     );
-    assert_ne!(tab.client, old_client);
+    assert_ne!(tab.id, old_id);
     assert!(
         killed.elapsed() < Duration::from_secs(6),
         "started over promptly: {:?}\n{}",

@@ -41,7 +41,7 @@ async fn cross_origin_calls_are_refused_and_change_nothing(server: &Server) {
             let mut request = server
                 .api(&ann, endpoint)
                 .header(*name, *value)
-                .header(notif::wire::CLIENT_HEADER, &tab)
+                .header(notif::wire::TAB_HEADER, &tab)
                 .form(form);
             if *name == "sec-fetch-site" {
                 // A browser sends both; Sec-Fetch-Site decides even next to a matching Origin.
@@ -92,7 +92,7 @@ async fn same_origin_and_header_less_calls_work(server: &Server) {
     let listen = |http: &Client| {
         server
             .api(http, "listen_room")
-            .header(notif::wire::CLIENT_HEADER, &tab)
+            .header(notif::wire::TAB_HEADER, &tab)
             .form(&[("room", "2")])
     };
     let same_origin = [
@@ -135,7 +135,7 @@ async fn same_origin_and_header_less_calls_work(server: &Server) {
     assert_eq!(refused.status(), 401);
     let request = server
         .api(&nobody, "listen_room")
-        .header(notif::wire::CLIENT_HEADER, &tab)
+        .header(notif::wire::TAB_HEADER, &tab)
         .header("sec-fetch-site", "same-origin")
         .form(&[("room", "1")]);
     assert_eq!(send(request).await.0, 403);

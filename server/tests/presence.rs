@@ -14,7 +14,7 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 /// A tab on one node: its socket and id.
 struct Tab {
     socket: Socket,
-    client: String,
+    tab_id: String,
     port: u16,
     cookie: String,
 }
@@ -30,10 +30,10 @@ impl Tab {
             .await
             .expect("a hello");
         assert_eq!(hello["event"], "hello", "{hello}");
-        let client = hello["data"]["client"].as_str().unwrap().to_owned();
+        let tab_id = hello["data"]["client"].as_str().unwrap().to_owned();
         Tab {
             socket,
-            client,
+            tab_id,
             port,
             cookie: cookie.to_owned(),
         }
@@ -43,7 +43,7 @@ impl Tab {
         let response = reqwest::Client::new()
             .post(format!("http://127.0.0.1:{}/api/listen_room", self.port))
             .header("cookie", &self.cookie)
-            .header("x-notif-client", &self.client)
+            .header("x-notif-client", &self.tab_id)
             .form(&[("room", room.to_string())])
             .send()
             .await

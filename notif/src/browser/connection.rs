@@ -200,7 +200,7 @@ fn reopen_later(tab: &Rc<Tab>) {
 }
 
 fn lost(tab: &Tab) {
-    tab.client.borrow_mut().take();
+    tab.id.borrow_mut().take();
     if tab.had_hello.get() {
         tab.state.set(ConnectionState::Reconnecting);
     }
@@ -209,7 +209,7 @@ fn lost(tab: &Tab) {
 fn on_hello(tab: &Rc<Tab>, hello: Hello) {
     let first = !tab.had_hello.replace(true);
     tab.failures.set(0);
-    *tab.client.borrow_mut() = Some(hello.client);
+    *tab.id.borrow_mut() = Some(hello.client);
     *tab.node.borrow_mut() = hello.node;
     tab.state.set(ConnectionState::Live);
     for waiter in tab.id_waiters.borrow_mut().drain(..) {

@@ -1,4 +1,4 @@
-//! The browser implementation behind [`crate::client`]: one WebSocket per tab (one wasm
+//! The browser implementation behind [`crate::listening`]: one WebSocket per tab (one wasm
 //! instance per tab, so thread-local state is per tab), carrying the frames of the SSE stream,
 //! opened with gloo-net (already in the wasm through server_fn).
 //!
@@ -22,7 +22,7 @@ use futures::{
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
-    client::{ConnectionState, ListenCall, Listening, Notification},
+    listening::{ConnectionState, ListenCall, Listening, Notification},
     wire::{PresenceChange, RawPresence},
     Presence, RawNotification, Topic,
 };
@@ -113,7 +113,7 @@ struct Tab {
     root: Owner,
     state: RwSignal<ConnectionState>,
     resets: RwSignal<u64>,
-    client: RefCell<Option<String>>,
+    id: RefCell<Option<String>>,
     /// The server node holding the tab, as the last hello named it: calls and reconnects name it
     /// so that any node reaches the tab.
     node: RefCell<Option<String>>,
@@ -145,7 +145,7 @@ thread_local! {
         root,
         state,
         resets,
-        client: RefCell::new(None),
+        id: RefCell::new(None),
         node: RefCell::new(None),
         had_hello: Cell::new(false),
         started: Cell::new(false),
@@ -189,10 +189,10 @@ fn tab() -> Rc<Tab> {
 
 /// Waits until the tab's stream is open and returns its id and the node holding it; `None`
 /// after 15 s without one.
-pub(crate) async fn wait_client_id() -> Option<(String, Option<String>)> {
+pub(crate) async fn wait_tab_id() -> Option<(String, Option<String>)> {
     let tab = tab();
     let current = || {
-        let id = tab.client.borrow().clone()?;
+        let id = tab.id.borrow().clone()?;
         Some((id, tab.node.borrow().clone()))
     };
     if let Some(current) = current() {
@@ -213,8 +213,8 @@ pub fn resets() -> Signal<u64> {
     tab().resets.into()
 }
 
-pub fn client_id() -> Option<String> {
-    TAB.with(|tab| tab.client.borrow().clone())
+pub fn tab_id() -> Option<String> {
+    TAB.with(|tab| tab.id.borrow().clone())
 }
 
 fn slot<T: Topic>() -> Rc<TopicSlot<T>> {

@@ -9,7 +9,7 @@ use leptos::{mount::mount_to, prelude::*};
 use wasm_bindgen_test::*;
 
 use super::{connection, held_key, tab};
-use crate::{client::Listening, Hello, SimpleTopic, WsFrame, EVENT_HELLO, EVENT_NOTIF};
+use crate::{listening::Listening, Hello, SimpleTopic, WsFrame, EVENT_HELLO, EVENT_NOTIF};
 
 wasm_bindgen_test_configure!(run_in_browser);
 

@@ -80,12 +80,12 @@ impl<I: Identity> Hub<I> {
     ///
     /// Inside a server function, [`caller`](crate::caller) does this with the request in context.
     pub async fn caller(&self, parts: &http::request::Parts) -> Option<TabId> {
-        let client = crate::request::caller_from(parts).ok()?;
+        let tab_id = crate::request::caller_from(parts).ok()?;
         let identity = self.identify(parts).await;
-        let owns = match self.holder(client, crate::request::node_from(parts)) {
-            Some(node) => self.owns_at(node, client, &identity).await,
-            None => self.state().owner(client) == Some(&identity),
+        let owns = match self.holder(tab_id, crate::request::node_from(parts)) {
+            Some(node) => self.owns_at(node, tab_id, &identity).await,
+            None => self.state().owner(tab_id) == Some(&identity),
         };
-        owns.then_some(client)
+        owns.then_some(tab_id)
     }
 }

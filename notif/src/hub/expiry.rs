@@ -11,7 +11,7 @@ use crate::{Identity, TabId};
 /// A closed tab to forget at `deadline`, unless it was reattached since (its epoch moved on).
 struct Due {
     deadline: Instant,
-    client: TabId,
+    tab_id: TabId,
     epoch: u32,
 }
 
@@ -24,10 +24,10 @@ pub(crate) struct Expiries {
 
 impl Expiries {
     /// Queues an expiry; returns whether a sweeping task must be started.
-    pub fn push(&mut self, deadline: Instant, client: TabId, epoch: u32) -> bool {
+    pub fn push(&mut self, deadline: Instant, tab_id: TabId, epoch: u32) -> bool {
         self.queue.push_back(Due {
             deadline,
-            client,
+            tab_id,
             epoch,
         });
         !std::mem::replace(&mut self.sweeping, true)
@@ -43,7 +43,7 @@ impl Expiries {
     pub fn take_due(&mut self, now: Instant) -> (Vec<(TabId, u32)>, Option<Instant>) {
         let mut due = Vec::new();
         while let Some(front) = self.queue.front().filter(|d| d.deadline <= now) {
-            due.push((front.client, front.epoch));
+            due.push((front.tab_id, front.epoch));
             self.queue.pop_front();
         }
         let next = self.queue.front().map(|d| d.deadline);
@@ -57,15 +57,15 @@ impl Expiries {
 }
 
 impl<I: Identity> Hub<I> {
-    /// Connection `conn` of `client` ended: forget the tab once its resume window has passed,
+    /// Connection `conn` of `tab_id` ended: forget the tab once its resume window has passed,
     /// unless a new connection resumes it first.
-    pub(crate) fn closed(&self, client: TabId, conn: u32) {
+    pub(crate) fn closed(&self, tab_id: TabId, conn: u32) {
         let window = self.inner.config.resume_window;
-        let Some(epoch) = self.state().detach(client, conn) else {
+        let Some(epoch) = self.state().detach(tab_id, conn) else {
             return;
         };
         if window.is_zero() {
-            self.state().expire(client, epoch);
+            self.state().expire(tab_id, epoch);
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -73,7 +73,7 @@ impl<I: Identity> Hub<I> {
             return;
         };
         let deadline = Instant::now() + window;
-        if self.expiries().push(deadline, client, epoch) {
+        if self.expiries().push(deadline, tab_id, epoch) {
             // The guard goes into the task's future: dropped unpolled, it still lets the next
             // close start a sweeper.
             let sweeping = Sweeping {
@@ -116,8 +116,8 @@ async fn sweep_expiries<I: Identity>(mut sweeping: Sweeping<I>, first: Instant) 
         let (due, after) = hub.expiries().take_due(Instant::now());
         if !due.is_empty() {
             let mut state = hub.state();
-            for (client, epoch) in due {
-                state.expire(client, epoch);
+            for (tab_id, epoch) in due {
+                state.expire(tab_id, epoch);
             }
         }
         match after {
@@ -177,16 +177,16 @@ mod tests {
         };
         let gone = runtime(false);
         gone.block_on(async {
-            let (client, rx) = hub.open(None);
+            let (tab_id, rx) = hub.open(None);
             drop(rx);
-            hub.closed(client, 0);
+            hub.closed(tab_id, 0);
         });
         // The sweeper it spawned never ran.
         drop(gone);
         runtime(true).block_on(async {
-            let (client, rx) = hub.open(None);
+            let (tab_id, rx) = hub.open(None);
             drop(rx);
-            hub.closed(client, 0);
+            hub.closed(tab_id, 0);
             tokio::time::sleep(Duration::from_secs(31)).await;
             assert_eq!(hub.metrics().tabs, 0, "both windows passed: both tabs are gone");
         });
@@ -195,10 +195,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_closed_tab_is_kept_for_its_window_then_freed() {
         let hub = hub_with_window();
-        let (client, rx) = hub.open(None);
-        hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
+        let (tab_id, rx) = hub.open(None);
+        hub.listen::<Chat>(tab_id, &None, &"k".into()).await.unwrap();
         drop(rx);
-        hub.closed(client, 0);
+        hub.closed(tab_id, 0);
         tokio::time::sleep(Duration::from_secs(29)).await;
         let kept = hub.metrics();
         assert_eq!((kept.tabs, kept.connected, kept.listens, kept.keys), (1, 0, 1, 1));

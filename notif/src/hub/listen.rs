@@ -9,23 +9,23 @@ use crate::{
 };
 
 impl<I: Identity> Hub<I> {
-    /// Listens `client` on `key`, if `identity` owns the tab and `T::authorize` allows it. The
+    /// Listens `tab_id` on `key`, if `identity` owns the tab and `T::authorize` allows it. The
     /// listen is registered when this returns: a later `notify` reaches the tab. The tab must
     /// be held by this node; [`listen`](crate::listen) in a server function also reaches a tab
     /// another node holds.
     pub async fn listen<T: Topic<Identity = I>>(
         &self,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         key: &T::Key,
     ) -> Result<(), ListenError> {
-        self.listen_on::<T>(client, None, identity, key).await
+        self.listen_on::<T>(tab_id, None, identity, key).await
     }
 
     /// [`listen`](Self::listen) on the node the browser named as holding the tab, if another.
     pub(crate) async fn listen_on<T: Topic<Identity = I>>(
         &self,
-        client: TabId,
+        tab_id: TabId,
         node: Option<&str>,
         identity: &I,
         key: &T::Key,
@@ -35,16 +35,16 @@ impl<I: Identity> Hub<I> {
             return Err(ListenError::Unauthorized);
         }
         self.register::<T>();
-        match self.holder(client, node) {
-            Some(node) => self.listen_at(node, client, identity, &key_id).await,
-            None => self.listen_key(client, identity, key_id).await,
+        match self.holder(tab_id, node) {
+            Some(node) => self.listen_at(node, tab_id, identity, &key_id).await,
+            None => self.listen_key(tab_id, identity, key_id).await,
         }
     }
 
     /// Listens a tab held here on `key_id`, checked already.
     pub(crate) async fn listen_key(
         &self,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         key_id: KeyId,
     ) -> Result<(), ListenError> {
@@ -53,13 +53,13 @@ impl<I: Identity> Hub<I> {
         let mut ask_presence = false;
         let subscriptions = {
             let mut state = self.state();
-            let new = state.listen(client, identity, key_id.clone(), cap)?;
+            let new = state.listen(tab_id, identity, key_id.clone(), cap)?;
             if let Some(appearance) = appearance {
                 if new {
-                    ask_presence = state.joined(client, &key_id, appearance);
+                    ask_presence = state.joined(tab_id, &key_id, appearance);
                 }
                 // Every listen gets the list, so a page that listens again starts from it.
-                state.send_present(client, &key_id);
+                state.send_present(tab_id, &key_id);
             }
             state.release()
         };
@@ -73,31 +73,31 @@ impl<I: Identity> Hub<I> {
         Ok(())
     }
 
-    /// Stops `client` listening on `key`. Unlistening a key not listened to is not an error.
+    /// Stops `tab_id` listening on `key`. Unlistening a key not listened to is not an error.
     /// The tab must be held by this node; [`unlisten`](crate::unlisten) in a server function
     /// also reaches a tab another node holds.
     pub fn unlisten<T: Topic<Identity = I>>(
         &self,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         key: &T::Key,
     ) -> Result<(), ListenError> {
         let key_id = KeyId::new::<T>(key)?;
-        self.state().unlisten(client, identity, &key_id).map(|_| ())
+        self.state().unlisten(tab_id, identity, &key_id).map(|_| ())
     }
 
     /// [`unlisten`](Self::unlisten) on the node the browser named as holding the tab, if another.
     pub(crate) async fn unlisten_on<T: Topic<Identity = I>>(
         &self,
-        client: TabId,
+        tab_id: TabId,
         node: Option<&str>,
         identity: &I,
         key: &T::Key,
     ) -> Result<(), ListenError> {
         let key_id = KeyId::new::<T>(key)?;
-        match self.holder(client, node) {
-            Some(node) => self.unlisten_at(node, client, identity, &key_id).await,
-            None => self.state().unlisten(client, identity, &key_id).map(|_| ()),
+        match self.holder(tab_id, node) {
+            Some(node) => self.unlisten_at(node, tab_id, identity, &key_id).await,
+            None => self.state().unlisten(tab_id, identity, &key_id).map(|_| ()),
         }
     }
 
@@ -117,8 +117,8 @@ impl<I: Identity> Hub<I> {
 
     pub(super) fn unlisten_identity_local(&self, identity: &I, key_id: &KeyId) -> usize {
         let mut state = self.state();
-        let clients = state.clients_of(identity);
-        clients
+        let tab_ids = state.tabs_of(identity);
+        tab_ids
             .into_iter()
             .filter(|&c| state.unlisten(c, identity, key_id).unwrap_or(false))
             .count()
@@ -137,8 +137,8 @@ impl<I: Identity> Hub<I> {
         parts: &Parts,
         key: &T::Key,
     ) -> Result<(), ListenError> {
-        let (client, identity) = self.calling_tab(parts).await?;
-        self.listen_on::<T>(client, node_from(parts), &identity, key)
+        let (tab_id, identity) = self.calling_tab(parts).await?;
+        self.listen_on::<T>(tab_id, node_from(parts), &identity, key)
             .await
     }
 
@@ -153,14 +153,14 @@ impl<I: Identity> Hub<I> {
         parts: &Parts,
         key: &T::Key,
     ) -> Result<(), ListenError> {
-        let (client, identity) = self.calling_tab(parts).await?;
-        self.unlisten_on::<T>(client, node_from(parts), &identity, key)
+        let (tab_id, identity) = self.calling_tab(parts).await?;
+        self.unlisten_on::<T>(tab_id, node_from(parts), &identity, key)
             .await
     }
 
     /// The tab a request names and the request's identity.
     async fn calling_tab(&self, parts: &Parts) -> Result<(TabId, I), ListenError> {
-        let client = caller_from(parts)?;
-        Ok((client, self.identify(parts).await))
+        let tab_id = caller_from(parts)?;
+        Ok((tab_id, self.identify(parts).await))
     }
 }

@@ -26,35 +26,35 @@ impl Default for Listeners {
 }
 
 impl Listeners {
-    /// Adds `client`, which must not be listening yet (a tab's own list of keys says so).
-    pub fn insert(&mut self, client: TabId) {
+    /// Adds `tab_id`, which must not be listening yet (a tab's own list of keys says so).
+    pub fn insert(&mut self, tab_id: TabId) {
         match self {
             Listeners::Few(few) if few.len() < FEW => {
-                debug_assert!(!few.contains(&client), "listening twice");
-                push_exact_up_to(few, client, FEW);
+                debug_assert!(!few.contains(&tab_id), "listening twice");
+                push_exact_up_to(few, tab_id, FEW);
             }
             Listeners::Few(few) => {
                 let mut many: IdSet = few.drain(..).collect();
-                many.insert(client);
+                many.insert(tab_id);
                 *self = Listeners::Many(many);
             }
             Listeners::Many(many) => {
-                many.insert(client);
+                many.insert(tab_id);
             }
         }
     }
 
-    /// Removes `client`, giving back room a crowd left.
-    pub fn remove(&mut self, client: TabId) {
+    /// Removes `tab_id`, giving back room a crowd left.
+    pub fn remove(&mut self, tab_id: TabId) {
         match self {
             Listeners::Few(few) => {
-                if let Some(at) = few.iter().position(|c| *c == client) {
+                if let Some(at) = few.iter().position(|c| *c == tab_id) {
                     few.swap_remove(at);
                     trim(few);
                 }
             }
             Listeners::Many(many) => {
-                many.remove(&client);
+                many.remove(&tab_id);
                 // Back to a vector well below the switch, so a key at the edge does not flip.
                 if many.len() < FEW / 2 {
                     *self = Listeners::Few(many.drain().collect());
@@ -129,37 +129,37 @@ mod tests {
 
     #[test]
     fn a_key_holds_room_for_just_its_few_listeners_and_a_set_for_a_crowd() {
-        let clients = ids(100);
+        let tab_ids = ids(100);
         let mut listeners = Listeners::default();
-        listeners.insert(clients[0]);
+        listeners.insert(tab_ids[0]);
         assert!(matches!(&listeners, Listeners::Few(few) if few.capacity() == 1));
-        for &client in &clients[1..FEW] {
-            listeners.insert(client);
+        for &tab_id in &tab_ids[1..FEW] {
+            listeners.insert(tab_id);
         }
         assert!(matches!(&listeners, Listeners::Few(few) if few.capacity() == FEW));
-        for &client in &clients[FEW..] {
-            listeners.insert(client);
+        for &tab_id in &tab_ids[FEW..] {
+            listeners.insert(tab_id);
         }
         assert!(matches!(listeners, Listeners::Many(_)));
-        assert_eq!(members(&listeners), clients.iter().copied().collect());
+        assert_eq!(members(&listeners), tab_ids.iter().copied().collect());
 
         // The crowd leaves: still a set at half the switch, a vector below it, trimmed as it
         // empties.
-        for &client in &clients[FEW / 2..] {
-            listeners.remove(client);
+        for &tab_id in &tab_ids[FEW / 2..] {
+            listeners.remove(tab_id);
         }
         assert!(matches!(listeners, Listeners::Many(_)));
-        listeners.remove(clients[FEW / 2 - 1]);
+        listeners.remove(tab_ids[FEW / 2 - 1]);
         assert!(matches!(&listeners, Listeners::Few(few) if few.capacity() == FEW / 2 - 1));
-        for &client in &clients[2..FEW / 2 - 1] {
-            listeners.remove(client);
+        for &tab_id in &tab_ids[2..FEW / 2 - 1] {
+            listeners.remove(tab_id);
         }
         assert!(matches!(&listeners, Listeners::Few(few) if few.capacity() <= 4));
-        assert_eq!(members(&listeners), clients[..2].iter().copied().collect());
-        listeners.remove(clients[50]);
+        assert_eq!(members(&listeners), tab_ids[..2].iter().copied().collect());
+        listeners.remove(tab_ids[50]);
         assert_eq!(listeners.iter().count(), 2, "removing a stranger changes nothing");
-        listeners.remove(clients[0]);
-        listeners.remove(clients[1]);
+        listeners.remove(tab_ids[0]);
+        listeners.remove(tab_ids[1]);
         assert!(listeners.is_empty());
     }
 }

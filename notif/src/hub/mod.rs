@@ -251,11 +251,11 @@ impl<I: Identity> Hub<I> {
 
     fn disconnect_identity_local(&self, identity: &I) -> usize {
         let mut state = self.state();
-        let clients = state.clients_of(identity);
-        for &client in &clients {
-            state.end(client, ByeReason::Disconnected);
+        let tab_ids = state.tabs_of(identity);
+        for &tab_id in &tab_ids {
+            state.end(tab_id, ByeReason::Disconnected);
         }
-        clients.len()
+        tab_ids.len()
     }
 
     /// Ends every stream with a `bye` (`shutdown`) frame and refuses new ones (503); browsers
@@ -272,13 +272,13 @@ impl<I: Identity> Hub<I> {
         self.inner
             .shutting_down
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let clients: Vec<TabId> = state.client_ids();
+        let tab_ids: Vec<TabId> = state.tab_ids();
         let drain = self.inner.cluster.is_some() && !self.inner.config.drain().is_zero();
-        for client in clients {
+        for tab_id in tab_ids {
             if drain {
-                state.say_bye(client, ByeReason::Shutdown);
+                state.say_bye(tab_id, ByeReason::Shutdown);
             } else {
-                state.end(client, ByeReason::Shutdown);
+                state.end(tab_id, ByeReason::Shutdown);
             }
         }
     }
@@ -324,8 +324,8 @@ mod tests {
             queue_capacity: 2,
             ..Config::default()
         });
-        let (client, mut rx) = hub.open(None);
-        hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
+        let (tab_id, mut rx) = hub.open(None);
+        hub.listen::<Chat>(tab_id, &None, &"k".into()).await.unwrap();
         for i in 0..2 {
             assert_eq!(
                 hub.notify::<Chat>(&"k".into(), &i.to_string(), Exclude::Nobody)
@@ -359,8 +359,8 @@ mod tests {
         let mut queues = Vec::new();
         for user in ["a", "b", "c"] {
             let identity = Some(user.to_owned());
-            let (client, rx) = hub.open(identity.clone());
-            hub.listen::<Chat>(client, &identity, &"k".into()).await.unwrap();
+            let (tab_id, rx) = hub.open(identity.clone());
+            hub.listen::<Chat>(tab_id, &identity, &"k".into()).await.unwrap();
             queues.push(rx);
         }
         hub.notify::<Chat>(&"k".into(), &"same".into(), Exclude::Nobody)
@@ -379,8 +379,8 @@ mod tests {
     #[tokio::test]
     async fn disconnected_tabs_get_a_bye_and_lose_their_listens() {
         let hub = hub(Config::default());
-        let (client, mut rx) = hub.open(None);
-        hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
+        let (tab_id, mut rx) = hub.open(None);
+        hub.listen::<Chat>(tab_id, &None, &"k".into()).await.unwrap();
         assert_eq!(hub.disconnect_identity(&None), 1);
         assert!(matches!(
             rx.recv().await,
@@ -389,7 +389,7 @@ mod tests {
         assert!(rx.recv().await.is_none());
         assert_eq!(hub.metrics().listens, 0);
         assert_eq!(
-            hub.listen::<Chat>(client, &None, &"k".into()).await,
+            hub.listen::<Chat>(tab_id, &None, &"k".into()).await,
             Err(ListenError::UnknownTab)
         );
     }
@@ -417,23 +417,23 @@ mod tests {
         let hub = hub(Config::default());
         let mut tabs = Vec::new();
         for _ in 0..40 {
-            let (client, rx) = hub.open(None);
-            hub.listen::<Chat>(client, &None, &"k".into()).await.unwrap();
-            tabs.push((client, rx));
+            let (tab_id, rx) = hub.open(None);
+            hub.listen::<Chat>(tab_id, &None, &"k".into()).await.unwrap();
+            tabs.push((tab_id, rx));
         }
         let (key, message) = ("k".to_owned(), "m".to_owned());
         let notify = || hub.notify::<Chat>(&key, &message, Exclude::Nobody);
         assert_eq!(notify().await.unwrap(), 40);
-        for (client, _) in &tabs[10..] {
-            hub.unlisten::<Chat>(*client, &None, &"k".into()).unwrap();
+        for (tab_id, _) in &tabs[10..] {
+            hub.unlisten::<Chat>(*tab_id, &None, &"k".into()).unwrap();
         }
         assert_eq!(notify().await.unwrap(), 10);
         for (n, (_, rx)) in tabs.iter_mut().enumerate() {
             let frames = std::iter::from_fn(|| rx.try_recv().ok()).count();
             assert_eq!(frames, if n < 10 { 2 } else { 1 }, "tab {n}");
         }
-        for (client, _) in &tabs[..10] {
-            hub.unlisten::<Chat>(*client, &None, &"k".into()).unwrap();
+        for (tab_id, _) in &tabs[..10] {
+            hub.unlisten::<Chat>(*tab_id, &None, &"k".into()).unwrap();
         }
         assert_eq!(notify().await.unwrap(), 0);
         assert_eq!((hub.metrics().keys, hub.metrics().listens), (0, 0));

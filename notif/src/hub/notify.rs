@@ -29,7 +29,7 @@ pub enum NotifyError {
     #[error("notif could not serialise a key or message to JSON ({0}); check its Serialize impl")]
     Serialize(#[from] serde_json::Error),
     /// An encoded notification is larger than `Config::max_message_bytes`.
-    #[error("a notification of {bytes} bytes exceeds the {cap}-byte cap (NOTIF_MAX_MESSAGE_BYTES); send a reference and let the client fetch the content")]
+    #[error("a notification of {bytes} bytes exceeds the {cap}-byte cap (NOTIF_MAX_MESSAGE_BYTES); send a reference and let the tab_id fetch the content")]
     TooLarge {
         /// Its encoded size.
         bytes: usize,
@@ -135,9 +135,9 @@ impl<I: Identity> Hub<I> {
         exclude: Exclude<I>,
         mut source: Source,
     ) -> Result<usize, NotifyError> {
-        let excluded = |client: TabId, identity: &I| match &exclude {
+        let excluded = |tab_id: TabId, identity: &I| match &exclude {
             Exclude::Nobody => false,
-            Exclude::Tab(c) => *c == client,
+            Exclude::Tab(c) => *c == tab_id,
             Exclude::Identity(i) => i == identity,
         };
         if !T::PER_IDENTITY {
@@ -174,7 +174,7 @@ impl<I: Identity> Hub<I> {
 
         let mut shared: Vec<(T::Message, Arc<str>)> = Vec::new();
         let mut batches: Vec<(Arc<str>, &[TabId])> = Vec::with_capacity(groups.len());
-        for ((_, clients), message) in groups.iter().zip(messages) {
+        for ((_, tab_ids), message) in groups.iter().zip(messages) {
             let Some(message) = message else { continue };
             let data = match shared.iter().find(|(m, _)| *m == message) {
                 Some((_, data)) => data.clone(),
@@ -188,7 +188,7 @@ impl<I: Identity> Hub<I> {
                 }
             };
             self.check_size(&data)?;
-            batches.push((data, clients));
+            batches.push((data, tab_ids));
         }
         Ok(self.enqueue(Some(key_id), batches, source))
     }
@@ -259,8 +259,8 @@ impl<I: Identity> Hub<I> {
     }
 
     fn enqueue_to_identity(&self, identity: &I, data: Arc<str>, source: Source) -> usize {
-        let clients = self.state().clients_of(identity);
-        self.enqueue(None, vec![(data, &clients[..])], source)
+        let tab_ids = self.state().tabs_of(identity);
+        self.enqueue(None, vec![(data, &tab_ids[..])], source)
     }
 
     fn check_size(&self, data: &str) -> Result<(), NotifyError> {
@@ -280,9 +280,9 @@ impl<I: Identity> Hub<I> {
         {
             let mut state = self.state();
             let origin = source.stamp(self.inner.cluster.as_ref());
-            for (data, clients) in &batches {
-                for &client in *clients {
-                    match state.deliver(client, key, data, origin, &mut wakes) {
+            for (data, tab_ids) in &batches {
+                for &tab_id in *tab_ids {
+                    match state.deliver(tab_id, key, data, origin, &mut wakes) {
                         Delivered::Queued => queued += 1,
                         Delivered::Lagged => lagged += 1,
                         Delivered::Skipped => {}

@@ -65,9 +65,9 @@ impl<I: Identity> Hub<I> {
     pub(crate) async fn revalidate(&self) -> usize {
         let open = self.state().connected_credentials();
         let changed: Vec<(TabId, u32)> = futures::stream::iter(open)
-            .map(|(client, conn, identity, credentials)| async move {
+            .map(|(tab_id, conn, identity, credentials)| async move {
                 let now = self.identify(&request_with(credentials.as_ref())).await;
-                (now != identity).then_some((client, conn))
+                (now != identity).then_some((tab_id, conn))
             })
             .buffer_unordered(AT_ONCE)
             .filter_map(std::future::ready)
@@ -75,11 +75,11 @@ impl<I: Identity> Hub<I> {
             .await;
         let mut state = self.state();
         let mut ended = 0;
-        for (client, conn) in changed {
+        for (tab_id, conn) in changed {
             // A tab resumed meanwhile was checked again as it resumed.
-            if state.is_attached(client, conn) {
-                tracing::debug!(?client, "notif: session no longer valid, stream ended");
-                state.end(client, ByeReason::Disconnected);
+            if state.is_attached(tab_id, conn) {
+                tracing::debug!(?tab_id, "notif: session no longer valid, stream ended");
+                state.end(tab_id, ByeReason::Disconnected);
                 ended += 1;
             }
         }
@@ -161,12 +161,12 @@ mod tests {
         let names = hub.config().identity_headers.clone();
         let alice = Some("alice".to_owned());
         let first = credentials_of(&request_of("alice-1"), &names);
-        let (client, rx) = hub.open_tab(alice.clone(), first).unwrap();
+        let (tab_id, rx) = hub.open_tab(alice.clone(), first).unwrap();
         drop(rx);
-        hub.closed(client, 0);
+        hub.closed(tab_id, 0);
         let second = credentials_of(&request_of("alice-2"), &names);
         let _resumed = hub
-            .resume(client, None, &alice, 0, second)
+            .resume(tab_id, None, &alice, 0, second)
             .await
             .map_err(|_| "resume")
             .unwrap();

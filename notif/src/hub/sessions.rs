@@ -22,11 +22,11 @@ impl<I: Identity> Hub<I> {
         }
         state.make_room(&identity, config.max_tabs_per_identity)?;
         let (tx, rx) = queue::channel(config.queue_capacity);
-        let client = state.open(identity, credentials, tx, config.replay_capacity);
+        let tab_id = state.open(identity, credentials, tx, config.replay_capacity);
         drop(state);
         Counters::add(&self.inner.counters.streams_opened, 1);
         self.start_revalidation();
-        Ok((client, rx))
+        Ok((tab_id, rx))
     }
 
     /// A new tab for `identity`, for tests: no credentials, no cap reached.
@@ -35,21 +35,21 @@ impl<I: Identity> Hub<I> {
         self.open_tab(identity, None).expect("under the cap")
     }
 
-    /// Attaches a new connection to `client`, which last saw frame `seen`, and re-validates
+    /// Attaches a new connection to `tab_id`, which last saw frame `seen`, and re-validates
     /// it from now on with `credentials`. A tab another node holds (`node`, as the browser
     /// names it) moves here.
     pub(crate) async fn resume(
         &self,
-        client: TabId,
+        tab_id: TabId,
         node: Option<&str>,
         identity: &I,
         seen: u64,
         credentials: Option<Credentials>,
     ) -> Result<(Resumed, queue::Receiver<Outgoing>), ResumeRefused> {
         let (tx, rx) = queue::channel(self.inner.config.queue_capacity);
-        let resumed = match self.holder(client, node) {
+        let resumed = match self.holder(tab_id, node) {
             Some(node) => {
-                self.move_in(client, identity, seen, node, tx, credentials)
+                self.move_in(tab_id, identity, seen, node, tx, credentials)
                     .await?
             }
             None => {
@@ -58,7 +58,7 @@ impl<I: Identity> Hub<I> {
                     // A new tab is refused too: the stream is.
                     return Err(ResumeRefused::Gone);
                 }
-                state.resume(client, identity, seen, tx, credentials)?
+                state.resume(tab_id, identity, seen, tx, credentials)?
             }
         };
         Counters::add(&self.inner.counters.streams_opened, 1);
@@ -78,8 +78,8 @@ impl<I: Identity> Hub<I> {
         Counters::add(&self.inner.counters.resets, 1);
     }
 
-    /// `client` has every frame up to `seq`: its replay buffer forgets them.
-    pub(crate) fn acknowledged(&self, client: TabId, seq: u64) {
-        self.state().acknowledge(client, seq);
+    /// `tab_id` has every frame up to `seq`: its replay buffer forgets them.
+    pub(crate) fn acknowledged(&self, tab_id: TabId, seq: u64) {
+        self.state().acknowledge(tab_id, seq);
     }
 }

@@ -127,20 +127,20 @@ async fn admit_session<I: Identity>(
     let identity = hub.identify(parts).await;
     hub.admits(&identity)?;
     let credentials = credentials_of(parts, &config.identity_headers);
-    if let Some((client, seen)) = last {
+    if let Some((tab_id, seen)) = last {
         match hub
-            .resume(client, node_named(parts), &identity, seen, credentials.clone())
+            .resume(tab_id, node_named(parts), &identity, seen, credentials.clone())
             .await
         {
             Ok((resumed, rx)) => {
                 let open = OpenTab {
                     slot,
-                    client,
+                    tab_id,
                     conn: resumed.conn,
                     rx: Some(rx),
                 };
                 return Ok(Session {
-                    client,
+                    tab_id,
                     node: hub.node(),
                     seen,
                     recovered: true,
@@ -152,15 +152,15 @@ async fn admit_session<I: Identity>(
             Err(ResumeRefused::Gone) => hub.count_reset(),
         }
     }
-    let (client, rx) = hub.open_tab(identity, credentials)?;
+    let (tab_id, rx) = hub.open_tab(identity, credentials)?;
     let open = OpenTab {
         slot,
-        client,
+        tab_id,
         conn: 0,
         rx: Some(rx),
     };
     Ok(Session {
-        client,
+        tab_id,
         node: hub.node(),
         seen: 0,
         recovered: false,
@@ -171,7 +171,7 @@ async fn admit_session<I: Identity>(
 
 /// One connection's frames: the hello, the replay, then live frames until either side ends it.
 pub(crate) struct Session<I: Identity> {
-    pub client: TabId,
+    pub tab_id: TabId,
     /// The node holding the tab, with a backplane.
     pub node: Option<String>,
     /// The last frame the client has; the hello carries it as its id, so a drop during the
@@ -185,14 +185,14 @@ pub(crate) struct Session<I: Identity> {
 impl<I: Identity> Session<I> {
     pub fn hello(&self) -> Hello {
         Hello {
-            client: self.client.to_string(),
+            client: self.tab_id.to_string(),
             recovered: self.recovered,
             node: self.node.clone(),
         }
     }
 
     pub fn hello_id(&self) -> String {
-        format!("{}.{}", self.client, self.seen)
+        format!("{}.{}", self.tab_id, self.seen)
     }
 }
 
@@ -200,7 +200,7 @@ impl<I: Identity> Session<I> {
 /// and gives its place in the connection counts back.
 pub(crate) struct OpenTab<I: Identity> {
     slot: Slot<I>,
-    client: TabId,
+    tab_id: TabId,
     conn: u32,
     rx: Option<queue::Receiver<Outgoing>>,
 }
@@ -223,8 +223,8 @@ impl<I: Identity> OpenTab<I> {
 
 impl<I: Identity> Drop for OpenTab<I> {
     fn drop(&mut self) {
-        tracing::debug!(client = ?self.client, "notif: stream closed");
-        self.slot.hub.closed(self.client, self.conn);
+        tracing::debug!(tab_id = ?self.tab_id, "notif: stream closed");
+        self.slot.hub.closed(self.tab_id, self.conn);
     }
 }
 

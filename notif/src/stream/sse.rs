@@ -14,7 +14,7 @@ pub(super) async fn open<I: Identity>(
     parts: &http::request::Parts,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static>, StreamRefused> {
     let session = super::start_session(hub, parts).await?;
-    let client = session.client;
+    let tab_id = session.tab_id;
     let hello = Event::default()
         .event(EVENT_HELLO)
         .id(session.hello_id())
@@ -24,11 +24,11 @@ pub(super) async fn open<I: Identity>(
     let replay: Vec<Result<Event, Infallible>> = session
         .replay
         .iter()
-        .map(|(seq, data)| Ok(notif_event(client, *seq, data)))
+        .map(|(seq, data)| Ok(notif_event(tab_id, *seq, data)))
         .collect();
     let frames = stream::unfold(session.open, move |mut open| async move {
         let event = match open.next().await? {
-            Outgoing::Notif { seq, data } => notif_event(client, seq, &data),
+            Outgoing::Notif { seq, data } => notif_event(tab_id, seq, &data),
             Outgoing::Bye(reason) => Event::default()
                 .event(EVENT_BYE)
                 .json_data(Bye { reason })
@@ -45,9 +45,9 @@ pub(super) async fn open<I: Identity>(
     .keep_alive(KeepAlive::new().interval(heartbeat).text("hb")))
 }
 
-fn notif_event(client: TabId, seq: u64, data: &Arc<str>) -> Event {
+fn notif_event(tab_id: TabId, seq: u64, data: &Arc<str>) -> Event {
     Event::default()
         .event(EVENT_NOTIF)
-        .id(format!("{client}.{seq}"))
+        .id(format!("{tab_id}.{seq}"))
         .data(&**data)
 }

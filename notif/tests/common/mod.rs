@@ -303,7 +303,7 @@ impl TestServer {
         let reader = tokio::spawn(read_events(response, tx));
         let mut tab = Tab {
             user: user.map(str::to_owned),
-            client: String::new(),
+            id: String::new(),
             node: None,
             recovered: false,
             hello_data: String::new(),
@@ -315,17 +315,17 @@ impl TestServer {
         assert_eq!(hello.event, "hello");
         tab.hello_data = hello.data.clone();
         let hello: notif::wire::Hello = serde_json::from_str(&hello.data).unwrap();
-        tab.client = hello.client;
+        tab.id = hello.client;
         tab.node = hello.node;
         tab.recovered = hello.recovered;
         Ok(tab)
     }
 
-    /// Calls a server function as `tab` (its user and its client id); returns status and body.
+    /// Calls a server function as `tab` (its user and its tab id); returns status and body.
     pub async fn call(&self, tab: &Tab, endpoint: &str, form: &[(&str, &str)]) -> (u16, String) {
         self.call_naming(
             tab.user.as_deref(),
-            Some(&tab.client),
+            Some(&tab.id),
             tab.node.as_deref(),
             endpoint,
             form,
@@ -336,18 +336,18 @@ impl TestServer {
     pub async fn call_as(
         &self,
         user: Option<&str>,
-        client: Option<&str>,
+        tab_id: Option<&str>,
         endpoint: &str,
         form: &[(&str, &str)],
     ) -> (u16, String) {
-        self.call_naming(user, client, None, endpoint, form).await
+        self.call_naming(user, tab_id, None, endpoint, form).await
     }
 
-    /// Calls a server function as `user` for tab `client`, naming `node` as the tab's node.
+    /// Calls a server function as `user` for tab `tab_id`, naming `node` as the tab's node.
     pub async fn call_naming(
         &self,
         user: Option<&str>,
-        client: Option<&str>,
+        tab_id: Option<&str>,
         node: Option<&str>,
         endpoint: &str,
         form: &[(&str, &str)],
@@ -356,8 +356,8 @@ impl TestServer {
         if let Some(user) = user {
             request = request.header("x-user", user);
         }
-        if let Some(client) = client {
-            request = request.header(notif::wire::CLIENT_HEADER, client);
+        if let Some(tab_id) = tab_id {
+            request = request.header(notif::wire::TAB_HEADER, tab_id);
         }
         if let Some(node) = node {
             request = request.header(notif::wire::NODE_HEADER, node);
@@ -421,7 +421,7 @@ impl Event {
 /// A tab: its stream, read by a background task.
 pub struct Tab {
     pub user: Option<String>,
-    pub client: String,
+    pub id: String,
     /// The node holding the tab, as the hello named it.
     pub node: Option<String>,
     /// What the hello said.
@@ -477,7 +477,7 @@ impl Tab {
         let (_, events) = mpsc::unbounded_channel();
         Tab {
             user: self.user.clone(),
-            client: self.client.clone(),
+            id: self.id.clone(),
             node: self.node.clone(),
             recovered: self.recovered,
             hello_data: self.hello_data.clone(),

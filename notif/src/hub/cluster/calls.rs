@@ -24,50 +24,54 @@ use crate::{
 /// How long a call waits for its answer: a node that does not answer by then is taken for gone.
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What one node asks the node holding a tab.
+/// What one node asks the node holding a tab. The tab's id is `client` on the backplane, its name
+/// before tabs were called tabs: nodes of both versions meet during a rolling upgrade.
 #[derive(Serialize, Deserialize, Debug)]
 #[serde(tag = "call", rename_all = "kebab-case")]
 pub(super) enum Call {
     Listen {
-        client: String,
+        #[serde(rename = "client")]
+        tab_id: String,
         identity: String,
         key: String,
     },
     Unlisten {
-        client: String,
+        #[serde(rename = "client")]
+        tab_id: String,
         identity: String,
         key: String,
     },
     Owns {
-        client: String,
+        #[serde(rename = "client")]
+        tab_id: String,
         identity: String,
     },
     /// The first step of a move: what the tab listens on.
     Describe {
-        client: String,
+        #[serde(rename = "client")]
+        tab_id: String,
         identity: String,
     },
     /// The second: hand the tab over (see `moves.rs`).
     Take {
-        client: String,
+        #[serde(rename = "client")]
+        tab_id: String,
         identity: String,
         seen: u64,
         keys: Vec<String>,
     },
     /// Not about a tab: who listens on a key (id) there, with how many tabs each.
-    Present {
-        key: String,
-    },
+    Present { key: String },
 }
 
 impl Call {
-    fn client(&self) -> &str {
+    fn tab_id(&self) -> &str {
         match self {
-            Call::Listen { client, .. }
-            | Call::Unlisten { client, .. }
-            | Call::Owns { client, .. }
-            | Call::Describe { client, .. }
-            | Call::Take { client, .. } => client,
+            Call::Listen { tab_id, .. }
+            | Call::Unlisten { tab_id, .. }
+            | Call::Owns { tab_id, .. }
+            | Call::Describe { tab_id, .. }
+            | Call::Take { tab_id, .. } => tab_id,
             Call::Present { .. } => "",
         }
     }
@@ -106,8 +110,12 @@ pub(super) enum Reply {
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub(super) enum Refusal {
-    UnknownClient,
-    ForeignClient,
+    // Named "client" on the backplane since before tabs were called tabs: nodes of both
+    // versions must understand each other during a rolling upgrade.
+    #[serde(rename = "unknown-client")]
+    UnknownTab,
+    #[serde(rename = "foreign-client")]
+    ForeignTab,
     TooManyListens {
         cap: usize,
     },
@@ -122,18 +130,18 @@ pub(super) enum Refusal {
 impl Refusal {
     fn of(error: &ListenError) -> Self {
         match error {
-            ListenError::ForeignTab => Refusal::ForeignClient,
+            ListenError::ForeignTab => Refusal::ForeignTab,
             ListenError::TooManyListens { cap } => Refusal::TooManyListens { cap: *cap },
-            _ => Refusal::UnknownClient,
+            _ => Refusal::UnknownTab,
         }
     }
 
     fn error(self, topic: &str) -> ListenError {
         match self {
-            Refusal::ForeignClient => ListenError::ForeignTab,
+            Refusal::ForeignTab => ListenError::ForeignTab,
             Refusal::TooManyListens { cap } => ListenError::TooManyListens { cap },
             Refusal::UnknownTopic => ListenError::UnknownTopic(topic.to_owned()),
-            Refusal::UnknownClient | Refusal::Changed | Refusal::Gone => ListenError::UnknownTab,
+            Refusal::UnknownTab | Refusal::Changed | Refusal::Gone => ListenError::UnknownTab,
         }
     }
 }
@@ -226,65 +234,65 @@ impl<I: Identity> Cluster<I> {
 }
 
 impl<I: Identity> Hub<I> {
-    /// The node to carry a call about `client` to: the one the caller names, when the tab is not
+    /// The node to carry a call about `tab_id` to: the one the caller names, when the tab is not
     /// here and that node is another. `None`: handle it here.
-    pub(crate) fn holder(&self, client: TabId, named: Option<&str>) -> Option<NodeId> {
+    pub(crate) fn holder(&self, tab_id: TabId, named: Option<&str>) -> Option<NodeId> {
         let cluster = self.inner.cluster.as_ref()?;
         let node: NodeId = named?.parse().ok()?;
-        if node == cluster.node() || self.state().owner(client).is_some() {
+        if node == cluster.node() || self.state().owner(tab_id).is_some() {
             return None;
         }
         Some(node)
     }
 
-    fn cluster_call_parts(&self, client: TabId, identity: &I) -> Option<(&Cluster<I>, String, String)> {
+    fn cluster_call_parts(&self, tab_id: TabId, identity: &I) -> Option<(&Cluster<I>, String, String)> {
         let cluster = self.inner.cluster.as_ref()?;
-        Some((cluster, client.to_string(), serde_json::to_string(identity).ok()?))
+        Some((cluster, tab_id.to_string(), serde_json::to_string(identity).ok()?))
     }
 
-    /// Listens `client`, held by `node`, on `key` there. Returns once it is registered there.
+    /// Listens `tab_id`, held by `node`, on `key` there. Returns once it is registered there.
     pub(crate) async fn listen_at(
         &self,
         node: NodeId,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         key: &KeyId,
     ) -> Result<(), ListenError> {
-        self.key_call_at(node, client, identity, key, true).await
+        self.key_call_at(node, tab_id, identity, key, true).await
     }
 
-    /// Stops `client`, held by `node`, listening on `key` there.
+    /// Stops `tab_id`, held by `node`, listening on `key` there.
     pub(crate) async fn unlisten_at(
         &self,
         node: NodeId,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         key: &KeyId,
     ) -> Result<(), ListenError> {
-        self.key_call_at(node, client, identity, key, false).await
+        self.key_call_at(node, tab_id, identity, key, false).await
     }
 
-    /// A listen (or an unlisten) of `client` on `key`, carried out by `node`.
+    /// A listen (or an unlisten) of `tab_id` on `key`, carried out by `node`.
     async fn key_call_at(
         &self,
         node: NodeId,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         key: &KeyId,
         listen: bool,
     ) -> Result<(), ListenError> {
-        let (cluster, client, identity) = self
-            .cluster_call_parts(client, identity)
+        let (cluster, tab_id, identity) = self
+            .cluster_call_parts(tab_id, identity)
             .ok_or(ListenError::UnknownTab)?;
         let key_id = key.as_str().to_owned();
         let call = match listen {
             true => Call::Listen {
-                client,
+                tab_id,
                 identity,
                 key: key_id,
             },
             false => Call::Unlisten {
-                client,
+                tab_id,
                 identity,
                 key: key_id,
             },
@@ -296,13 +304,13 @@ impl<I: Identity> Hub<I> {
         }
     }
 
-    /// Whether `client`, held by `node`, belongs to `identity`.
-    pub(crate) async fn owns_at(&self, node: NodeId, client: TabId, identity: &I) -> bool {
-        let Some((cluster, client, identity)) = self.cluster_call_parts(client, identity) else {
+    /// Whether `tab_id`, held by `node`, belongs to `identity`.
+    pub(crate) async fn owns_at(&self, node: NodeId, tab_id: TabId, identity: &I) -> bool {
+        let Some((cluster, tab_id, identity)) = self.cluster_call_parts(tab_id, identity) else {
             return false;
         };
         matches!(
-            cluster.call(node, Call::Owns { client, identity }).await,
+            cluster.call(node, Call::Owns { tab_id, identity }).await,
             Ok(Reply::Owns { owns: true })
         )
     }
@@ -316,12 +324,12 @@ impl<I: Identity> Hub<I> {
             cluster.reply(from, id, Reply::Present { identities });
             return;
         }
-        let Ok(client) = call.client().parse::<TabId>() else {
-            cluster.reply(from, id, refused(Refusal::UnknownClient));
+        let Ok(tab_id) = call.tab_id().parse::<TabId>() else {
+            cluster.reply(from, id, refused(Refusal::UnknownTab));
             return;
         };
-        if self.state().owner(client).is_none() {
-            if let Some(to) = cluster.moved_to(client) {
+        if self.state().owner(tab_id).is_none() {
+            if let Some(to) = cluster.moved_to(tab_id) {
                 let from = from.to_string();
                 cluster.publish(node_channel(to), Body::Call { id, from, call });
                 return;
@@ -335,7 +343,7 @@ impl<I: Identity> Hub<I> {
                 let key = KeyId::from_id(&key);
                 let (Some(who), true) = (identity(&who), cluster.knows(key.topic())) else {
                     let refusal = match identity(&who) {
-                        None => Refusal::ForeignClient,
+                        None => Refusal::ForeignTab,
                         Some(_) => Refusal::UnknownTopic,
                     };
                     cluster.reply(from, id, refused(refusal));
@@ -343,7 +351,7 @@ impl<I: Identity> Hub<I> {
                 };
                 let hub = self.clone();
                 tokio::spawn(async move {
-                    let reply = match hub.listen_key(client, &who, key).await {
+                    let reply = match hub.listen_key(tab_id, &who, key).await {
                         Ok(()) => Reply::Done,
                         Err(error) => refused(Refusal::of(&error)),
                     };
@@ -356,18 +364,18 @@ impl<I: Identity> Hub<I> {
             Call::Unlisten {
                 identity: who, key, ..
             } => match identity(&who) {
-                Some(who) => match self.state().unlisten(client, &who, &KeyId::from_id(&key)) {
+                Some(who) => match self.state().unlisten(tab_id, &who, &KeyId::from_id(&key)) {
                     Ok(_) => Reply::Done,
                     Err(error) => refused(Refusal::of(&error)),
                 },
-                None => refused(Refusal::ForeignClient),
+                None => refused(Refusal::ForeignTab),
             },
             Call::Owns { identity: who, .. } => Reply::Owns {
-                owns: identity(&who).is_some_and(|who| self.state().owner(client) == Some(&who)),
+                owns: identity(&who).is_some_and(|who| self.state().owner(tab_id) == Some(&who)),
             },
             Call::Describe { identity: who, .. } => match identity(&who) {
-                Some(who) => self.describe(client, &who),
-                None => refused(Refusal::ForeignClient),
+                Some(who) => self.describe(tab_id, &who),
+                None => refused(Refusal::ForeignTab),
             },
             Call::Take {
                 identity: who,
@@ -375,8 +383,8 @@ impl<I: Identity> Hub<I> {
                 keys,
                 ..
             } => match identity(&who) {
-                Some(who) => self.hand_over(cluster, client, &who, seen, &keys, from),
-                None => refused(Refusal::ForeignClient),
+                Some(who) => self.hand_over(cluster, tab_id, &who, seen, &keys, from),
+                None => refused(Refusal::ForeignTab),
             },
             // Answered above.
             Call::Present { .. } => return,
@@ -396,7 +404,7 @@ mod tests {
     #[test]
     fn calls_and_replies_cross_as_json_and_back() {
         let call = Call::Take {
-            client: "0123456789abcdef0123456789abcdef".into(),
+            tab_id: "0123456789abcdef0123456789abcdef".into(),
             identity: "\"ann\"".into(),
             seen: 7,
             keys: vec!["chat\u{0}\"k\"".into()],
@@ -418,6 +426,28 @@ mod tests {
             Refusal::of(&ListenError::ForeignTab).error("chat"),
             ListenError::ForeignTab,
             "a refusal comes back as it was made"
+        );
+    }
+
+    /// The backplane's JSON is what nodes of another version read during a rolling upgrade:
+    /// renaming the Rust names must not change it.
+    #[test]
+    fn the_backplane_keeps_its_names() {
+        let call = Call::Owns {
+            tab_id: "0123456789abcdef0123456789abcdef".into(),
+            identity: "null".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&call).unwrap(),
+            r#"{"call":"owns","client":"0123456789abcdef0123456789abcdef","identity":"null"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&refused(Refusal::UnknownTab)).unwrap(),
+            r#"{"reply":"refused","refusal":"unknown-client"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&refused(Refusal::ForeignTab)).unwrap(),
+            r#"{"reply":"refused","refusal":"foreign-client"}"#
         );
     }
 }

@@ -105,7 +105,9 @@ enum Body {
 #[derive(Serialize, Deserialize)]
 enum WireExclude {
     Nobody,
-    Client(String),
+    // "Client" on the backplane (rolling upgrades): a tab.
+    #[serde(rename = "Client")]
+    Tab(String),
     Identity(String),
 }
 
@@ -365,7 +367,7 @@ impl<I: Identity> Cluster<I> {
     ) -> Option<Outbound> {
         let exclude = match exclude {
             Exclude::Nobody => WireExclude::Nobody,
-            Exclude::Tab(client) => WireExclude::Client(client.to_string()),
+            Exclude::Tab(tab_id) => WireExclude::Tab(tab_id.to_string()),
             Exclude::Identity(identity) => {
                 WireExclude::Identity(serde_json::to_string(identity).unwrap_or_default())
             }
@@ -442,5 +444,12 @@ mod tests {
         );
         assert_eq!(lost_keys(Some(vec![key_channel(&key), CONTROL.into()])), None);
         assert_eq!(lost_keys(None), None);
+    }
+
+    #[test]
+    fn an_excluded_tab_keeps_its_backplane_name() {
+        let json =
+            serde_json::to_string(&WireExclude::Tab("0123456789abcdef0123456789abcdef".into())).unwrap();
+        assert_eq!(json, r#"{"Client":"0123456789abcdef0123456789abcdef"}"#);
     }
 }

@@ -45,12 +45,12 @@ pub(super) struct Moved {
 type MovedTabs = (HashMap<TabId, NodeId>, VecDeque<(Instant, TabId)>);
 
 impl<I: Identity> Cluster<I> {
-    pub(super) fn moved_to(&self, client: TabId) -> Option<NodeId> {
+    pub(super) fn moved_to(&self, tab_id: TabId) -> Option<NodeId> {
         let moved = self.moved.to.lock().unwrap_or_else(|e| e.into_inner());
-        moved.0.get(&client).copied()
+        moved.0.get(&tab_id).copied()
     }
 
-    fn record_move(&self, client: TabId, to: NodeId, keep: Duration) {
+    fn record_move(&self, tab_id: TabId, to: NodeId, keep: Duration) {
         let mut moved = self.moved.to.lock().unwrap_or_else(|e| e.into_inner());
         let (to_node, order) = &mut *moved;
         let now = Instant::now();
@@ -61,8 +61,8 @@ impl<I: Identity> Cluster<I> {
             order.pop_front();
             to_node.remove(&old);
         }
-        to_node.insert(client, to);
-        order.push_back((now, client));
+        to_node.insert(tab_id, to);
+        order.push_back((now, tab_id));
     }
 
     /// The number of the last message applied from each node, this one included.
@@ -78,14 +78,14 @@ impl<I: Identity> Cluster<I> {
 
 impl<I: Identity> Hub<I> {
     /// What a tab held here listens on, for a node it is moving to.
-    pub(super) fn describe(&self, client: TabId, identity: &I) -> Reply {
+    pub(super) fn describe(&self, tab_id: TabId, identity: &I) -> Reply {
         let state = self.state();
-        match state.owner(client) {
-            None => refused(Refusal::UnknownClient),
-            Some(owner) if owner != identity => refused(Refusal::ForeignClient),
+        match state.owner(tab_id) {
+            None => refused(Refusal::UnknownTab),
+            Some(owner) if owner != identity => refused(Refusal::ForeignTab),
             Some(_) => Reply::Described {
                 keys: state
-                    .listens_of(client)
+                    .listens_of(tab_id)
                     .iter()
                     .map(|k| k.as_str().to_owned())
                     .collect(),
@@ -98,39 +98,39 @@ impl<I: Identity> Hub<I> {
     pub(super) fn hand_over(
         &self,
         cluster: &Cluster<I>,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         seen: u64,
         keys: &[String],
         to: NodeId,
     ) -> Reply {
         let mut state = self.state();
-        match state.owner(client) {
-            None => return refused(Refusal::UnknownClient),
-            Some(owner) if owner != identity => return refused(Refusal::ForeignClient),
+        match state.owner(tab_id) {
+            None => return refused(Refusal::UnknownTab),
+            Some(owner) if owner != identity => return refused(Refusal::ForeignTab),
             Some(_) => {}
         }
         if !state
-            .listens_of(client)
+            .listens_of(tab_id)
             .iter()
             .all(|key| keys.iter().any(|k| k == key.as_str()))
         {
             return refused(Refusal::Changed);
         }
-        let Some((seq, frames)) = state.missed(client, seen) else {
+        let Some((seq, frames)) = state.missed(tab_id, seen) else {
             return refused(Refusal::Gone);
         };
         let listens = state
-            .listens_of(client)
+            .listens_of(tab_id)
             .iter()
             .map(|k| k.as_str().to_owned())
             .collect();
         // Under the tables' lock: no notification of this node is between being numbered and
         // being queued, so the cut is exact.
         let cut = cluster.cut();
-        state.forget(client);
+        state.forget(tab_id);
         drop(state);
-        cluster.record_move(client, to, self.inner.config.resume_window);
+        cluster.record_move(tab_id, to, self.inner.config.resume_window);
         cluster.moved_out.fetch_add(1, Ordering::Relaxed);
         Reply::Taken {
             seq,
@@ -140,14 +140,14 @@ impl<I: Identity> Hub<I> {
         }
     }
 
-    /// Resumes here the tab `client` that node `from` holds, as `identity`, whose browser saw
+    /// Resumes here the tab `tab_id` that node `from` holds, as `identity`, whose browser saw
     /// its frames up to `seen`. `Gone` (start a new tab) when the move cannot be made: the old
     /// node is unreachable or gone, forgot the tab or its missed frames, or holds a topic this
     /// node does not know.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn move_in(
         &self,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         seen: u64,
         from: NodeId,
@@ -158,13 +158,13 @@ impl<I: Identity> Hub<I> {
         let who = serde_json::to_string(identity).map_err(|_| ResumeRefused::Gone)?;
         for _ in 0..TRIES {
             let call = Call::Describe {
-                client: client.to_string(),
+                tab_id: tab_id.to_string(),
                 identity: who.clone(),
             };
             let keys = match cluster.call(from, call).await {
                 Ok(Reply::Described { keys }) => keys,
                 Ok(Reply::Refused {
-                    refusal: Refusal::ForeignClient,
+                    refusal: Refusal::ForeignTab,
                 }) => return Err(ResumeRefused::Foreign),
                 _ => return Err(ResumeRefused::Gone),
             };
@@ -181,7 +181,7 @@ impl<I: Identity> Hub<I> {
             let (subscriptions, new_presence) = {
                 let mut state = self.state();
                 let cap = self.inner.config.replay_capacity;
-                let Some(new_presence) = state.arriving(client, identity.clone(), &keys, appearances, cap)
+                let Some(new_presence) = state.arriving(tab_id, identity.clone(), &keys, appearances, cap)
                 else {
                     return Err(ResumeRefused::Gone);
                 };
@@ -193,14 +193,14 @@ impl<I: Identity> Hub<I> {
                 }
             };
             if tokio::time::timeout(CALL_TIMEOUT, subscribed).await.is_err() {
-                self.state().abandon_arrival(client);
+                self.state().abandon_arrival(tab_id);
                 return Err(ResumeRefused::Gone);
             }
             for key in &new_presence {
                 self.ask_presence(key);
             }
             let call = Call::Take {
-                client: client.to_string(),
+                tab_id: tab_id.to_string(),
                 identity: who.clone(),
                 seen,
                 keys: keys.iter().map(|k| k.as_str().to_owned()).collect(),
@@ -219,7 +219,7 @@ impl<I: Identity> Hub<I> {
                     let kept: Vec<KeyId> = kept.iter().map(|k| KeyId::from_id(k)).collect();
                     let frames: Vec<Arc<str>> = frames.into_iter().map(Arc::from).collect();
                     let arrived = self.state().arrive(
-                        client,
+                        tab_id,
                         seq,
                         frames,
                         &kept,
@@ -237,15 +237,15 @@ impl<I: Identity> Hub<I> {
                 }
                 Ok(Reply::Refused {
                     refusal: Refusal::Changed,
-                }) => self.state().abandon_arrival(client),
+                }) => self.state().abandon_arrival(tab_id),
                 Ok(Reply::Refused {
-                    refusal: Refusal::ForeignClient,
+                    refusal: Refusal::ForeignTab,
                 }) => {
-                    self.state().abandon_arrival(client);
+                    self.state().abandon_arrival(tab_id);
                     return Err(ResumeRefused::Foreign);
                 }
                 _ => {
-                    self.state().abandon_arrival(client);
+                    self.state().abandon_arrival(tab_id);
                     return Err(ResumeRefused::Gone);
                 }
             }

@@ -84,8 +84,8 @@ impl<I: Identity> Hub<I> {
                 let Some(remote) = remote else { return };
                 let exclude = match exclude {
                     WireExclude::Nobody => Exclude::Nobody,
-                    WireExclude::Client(client) => match client.parse() {
-                        Ok(client) => Exclude::Tab(client),
+                    WireExclude::Tab(tab_id) => match tab_id.parse() {
+                        Ok(tab_id) => Exclude::Tab(tab_id),
                         Err(_) => Exclude::Nobody,
                     },
                     WireExclude::Identity(json) => match identity(&json) {
@@ -155,8 +155,8 @@ impl<I: Identity> Hub<I> {
         tabs.sort_unstable();
         tabs.dedup();
         let ended = tabs.len();
-        for client in tabs {
-            state.end(client, ByeReason::Resync);
+        for tab_id in tabs {
+            state.end(tab_id, ByeReason::Resync);
         }
         ended
     }

@@ -16,24 +16,24 @@ use crate::{
 };
 
 impl<I: Identity> State<I> {
-    /// Registers `client`, about to move here, listening on `keys` (appearing on those with
+    /// Registers `tab_id`, about to move here, listening on `keys` (appearing on those with
     /// presence as `appearances` say) and keeping what arrives for it (at most `cap` frames).
     /// Returns the keys whose presence is new here (to ask the other nodes about); `None` if a
     /// tab of that id is here already.
     pub fn arriving(
         &mut self,
-        client: TabId,
+        tab_id: TabId,
         identity: I,
         keys: &[KeyId],
         appearances: Vec<Option<Appearance>>,
         cap: usize,
     ) -> Option<Vec<KeyId>> {
-        if self.tabs.contains_key(&client) {
+        if self.tabs.contains_key(&tab_id) {
             return None;
         }
-        push_tight(self.identities.entry(identity.clone()).or_default(), client);
+        push_tight(self.identities.entry(identity.clone()).or_default(), tab_id);
         self.tabs.insert(
-            client,
+            tab_id,
             Tab {
                 identity: identity.clone(),
                 tx: None,
@@ -52,9 +52,9 @@ impl<I: Identity> State<I> {
         let mut new_presence = Vec::new();
         for (key, appearance) in keys.iter().zip(appearances) {
             // No cap here: the tab held these on its old node.
-            let new = self.listen(client, &identity, key.clone(), usize::MAX) == Ok(true);
+            let new = self.listen(tab_id, &identity, key.clone(), usize::MAX) == Ok(true);
             if let (true, Some(appearance)) = (new, appearance) {
-                if self.joined(client, key, appearance) {
+                if self.joined(tab_id, key, appearance) {
                     new_presence.push(key.clone());
                 }
             }
@@ -62,21 +62,21 @@ impl<I: Identity> State<I> {
         Some(new_presence)
     }
 
-    /// The move of `client` failed: forget what was set up for it.
-    pub fn abandon_arrival(&mut self, client: TabId) {
-        if self.tabs.get(&client).is_some_and(|t| t.arrival.is_some()) {
-            self.remove(client);
+    /// The move of `tab_id` failed: forget what was set up for it.
+    pub fn abandon_arrival(&mut self, tab_id: TabId) {
+        if self.tabs.get(&tab_id).is_some_and(|t| t.arrival.is_some()) {
+            self.remove(tab_id);
         }
     }
 
-    /// Settles `client`'s move: its latest frame was `seq` on the old node, which gave the
+    /// Settles `tab_id`'s move: its latest frame was `seq` on the old node, which gave the
     /// `frames` its browser missed and listened on `kept`; of what arrived meanwhile, a frame
     /// is the tab's if its number is past `cut` of its origin. Attaches connection `tx`.
     /// `None` if the move was abandoned or kept more than it could.
     #[allow(clippy::too_many_arguments)]
     pub fn arrive(
         &mut self,
-        client: TabId,
+        tab_id: TabId,
         seq: u64,
         frames: Vec<Arc<str>>,
         kept: &[KeyId],
@@ -84,10 +84,10 @@ impl<I: Identity> State<I> {
         tx: queue::Sender<Outgoing>,
         credentials: Option<Credentials>,
     ) -> Option<Resumed> {
-        let tab = self.tabs.get_mut(&client)?;
+        let tab = self.tabs.get_mut(&tab_id)?;
         let arrival = tab.arrival.take()?;
         if arrival.overflowed || frames.len() as u64 > seq {
-            self.remove(client);
+            self.remove(tab_id);
             return None;
         }
         // The old node's frames first, numbered as it numbered them, then what it did not
@@ -117,10 +117,10 @@ impl<I: Identity> State<I> {
             .collect();
         let identity = tab.identity.clone();
         for key in &dropped {
-            let _ = self.unlisten(client, &identity, key);
+            let _ = self.unlisten(tab_id, &identity, key);
         }
         if let Some(credentials) = credentials {
-            self.credentials.insert(client, credentials);
+            self.credentials.insert(tab_id, credentials);
         }
         Some(Resumed {
             conn: 1,

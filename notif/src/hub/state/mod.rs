@@ -80,17 +80,17 @@ impl<I: Identity> State<I> {
     /// waiting out its resume window is forgotten (if it comes back, it starts over); if every
     /// one is connected, the new tab is refused.
     pub fn make_room(&mut self, identity: &I, cap: usize) -> Result<(), StreamRefused> {
-        let clients = self.identities.get(identity).map_or(&[][..], Vec::as_slice);
-        if clients.len() < cap {
+        let tab_ids = self.identities.get(identity).map_or(&[][..], Vec::as_slice);
+        if tab_ids.len() < cap {
             return Ok(());
         }
-        let oldest_detached = clients
+        let oldest_detached = tab_ids
             .iter()
             .find(|c| self.tabs.get(c).is_some_and(|t| t.tx.is_none()))
             .copied();
         match oldest_detached {
-            Some(client) => {
-                self.remove(client);
+            Some(tab_id) => {
+                self.remove(tab_id);
                 Ok(())
             }
             None => Err(StreamRefused::TooManyTabs { cap }),
@@ -104,13 +104,13 @@ impl<I: Identity> State<I> {
         tx: queue::Sender<Outgoing>,
         replay: usize,
     ) -> TabId {
-        let mut client = TabId::random();
-        while self.tabs.contains_key(&client) {
-            client = TabId::random();
+        let mut tab_id = TabId::random();
+        while self.tabs.contains_key(&tab_id) {
+            tab_id = TabId::random();
         }
-        push_tight(self.identities.entry(identity.clone()).or_default(), client);
+        push_tight(self.identities.entry(identity.clone()).or_default(), tab_id);
         self.tabs.insert(
-            client,
+            tab_id,
             Tab {
                 identity,
                 tx: Some(tx),
@@ -123,22 +123,22 @@ impl<I: Identity> State<I> {
             },
         );
         if let Some(credentials) = credentials {
-            self.credentials.insert(client, credentials);
+            self.credentials.insert(tab_id, credentials);
         }
-        client
+        tab_id
     }
 
     /// Attaches a new connection to an existing tab that missed at most what its replay
     /// buffer holds. A connection still attached (its end not yet noticed) is replaced.
     pub fn resume(
         &mut self,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         seen: u64,
         tx: queue::Sender<Outgoing>,
         credentials: Option<Credentials>,
     ) -> Result<Resumed, ResumeRefused> {
-        let tab = self.tabs.get_mut(&client).ok_or(ResumeRefused::Gone)?;
+        let tab = self.tabs.get_mut(&tab_id).ok_or(ResumeRefused::Gone)?;
         if &tab.identity != identity {
             return Err(ResumeRefused::Foreign);
         }
@@ -148,8 +148,8 @@ impl<I: Identity> State<I> {
         tab.epoch = tab.epoch.wrapping_add(1);
         // Re-validated from now on with this request's session (a new sign-in's cookie, say).
         match credentials {
-            Some(credentials) => self.credentials.insert(client, credentials),
-            None => self.credentials.remove(&client),
+            Some(credentials) => self.credentials.insert(tab_id, credentials),
+            None => self.credentials.remove(&tab_id),
         };
         Ok(Resumed {
             conn: tab.conn,
@@ -159,51 +159,51 @@ impl<I: Identity> State<I> {
 
     /// Marks the tab's stream as ended, if `conn` is still the attached connection; returns
     /// the epoch an expiry must match.
-    pub fn detach(&mut self, client: TabId, conn: u32) -> Option<u32> {
-        let tab = self.tabs.get_mut(&client).filter(|t| t.conn == conn)?;
+    pub fn detach(&mut self, tab_id: TabId, conn: u32) -> Option<u32> {
+        let tab = self.tabs.get_mut(&tab_id).filter(|t| t.conn == conn)?;
         tab.tx = None;
         tab.epoch = tab.epoch.wrapping_add(1);
         Some(tab.epoch)
     }
 
-    /// Ends `client`'s connection with a `bye` but keeps the tab, detached, so the node its
+    /// Ends `tab_id`'s connection with a `bye` but keeps the tab, detached, so the node its
     /// browser reconnects to can take it over; it expires as any detached tab does.
-    pub fn say_bye(&mut self, client: TabId, reason: ByeReason) {
-        if let Some(tx) = self.tabs.get_mut(&client).and_then(|t| t.tx.take()) {
+    pub fn say_bye(&mut self, tab_id: TabId, reason: ByeReason) {
+        if let Some(tx) = self.tabs.get_mut(&tab_id).and_then(|t| t.tx.take()) {
             tx.push_last(Outgoing::Bye(reason));
         }
     }
 
     /// Forgets a detached tab whose window passed, unless it was reattached since.
-    pub fn expire(&mut self, client: TabId, epoch: u32) {
+    pub fn expire(&mut self, tab_id: TabId, epoch: u32) {
         if self
             .tabs
-            .get(&client)
+            .get(&tab_id)
             .is_some_and(|t| t.tx.is_none() && t.epoch == epoch)
         {
-            self.remove(client);
+            self.remove(tab_id);
         }
     }
 
     /// Ends a tab now: its connection, if any, gets what is queued, then `bye`, then the end.
-    pub fn end(&mut self, client: TabId, reason: ByeReason) {
-        if let Some(tx) = self.tabs.get(&client).and_then(|t| t.tx.as_ref()) {
+    pub fn end(&mut self, tab_id: TabId, reason: ByeReason) {
+        if let Some(tx) = self.tabs.get(&tab_id).and_then(|t| t.tx.as_ref()) {
             tx.push_last(Outgoing::Bye(reason));
         }
-        self.remove(client);
+        self.remove(tab_id);
     }
 
-    fn remove(&mut self, client: TabId) {
-        let Some(tab) = self.tabs.remove(&client) else {
+    fn remove(&mut self, tab_id: TabId) {
+        let Some(tab) = self.tabs.remove(&tab_id) else {
             return;
         };
-        self.credentials.remove(&client);
+        self.credentials.remove(&tab_id);
         self.listens -= tab.listens.len();
         for key in &tab.listens {
-            self.drop_listener(key, client, &tab.identity);
+            self.drop_listener(key, tab_id, &tab.identity);
         }
         if let Some(tabs) = self.identities.get_mut(&tab.identity) {
-            tabs.retain(|c| *c != client);
+            tabs.retain(|c| *c != tab_id);
             trim(tabs);
             if tabs.is_empty() {
                 self.identities.remove(&tab.identity);
@@ -215,9 +215,9 @@ impl<I: Identity> State<I> {
         shrink(&mut self.keys);
     }
 
-    fn drop_listener(&mut self, key: &KeyId, client: TabId, identity: &I) {
+    fn drop_listener(&mut self, key: &KeyId, tab_id: TabId, identity: &I) {
         if let Some(listeners) = self.keys.get_mut(key) {
-            listeners.remove(client);
+            listeners.remove(tab_id);
             if listeners.is_empty() {
                 self.keys.remove(key);
                 self.changes.push(key.clone());
@@ -226,8 +226,8 @@ impl<I: Identity> State<I> {
         self.left(identity, key);
     }
 
-    fn owned_tab(&mut self, client: TabId, identity: &I) -> Result<&mut Tab<I>, ListenError> {
-        let tab = self.tabs.get_mut(&client).ok_or(ListenError::UnknownTab)?;
+    fn owned_tab(&mut self, tab_id: TabId, identity: &I) -> Result<&mut Tab<I>, ListenError> {
+        let tab = self.tabs.get_mut(&tab_id).ok_or(ListenError::UnknownTab)?;
         if &tab.identity != identity {
             return Err(ListenError::ForeignTab);
         }
@@ -237,12 +237,12 @@ impl<I: Identity> State<I> {
     /// Returns whether the tab was not listening yet.
     pub fn listen(
         &mut self,
-        client: TabId,
+        tab_id: TabId,
         identity: &I,
         key: KeyId,
         cap: usize,
     ) -> Result<bool, ListenError> {
-        let tab = self.owned_tab(client, identity)?;
+        let tab = self.owned_tab(tab_id, identity)?;
         if tab.listens.contains(&key) {
             return Ok(false);
         }
@@ -254,28 +254,28 @@ impl<I: Identity> State<I> {
         if listeners.is_empty() {
             self.changes.push(key);
         }
-        listeners.insert(client);
+        listeners.insert(tab_id);
         self.listens += 1;
         Ok(true)
     }
 
     /// Returns whether the tab was listening.
-    pub fn unlisten(&mut self, client: TabId, identity: &I, key: &KeyId) -> Result<bool, ListenError> {
-        let tab = self.owned_tab(client, identity)?;
+    pub fn unlisten(&mut self, tab_id: TabId, identity: &I, key: &KeyId) -> Result<bool, ListenError> {
+        let tab = self.owned_tab(tab_id, identity)?;
         let Some(at) = tab.listens.iter().position(|k| k == key) else {
             return Ok(false);
         };
         tab.listens.swap_remove(at);
         trim(&mut tab.listens);
         self.listens -= 1;
-        self.drop_listener(key, client, identity);
+        self.drop_listener(key, tab_id, identity);
         Ok(true)
     }
 
-    /// Whether connection `conn` of `client` is still the one attached.
-    pub fn is_attached(&self, client: TabId, conn: u32) -> bool {
+    /// Whether connection `conn` of `tab_id` is still the one attached.
+    pub fn is_attached(&self, tab_id: TabId, conn: u32) -> bool {
         self.tabs
-            .get(&client)
+            .get(&tab_id)
             .is_some_and(|t| t.conn == conn && t.tx.is_some())
     }
 
@@ -288,28 +288,28 @@ impl<I: Identity> State<I> {
             .collect()
     }
 
-    /// The identity owning `client`, if the tab is known here.
-    pub fn owner(&self, client: TabId) -> Option<&I> {
-        self.tabs.get(&client).map(|t| &t.identity)
+    /// The identity owning `tab_id`, if the tab is known here.
+    pub fn owner(&self, tab_id: TabId) -> Option<&I> {
+        self.tabs.get(&tab_id).map(|t| &t.identity)
     }
 
-    /// The keys `client` listens on.
-    pub fn listens_of(&self, client: TabId) -> &[KeyId] {
-        self.tabs.get(&client).map_or(&[], |t| &t.listens)
+    /// The keys `tab_id` listens on.
+    pub fn listens_of(&self, tab_id: TabId) -> &[KeyId] {
+        self.tabs.get(&tab_id).map_or(&[], |t| &t.listens)
     }
 
-    /// The number of `client`'s latest frame and every frame after `seen`, if it still has
+    /// The number of `tab_id`'s latest frame and every frame after `seen`, if it still has
     /// them all.
-    pub fn missed(&self, client: TabId, seen: u64) -> Option<(u64, Vec<Arc<str>>)> {
-        let tab = self.tabs.get(&client)?;
+    pub fn missed(&self, tab_id: TabId, seen: u64) -> Option<(u64, Vec<Arc<str>>)> {
+        let tab = self.tabs.get(&tab_id)?;
         let frames = tab.replay.since(seen, tab.seq)?;
         Some((tab.seq, frames.into_iter().map(|(_, data)| data).collect()))
     }
 
     /// Forgets a tab without a `bye`: it went on elsewhere (a connection still attached here
     /// ends).
-    pub fn forget(&mut self, client: TabId) {
-        self.remove(client);
+    pub fn forget(&mut self, tab_id: TabId) {
+        self.remove(tab_id);
     }
 
     pub fn has_key(&self, key: &KeyId) -> bool {
@@ -329,11 +329,11 @@ impl<I: Identity> State<I> {
     pub fn tabs_listening_on(&self, key: &KeyId) -> Vec<TabId> {
         self.keys
             .get(key)
-            .map(|clients| clients.iter().collect())
+            .map(|tab_ids| tab_ids.iter().collect())
             .unwrap_or_default()
     }
 
-    pub fn clients_of(&self, identity: &I) -> Vec<TabId> {
+    pub fn tabs_of(&self, identity: &I) -> Vec<TabId> {
         self.identities
             .get(identity)
             .map(|tabs| tabs.to_vec())
@@ -352,9 +352,9 @@ impl<I: Identity> State<I> {
             .collect()
     }
 
-    /// `client` has every frame up to `seq`: its replay buffer forgets them.
-    pub fn acknowledge(&mut self, client: TabId, seq: u64) {
-        if let Some(tab) = self.tabs.get_mut(&client) {
+    /// `tab_id` has every frame up to `seq`: its replay buffer forgets them.
+    pub fn acknowledge(&mut self, tab_id: TabId, seq: u64) {
+        if let Some(tab) = self.tabs.get_mut(&tab_id) {
             tab.replay.acknowledge(seq, tab.seq);
         }
     }
@@ -364,20 +364,20 @@ impl<I: Identity> State<I> {
         self.tabs.len()
     }
 
-    pub fn client_ids(&self) -> Vec<TabId> {
+    pub fn tab_ids(&self) -> Vec<TabId> {
         self.tabs.keys().copied().collect()
     }
 
     /// Listeners of `key`, grouped by identity, leaving out `excluded`.
     pub fn listeners(&self, key: &KeyId, excluded: impl Fn(TabId, &I) -> bool) -> Vec<(I, Vec<TabId>)> {
-        let Some(clients) = self.keys.get(key) else {
+        let Some(tab_ids) = self.keys.get(key) else {
             return Vec::new();
         };
         let mut groups: HashMap<&I, Vec<TabId>> = HashMap::new();
-        for client in clients {
-            if let Some(tab) = self.tabs.get(&client) {
-                if !excluded(client, &tab.identity) {
-                    groups.entry(&tab.identity).or_default().push(client);
+        for tab_id in tab_ids {
+            if let Some(tab) = self.tabs.get(&tab_id) {
+                if !excluded(tab_id, &tab.identity) {
+                    groups.entry(&tab.identity).or_default().push(tab_id);
                 }
             }
         }
@@ -387,9 +387,9 @@ impl<I: Identity> State<I> {
     /// One identity among `key`'s listeners not `excluded`: for `prepare` when every listener
     /// gets the same message.
     pub fn any_listener(&self, key: &KeyId, excluded: impl Fn(TabId, &I) -> bool) -> Option<I> {
-        self.keys.get(key)?.iter().find_map(|client| {
-            let tab = self.tabs.get(&client)?;
-            (!excluded(client, &tab.identity)).then(|| tab.identity.clone())
+        self.keys.get(key)?.iter().find_map(|tab_id| {
+            let tab = self.tabs.get(&tab_id)?;
+            (!excluded(tab_id, &tab.identity)).then(|| tab.identity.clone())
         })
     }
 
@@ -404,39 +404,39 @@ impl<I: Identity> State<I> {
         wakes: &mut Wakes,
     ) -> (u64, u64) {
         let (mut queued, mut lagging) = (0, Vec::new());
-        let Some(clients) = self.keys.get(key) else {
+        let Some(tab_ids) = self.keys.get(key) else {
             return (0, 0);
         };
-        for client in clients {
-            let Some(tab) = self.tabs.get_mut(&client) else {
+        for tab_id in tab_ids {
+            let Some(tab) = self.tabs.get_mut(&tab_id) else {
                 continue;
             };
-            if excluded(client, &tab.identity) {
+            if excluded(tab_id, &tab.identity) {
                 continue;
             }
             match tab.push(data, origin, wakes) {
                 Delivered::Queued => queued += 1,
-                Delivered::Lagged => lagging.push(client),
+                Delivered::Lagged => lagging.push(tab_id),
                 Delivered::Skipped => {}
             }
         }
         let lagged = lagging.len() as u64;
-        for client in lagging {
-            self.end(client, ByeReason::Lagged);
+        for tab_id in lagging {
+            self.end(tab_id, ByeReason::Lagged);
         }
         (queued, lagged)
     }
 
-    /// Queues `data` for `client` if it still listens on `key` (`None`: no key, always).
+    /// Queues `data` for `tab_id` if it still listens on `key` (`None`: no key, always).
     pub fn deliver(
         &mut self,
-        client: TabId,
+        tab_id: TabId,
         key: Option<&KeyId>,
         data: &Arc<str>,
         origin: Origin,
         wakes: &mut Wakes,
     ) -> Delivered {
-        let Some(tab) = self.tabs.get_mut(&client) else {
+        let Some(tab) = self.tabs.get_mut(&tab_id) else {
             return Delivered::Skipped;
         };
         if key.is_some_and(|k| !tab.listens.contains(k)) {
@@ -444,7 +444,7 @@ impl<I: Identity> State<I> {
         }
         let delivered = tab.push(data, origin, wakes);
         if let Delivered::Lagged = delivered {
-            self.end(client, ByeReason::Lagged);
+            self.end(tab_id, ByeReason::Lagged);
         }
         delivered
     }

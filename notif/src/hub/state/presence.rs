@@ -57,11 +57,11 @@ impl KeyPresence {
 }
 
 impl<I: Identity> State<I> {
-    /// `client` of `identity` now listens on `key`, a key with presence: if it is the identity's
+    /// `tab_id` of `identity` now listens on `key`, a key with presence: if it is the identity's
     /// first tab on any node, the key's other tabs get `join`; if its first here, the other
     /// nodes are told. Returns whether the key had no presence here before (the other nodes'
     /// lists are then to be asked for, once subscribed).
-    pub fn joined(&mut self, client: TabId, key: &KeyId, appearance: Appearance) -> bool {
+    pub fn joined(&mut self, tab_id: TabId, key: &KeyId, appearance: Appearance) -> bool {
         let new_key = !self.presence.contains_key(key);
         let presence = self.presence.entry(key.clone()).or_default();
         if let Some(here) = presence.here.get_mut(&appearance.order) {
@@ -88,7 +88,7 @@ impl<I: Identity> State<I> {
             },
         );
         if !elsewhere {
-            self.send_to_key(key, "join", &public, Some(client), origin);
+            self.send_to_key(key, "join", &public, Some(tab_id), origin);
         }
         new_key
     }
@@ -244,9 +244,9 @@ impl<I: Identity> State<I> {
             .collect()
     }
 
-    /// Sends `client` everyone shown on `key`, here and on other nodes (in the order of their
+    /// Sends `tab_id` everyone shown on `key`, here and on other nodes (in the order of their
     /// identities, at most [`PRESENT_LISTED`]), if the key has presence.
-    pub fn send_present(&mut self, client: TabId, key: &KeyId) {
+    pub fn send_present(&mut self, tab_id: TabId, key: &KeyId) {
         let Some(presence) = self.presence.get(key) else {
             return;
         };
@@ -273,7 +273,7 @@ impl<I: Identity> State<I> {
         list.push(']');
         let data: Arc<str> = encode_presence(key.topic(), key.key_json(), "present", &list).into();
         let mut wakes = std::mem::take(&mut self.wakes);
-        self.deliver(client, Some(key), &data, Origin::HERE, &mut wakes);
+        self.deliver(tab_id, Some(key), &data, Origin::HERE, &mut wakes);
         self.wakes.append(&mut wakes);
     }
 
@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(changes(&mut bob), ["leave cy!"]);
 
         // Bob's tab goes: he is on no node, so ann sees him leave.
-        let bobs: Vec<TabId> = state.clients_of(&"bob".to_owned());
+        let bobs: Vec<TabId> = state.tabs_of(&"bob".to_owned());
         state.end(bobs[0], crate::ByeReason::Disconnected);
         assert_eq!(changes(&mut ann), ["leave bob!"]);
 

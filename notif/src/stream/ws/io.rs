@@ -62,7 +62,7 @@ pub(super) struct Io<S> {
     stream: Option<S>,
     /// The tab's id as it is written (big-endian), for the id of each notification frame. Not
     /// the frames' whole prefix, kept encoded: that would be a 64-byte allocation per tab.
-    client: [u8; 16],
+    tab_id: [u8; 16],
     /// Encoded frames; the first `sent` bytes are written.
     pub out: Vec<u8>,
     sent: u32,
@@ -77,11 +77,11 @@ pub(super) struct Io<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
-    /// The socket of `client`, who already sent `read` (parsed before anything is read).
-    pub fn new(stream: S, client: TabId, read: &[u8]) -> Self {
+    /// The socket of tab `tab_id`, whose peer already sent `read` (parsed before anything is read).
+    pub fn new(stream: S, tab_id: TabId, read: &[u8]) -> Self {
         Io {
             stream: Some(stream),
-            client: client.to_bytes(),
+            tab_id: tab_id.to_bytes(),
             out: Vec::new(),
             sent: 0,
             inbox: (!read.is_empty()).then(|| {
@@ -114,13 +114,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
                 // What `encode_ws` writes, in place: this runs once per delivery.
                 let mut digits = [0u8; 20];
                 let seq_digits = decimal(seq, &mut digits);
-                let client = hex(&self.client);
-                let len = PREFIX.len() + client.len() + 1 + seq_digits.len() + DATA.len() + data.len() + 1;
+                let tab_id = hex(&self.tab_id);
+                let len = PREFIX.len() + tab_id.len() + 1 + seq_digits.len() + DATA.len() + data.len() + 1;
                 frame::put_header(&mut self.out, OpCode::Text, len);
-                for part in [PREFIX, &client, b".", seq_digits, DATA, data.as_bytes(), b"}"] {
+                for part in [PREFIX, &tab_id, b".", seq_digits, DATA, data.as_bytes(), b"}"] {
                     self.out.extend_from_slice(part);
                 }
-                if seq.wrapping_add(u64::from(self.client[15])) % ACKNOWLEDGE_EVERY == 0 {
+                if seq.wrapping_add(u64::from(self.tab_id[15])) % ACKNOWLEDGE_EVERY == 0 {
                     self.put_ping(Some(seq));
                 }
                 return;
@@ -291,16 +291,16 @@ mod tests {
 
     #[test]
     fn notification_frames_are_encode_ws_text_frames() {
-        let client = TabId::random();
+        let tab_id = TabId::random();
         let (ours, _theirs) = tokio::io::duplex(64);
-        let mut io = Io::new(ours, client, &[]);
+        let mut io = Io::new(ours, tab_id, &[]);
         for (seq, data) in [(0, "{}".to_owned()), (u64::MAX, "x".repeat(200))] {
             io.out.clear();
             io.queue(Outgoing::Notif {
                 seq,
                 data: Arc::from(data.as_str()),
             });
-            let text = encode_ws(EVENT_NOTIF, Some(format_args!("{client}.{seq}")), &data);
+            let text = encode_ws(EVENT_NOTIF, Some(format_args!("{tab_id}.{seq}")), &data);
             let mut want = Vec::new();
             frame::put(&mut want, OpCode::Text, text.as_bytes());
             // Then, for some frames, a ping (the test below).

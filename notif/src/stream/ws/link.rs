@@ -22,9 +22,9 @@ pub(super) struct Link<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     /// A link to `stream`, whose client already sent `read`.
-    pub fn new(stream: S, client: TabId, read: &[u8]) -> Self {
+    pub fn new(stream: S, tab_id: TabId, read: &[u8]) -> Self {
         Link {
-            io: Mutex::new(Io::new(stream, client, read)),
+            io: Mutex::new(Io::new(stream, tab_id, read)),
         }
     }
 

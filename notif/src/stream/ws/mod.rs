@@ -173,7 +173,7 @@ where
     I: Identity,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let link = Arc::new(Link::new(stream, session.client, read));
+    let link = Arc::new(Link::new(stream, session.tab_id, read));
     let open = queue_hello(&link, session);
     tokio::spawn(Serving {
         link,
@@ -274,7 +274,7 @@ where
                 Step::Finish(Heard::Yes)
             }
             Err(Unreadable::Broken(error)) => {
-                tracing::debug!(%error, "notif: a WebSocket client broke the protocol; closing");
+                tracing::debug!(%error, "notif: a WebSocket tab_id broke the protocol; closing");
                 io.put_close(Some(error.close_code()));
                 Step::Finish(Heard::No)
             }
@@ -411,16 +411,16 @@ mod tests {
     #[tokio::test]
     async fn a_connections_task_holds_only_its_link_tab_and_phase() {
         let hub: Hub<Option<String>> = Hub::new(crate::Config::default(), |_| async { None });
-        let (client, rx) = hub.open(None);
+        let (tab_id, rx) = hub.open(None);
         let open = OpenTab {
             slot: hub.connection_slot(None).unwrap(),
-            client,
+            tab_id,
             conn: 0,
             rx: Some(rx),
         };
         let (ours, _theirs) = tokio::io::duplex(64);
         let serve = Serving {
-            link: Arc::new(Link::new(ours, client, &[])),
+            link: Arc::new(Link::new(ours, tab_id, &[])),
             open,
             phase: Phase::Hello,
         };

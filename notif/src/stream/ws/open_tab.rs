@@ -40,6 +40,6 @@ impl<I: Identity> OpenTab<I> {
     /// The client has every frame up to `seq` (it answered a ping asking for them): the tab
     /// need not keep them for a resume.
     pub(super) fn acknowledged(&self, seq: u64) {
-        self.slot.hub.acknowledged(self.client, seq);
+        self.slot.hub.acknowledged(self.tab_id, seq);
     }
 }

@@ -278,9 +278,9 @@ pub fn use_listen<T: Topic>(
     imp::use_listen::<T>(key.into(), listen, unlisten)
 }
 
-/// The tab's client id while its stream is open (browser only).
-pub fn client_id() -> Option<String> {
-    imp::client_id()
+/// The tab's id while its stream is open (browser only): the `client` of its latest hello.
+pub fn tab_id() -> Option<String> {
+    imp::tab_id()
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -322,7 +322,7 @@ mod imp {
         Signal::stored(Vec::new())
     }
 
-    pub fn client_id() -> Option<String> {
+    pub fn tab_id() -> Option<String> {
         None
     }
 }
