@@ -183,7 +183,10 @@ impl<I: Identity> Cluster<I> {
         let id = self.calls.next.fetch_add(1, Ordering::Relaxed);
         let (answer, answered) = oneshot::channel();
         self.calls.waiting().insert(id, answer);
-        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        if !matches!(call, Call::Present { .. }) {
+            // `notif_calls_forwarded_total` counts calls for tabs, not presence questions.
+            self.forwarded.fetch_add(1, Ordering::Relaxed);
+        }
         let from = self.node.to_string();
         self.publish(node_channel(to), Body::Call { id, from, call });
         let reply = tokio::time::timeout(CALL_TIMEOUT, answered).await;
