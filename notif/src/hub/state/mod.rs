@@ -15,7 +15,7 @@ use super::{
     revalidate::Credentials,
     shrink::{push_tight, shrink, trim},
     tab::Tab,
-    Metrics,
+    Metrics, Stamp,
 };
 use crate::{ByeReason, Identity, ListenError, StreamRefused, TabId};
 
@@ -379,6 +379,7 @@ impl<I: Identity> State<I> {
         excluded: impl Fn(TabId, &I) -> bool,
         data: &Arc<str>,
         origin: Origin,
+        at: Stamp,
         wakes: &mut Wakes,
     ) -> (u64, u64) {
         let (mut queued, mut lagging) = (0, Vec::new());
@@ -392,7 +393,7 @@ impl<I: Identity> State<I> {
             if excluded(client, &tab.identity) {
                 continue;
             }
-            match tab.push(data, origin, wakes) {
+            match tab.push(data, origin, at, wakes) {
                 Delivered::Queued => queued += 1,
                 Delivered::Lagged => lagging.push(client),
                 Delivered::Skipped => {}
@@ -412,6 +413,7 @@ impl<I: Identity> State<I> {
         key: Option<&KeyId>,
         data: &Arc<str>,
         origin: Origin,
+        at: Stamp,
         wakes: &mut Wakes,
     ) -> Delivered {
         let Some(tab) = self.tabs.get_mut(&client) else {
@@ -420,7 +422,7 @@ impl<I: Identity> State<I> {
         if key.is_some_and(|k| !tab.listens.contains(k)) {
             return Delivered::Skipped;
         }
-        let delivered = tab.push(data, origin, wakes);
+        let delivered = tab.push(data, origin, at, wakes);
         if let Delivered::Lagged = delivered {
             self.end(client, ByeReason::Lagged);
         }
