@@ -101,9 +101,7 @@ fn app(
         .route("/notify", post(notify))
         .route(
             "/metrics",
-            get(|State(hub): State<Hub<Identity>>| async move {
-                hub.metrics().to_prometheus() + &allocator_stats()
-            }),
+            get(|State(hub): State<Hub<Identity>>| async move { hub.prometheus() + &allocator_stats() }),
         )
         .with_state(hub.clone());
     (hub, router)

@@ -365,3 +365,30 @@ async fn a_ping_sent_with_the_handshake_is_answered_under_either_server() {
         );
     }
 }
+
+/// A notify pass to 16 tabs times one of its 16 direct writes (`notif_notify_to_write_seconds`):
+/// every pass adds one observation, unless that tab's socket was busy and its own task took the
+/// frame (timed one frame in 16 per tab, then).
+#[tokio::test]
+async fn a_pass_to_sixteen_tabs_times_one_write_and_counts_its_topic() {
+    let server = TestServer::start().await;
+    let mut sockets = Vec::new();
+    for i in 0..16 {
+        sockets.push(listening(&server, &format!("user{i}"), "k").await.0);
+    }
+    for n in 1..=4 {
+        assert_eq!(server.notify_chat("k", &n.to_string()).await, 16);
+        for socket in &mut sockets {
+            assert_eq!(next(socket).await.data["message"], n.to_string());
+        }
+    }
+    let metrics = server.metrics().await;
+    assert_eq!(metrics[r#"notif_topic_notifies_total{topic="chat"}"#], 4);
+    assert_eq!(metrics[r#"notif_topic_deliveries_total{topic="chat"}"#], 64);
+    let timed = metrics["notif_notify_to_write_seconds_count"];
+    assert!((1..=8).contains(&timed), "{timed} of 64 writes timed");
+    assert_eq!(
+        metrics[r#"notif_notify_to_write_seconds_bucket{le="+Inf"}"#],
+        timed
+    );
+}

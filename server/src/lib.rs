@@ -43,7 +43,7 @@ pub fn router(options: LeptosOptions, hub: notif::Hub<Viewer>, origins: same_ori
                 async move {
                     (
                         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        hub.metrics().to_prometheus(),
+                        hub.prometheus(),
                     )
                 }
             }),

@@ -118,8 +118,10 @@ impl Server {
             .unwrap();
         text.lines()
             .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once(' '))
-            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+            // The last space: a label value may hold one. Whole numbers only: a histogram's
+            // `_sum` and `le` bounds are not counts.
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
             .collect()
     }
 }

@@ -33,7 +33,7 @@ impl<I: Identity> Locked<'_, I> {
         };
         drop(state);
         if !wakes.is_empty() {
-            self.hub.inner.writes.send(wakes);
+            self.hub.inner.writes.send(wakes, super::Stamp::now());
         }
         subscriptions
     }

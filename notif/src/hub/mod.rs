@@ -57,6 +57,7 @@ pub use config::{Config, ConfigError};
 pub(crate) use connections::Slot;
 use metrics::Counters;
 pub use metrics::Metrics;
+pub(crate) use metrics::{Latency, Stamp};
 pub use notify::{Exclude, NotifyError};
 pub use presence::{PageCursor, PresenceCount, PresenceError, PresentPage};
 pub(crate) use revalidate::{credentials_of, Credentials};
@@ -161,15 +162,16 @@ impl<I: Identity> Hub<I> {
         F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = I> + Send + 'static,
     {
+        let counters = Counters::default();
         Hub {
             inner: Arc::new(Inner {
                 heartbeat: Heartbeat::new(config.heartbeat),
                 expiries: std::sync::Mutex::new(Expiries::default()),
-                writes: Writes::default(),
+                writes: Writes::new(counters.latency.clone()),
                 config,
                 identify: Box::new(move |parts| Box::pin(identify(parts))),
                 state: std::sync::Mutex::new(State::default()),
-                counters: Counters::default(),
+                counters,
                 cluster,
                 connections: Connections::default(),
                 revalidation: Revalidation::default(),
@@ -281,6 +283,11 @@ impl<I: Identity> Hub<I> {
                 state.end(tab_id, ByeReason::Shutdown);
             }
         }
+    }
+
+    /// Where the time from `notify` to a socket write is counted.
+    pub(crate) fn latency(&self) -> &Latency {
+        &self.inner.counters.latency
     }
 
     /// Current state and counters.

@@ -1,10 +1,10 @@
 //! Sending: `notify` a key (with `prepare` per identity), or send straight to an identity.
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use super::{
     cluster::{Cluster, Origin, Outbound},
     key_id::KeyId,
-    metrics::Counters,
+    metrics::{Counters, Stamp},
     state::{Delivered, Wakes},
     Hub,
 };
@@ -106,7 +106,9 @@ impl<I: Identity> Hub<I> {
         event: &T::Event,
         exclude: Exclude<I>,
     ) -> Result<usize, NotifyError> {
+        let at = Stamp::now();
         Counters::add(&self.inner.counters.notifies, 1);
+        self.inner.counters.topics.notified(T::NAME);
         self.register::<T>();
         let key_json = serde_json::to_string(key)?;
         let key_id = KeyId::from_json(T::NAME, &key_json);
@@ -117,7 +119,7 @@ impl<I: Identity> Hub<I> {
             }
             None => None,
         };
-        self.deliver::<T>(&key_id, &key_json, event, exclude, Source::Here(outbound))
+        self.deliver::<T>(&key_id, &key_json, event, exclude, Source::Here(outbound), at)
             .await
     }
 
@@ -126,7 +128,8 @@ impl<I: Identity> Hub<I> {
         source.stamp(self.inner.cluster.as_ref());
     }
 
-    /// The local half of `notify`: `prepare` for this node's listeners and queue their frames.
+    /// The local half of `notify`: `prepare` for this node's listeners and queue their frames,
+    /// stamped `at` (when `notify` was called).
     pub(super) async fn deliver<T: Topic<Identity = I>>(
         &self,
         key_id: &KeyId,
@@ -134,6 +137,7 @@ impl<I: Identity> Hub<I> {
         event: &T::Event,
         exclude: Exclude<I>,
         mut source: Source,
+        at: Stamp,
     ) -> Result<usize, NotifyError> {
         let excluded = |tab_id: TabId, identity: &I| match &exclude {
             Exclude::Nobody => false,
@@ -158,10 +162,10 @@ impl<I: Identity> Hub<I> {
             let (queued, lagged) = {
                 let mut state = self.state();
                 let origin = source.stamp(self.inner.cluster.as_ref());
-                state.deliver_to_key(key_id, excluded, &data, origin, &mut wakes)
+                state.deliver_to_key(key_id, excluded, &data, origin, at, &mut wakes)
             };
-            self.count_deliveries(queued, lagged);
-            self.inner.writes.send(wakes);
+            self.count_deliveries(T::NAME.into(), queued, lagged);
+            self.inner.writes.send(wakes, at);
             return Ok(queued as usize);
         }
         let groups = self.state().listeners(key_id, excluded);
@@ -190,7 +194,7 @@ impl<I: Identity> Hub<I> {
             self.check_size(&data)?;
             batches.push((data, tab_ids));
         }
-        Ok(self.enqueue(Some(key_id), batches, source))
+        Ok(self.enqueue(T::NAME.into(), Some(key_id), batches, source, at))
     }
 
     /// Sends `message` to every connected tab of `identity`, listening or not, with `key` in the
@@ -230,6 +234,7 @@ impl<I: Identity> Hub<I> {
         key: Option<&T::Key>,
         message: &T::Message,
     ) -> Result<usize, NotifyError> {
+        let at = Stamp::now();
         let key_json = match key {
             Some(key) => serde_json::to_string(key)?,
             None => "null".to_owned(),
@@ -242,7 +247,7 @@ impl<I: Identity> Hub<I> {
             .cluster
             .as_ref()
             .and_then(|cluster| cluster.send_message(T::NAME, identity, &key_json, &message_json));
-        Ok(self.enqueue_to_identity(identity, data, Source::Here(outbound)))
+        Ok(self.enqueue_to_identity(T::NAME.into(), identity, data, Source::Here(outbound), at))
     }
 
     /// The local half of `send_to_identity`, for a message from another node.
@@ -254,13 +259,23 @@ impl<I: Identity> Hub<I> {
         message_json: &str,
         origin: Origin,
     ) {
+        // Nodes share no clock: timed from its arrival here.
+        let at = Stamp::now();
         let data: Arc<str> = encode_notification(topic, key_json, message_json).into();
-        self.enqueue_to_identity(identity, data, Source::From(origin));
+        let topic = Cow::Owned(topic.to_owned());
+        self.enqueue_to_identity(topic, identity, data, Source::From(origin), at);
     }
 
-    fn enqueue_to_identity(&self, identity: &I, data: Arc<str>, source: Source) -> usize {
+    fn enqueue_to_identity(
+        &self,
+        topic: Cow<'static, str>,
+        identity: &I,
+        data: Arc<str>,
+        source: Source,
+        at: Stamp,
+    ) -> usize {
         let tab_ids = self.state().tabs_of(identity);
-        self.enqueue(None, vec![(data, &tab_ids[..])], source)
+        self.enqueue(topic, None, vec![(data, &tab_ids[..])], source, at)
     }
 
     fn check_size(&self, data: &str) -> Result<(), NotifyError> {
@@ -274,7 +289,14 @@ impl<I: Identity> Hub<I> {
         Ok(())
     }
 
-    fn enqueue(&self, key: Option<&KeyId>, batches: Vec<(Arc<str>, &[TabId])>, mut source: Source) -> usize {
+    fn enqueue(
+        &self,
+        topic: Cow<'static, str>,
+        key: Option<&KeyId>,
+        batches: Vec<(Arc<str>, &[TabId])>,
+        mut source: Source,
+        at: Stamp,
+    ) -> usize {
         let (mut queued, mut lagged) = (0u64, 0u64);
         let mut wakes = Wakes::new();
         {
@@ -282,7 +304,7 @@ impl<I: Identity> Hub<I> {
             let origin = source.stamp(self.inner.cluster.as_ref());
             for (data, tab_ids) in &batches {
                 for &tab_id in *tab_ids {
-                    match state.deliver(tab_id, key, data, origin, &mut wakes) {
+                    match state.deliver(tab_id, key, data, origin, at, &mut wakes) {
                         Delivered::Queued => queued += 1,
                         Delivered::Lagged => lagged += 1,
                         Delivered::Skipped => {}
@@ -290,14 +312,15 @@ impl<I: Identity> Hub<I> {
                 }
             }
         }
-        self.count_deliveries(queued, lagged);
-        self.inner.writes.send(wakes);
+        self.count_deliveries(topic, queued, lagged);
+        self.inner.writes.send(wakes, at);
         queued as usize
     }
 
-    fn count_deliveries(&self, queued: u64, lagged: u64) {
+    fn count_deliveries(&self, topic: Cow<'static, str>, queued: u64, lagged: u64) {
         let counters = &self.inner.counters;
         Counters::add(&counters.deliveries, queued);
+        counters.topics.delivered(topic, queued);
         Counters::add(&counters.drops, lagged);
         Counters::add(&counters.lagged, lagged);
         if lagged > 0 {

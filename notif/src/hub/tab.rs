@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::{
     cluster::Origin,
     key_id::KeyId,
+    metrics::Stamp,
     queue::{self, TrySendError},
     replay::Replay,
 };
@@ -17,10 +18,21 @@ pub(crate) type Wakes = Vec<queue::Wake<Outgoing>>;
 /// A frame queued for one tab.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// A notification: its sequence number in this tab and the shared data line.
-    Notif { seq: u64, data: Arc<str> },
+    /// A notification: its sequence number in this tab, the shared data line, and when it was
+    /// notified (for `notif_notify_to_write_seconds`).
+    Notif { seq: u64, data: Arc<str>, at: Stamp },
     /// The server ends the stream.
     Bye(ByeReason),
+}
+
+impl Outgoing {
+    /// When a notification was notified.
+    pub fn stamp(&self) -> Option<Stamp> {
+        match self {
+            Outgoing::Notif { at, .. } => Some(*at),
+            Outgoing::Bye(_) => None,
+        }
+    }
 }
 
 /// A tab the hub knows: connected, or waiting out its resume window.
@@ -52,9 +64,16 @@ pub(super) struct Arrival {
 }
 
 impl<I> Tab<I> {
-    /// Numbers `data`, keeps it for replay and queues it if a connection is attached. A tab
-    /// whose queue is full reports `Lagged`: the caller cuts it off, so memory stays bounded.
-    pub(super) fn push(&mut self, data: &Arc<str>, origin: Origin, wakes: &mut Wakes) -> Delivered {
+    /// Numbers `data` (notified `at`), keeps it for replay and queues it if a connection is
+    /// attached. A tab whose queue is full reports `Lagged`: the caller cuts it off, so memory
+    /// stays bounded.
+    pub(super) fn push(
+        &mut self,
+        data: &Arc<str>,
+        origin: Origin,
+        at: Stamp,
+        wakes: &mut Wakes,
+    ) -> Delivered {
         if let Some(arrival) = &mut self.arrival {
             if arrival.frames.len() < arrival.cap {
                 arrival.frames.push((origin, data.clone()));
@@ -73,6 +92,7 @@ impl<I> Tab<I> {
         match tx.push_quiet(Outgoing::Notif {
             seq: self.seq,
             data: data.clone(),
+            at,
         }) {
             Ok(wake) => {
                 wakes.extend(wake);

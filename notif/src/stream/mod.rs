@@ -13,7 +13,7 @@ pub(crate) use origin::Origin;
 pub use refused::{StreamDenied, StreamRefused};
 
 use crate::{
-    hub::{credentials_of, queue, Outgoing, ResumeRefused, Slot},
+    hub::{credentials_of, queue, Latency, Outgoing, ResumeRefused, Slot},
     parse_event_id, Hello, Hub, Identity, TabId, LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY, NODE_QUERY,
     STREAM_PATH, WS_PATH,
 };
@@ -212,10 +212,18 @@ impl<I: Identity> OpenTab<I> {
         Some(self.taken(frame))
     }
 
+    /// Taken by the connection's own task, to be written at once (over SSE, handed to the
+    /// response body): a sample of these is timed, as a sample of a notify pass's direct
+    /// writes is (`hub/writes.rs`).
     fn taken(&mut self, frame: Outgoing) -> Outgoing {
-        if matches!(frame, Outgoing::Bye(_)) {
+        match &frame {
+            Outgoing::Notif { seq, at, .. } => {
+                if Latency::samples(*seq, self.tab_id.to_bytes()[15]) {
+                    self.slot.hub.latency().observe(*at);
+                }
+            }
             // Nothing follows a bye.
-            self.rx = None;
+            Outgoing::Bye(_) => self.rx = None,
         }
         frame
     }

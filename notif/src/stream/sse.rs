@@ -28,7 +28,7 @@ pub(super) async fn open<I: Identity>(
         .collect();
     let frames = stream::unfold(session.open, move |mut open| async move {
         let event = match open.next().await? {
-            Outgoing::Notif { seq, data } => notif_event(tab_id, seq, &data),
+            Outgoing::Notif { seq, data, .. } => notif_event(tab_id, seq, &data),
             Outgoing::Bye(reason) => Event::default()
                 .event(EVENT_BYE)
                 .json_data(Bye { reason })

@@ -206,7 +206,7 @@ impl TestServer {
                 "/metrics",
                 axum::routing::get(move || {
                     let hub = metrics_hub.clone();
-                    async move { hub.metrics().to_prometheus() }
+                    async move { hub.prometheus() }
                 }),
             )
             .route(
@@ -398,8 +398,10 @@ impl TestServer {
             .unwrap();
         text.lines()
             .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once(' '))
-            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+            // The last space: a label value may hold one. Whole numbers only: a histogram's
+            // `_sum` and `le` bounds are not counts.
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
             .collect()
     }
 }

@@ -141,7 +141,9 @@ impl<T: Topic> RemoteTopic<T::Identity> for Typed<T> {
                 Ok(event) => {
                     let key_id = KeyId::from_json(T::NAME, key);
                     let source = super::notify::Source::From(origin);
-                    if let Err(error) = hub.deliver::<T>(&key_id, key, &event, exclude, source).await {
+                    // Nodes share no clock: timed from its arrival here.
+                    let at = super::Stamp::now();
+                    if let Err(error) = hub.deliver::<T>(&key_id, key, &event, exclude, source, at).await {
                         tracing::warn!(%error, topic = T::NAME, "notif: a notification from another node was not delivered");
                     }
                 }

@@ -132,7 +132,7 @@ impl<I: Identity> State<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{cluster::Origin, state::Wakes};
+    use crate::hub::{cluster::Origin, state::Wakes, Stamp};
 
     fn key(name: &str) -> KeyId {
         KeyId::from_json("chat", &format!("\"{name}\""))
@@ -164,7 +164,14 @@ mod tests {
             (from(a, 5), "a5"),
             (from(b, 10), "b10"),
         ] {
-            state.deliver_to_key(&key("k"), |_, _| false, &Arc::from(text), origin, &mut wakes);
+            state.deliver_to_key(
+                &key("k"),
+                |_, _| false,
+                &Arc::from(text),
+                origin,
+                Stamp::now(),
+                &mut wakes,
+            );
         }
         let (tx, _rx) = queue::channel(8);
         // The old node delivered a's frames up to 4 and b's up to 9; its tab's last frame was 7.
@@ -206,7 +213,14 @@ mod tests {
         let mut wakes = Wakes::new();
         for seq in 1..=3 {
             let origin = from(NodeId::random(), seq);
-            state.deliver_to_key(&key("k"), |_, _| false, &Arc::from("x"), origin, &mut wakes);
+            state.deliver_to_key(
+                &key("k"),
+                |_, _| false,
+                &Arc::from("x"),
+                origin,
+                Stamp::now(),
+                &mut wakes,
+            );
         }
         let (tx, _rx) = queue::channel(8);
         assert!(state

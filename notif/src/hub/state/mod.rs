@@ -18,7 +18,7 @@ use super::{
     revalidate::Credentials,
     shrink::{push_tight, shrink, trim},
     tab::Tab,
-    Metrics,
+    Metrics, Stamp,
 };
 use crate::{ByeReason, Identity, ListenError, StreamRefused, TabId};
 pub(crate) use presence::Appearance;
@@ -401,6 +401,7 @@ impl<I: Identity> State<I> {
         excluded: impl Fn(TabId, &I) -> bool,
         data: &Arc<str>,
         origin: Origin,
+        at: Stamp,
         wakes: &mut Wakes,
     ) -> (u64, u64) {
         let (mut queued, mut lagging) = (0, Vec::new());
@@ -414,7 +415,7 @@ impl<I: Identity> State<I> {
             if excluded(tab_id, &tab.identity) {
                 continue;
             }
-            match tab.push(data, origin, wakes) {
+            match tab.push(data, origin, at, wakes) {
                 Delivered::Queued => queued += 1,
                 Delivered::Lagged => lagging.push(tab_id),
                 Delivered::Skipped => {}
@@ -434,6 +435,7 @@ impl<I: Identity> State<I> {
         key: Option<&KeyId>,
         data: &Arc<str>,
         origin: Origin,
+        at: Stamp,
         wakes: &mut Wakes,
     ) -> Delivered {
         let Some(tab) = self.tabs.get_mut(&tab_id) else {
@@ -442,7 +444,7 @@ impl<I: Identity> State<I> {
         if key.is_some_and(|k| !tab.listens.contains(k)) {
             return Delivered::Skipped;
         }
-        let delivered = tab.push(data, origin, wakes);
+        let delivered = tab.push(data, origin, at, wakes);
         if let Delivered::Lagged = delivered {
             self.end(tab_id, ByeReason::Lagged);
         }

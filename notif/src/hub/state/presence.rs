@@ -12,6 +12,7 @@ use crate::{
         cluster::{NodeId, Origin, PresenceNews},
         key_id::KeyId,
         shrink::shrink,
+        Stamp,
     },
     wire::encode_presence,
     Identity, TabId,
@@ -273,7 +274,7 @@ impl<I: Identity> State<I> {
         list.push(']');
         let data: Arc<str> = encode_presence(key.topic(), key.key_json(), "present", &list).into();
         let mut wakes = std::mem::take(&mut self.wakes);
-        self.deliver(tab_id, Some(key), &data, Origin::HERE, &mut wakes);
+        self.deliver(tab_id, Some(key), &data, Origin::HERE, Stamp::now(), &mut wakes);
         self.wakes.append(&mut wakes);
     }
 
@@ -296,7 +297,14 @@ impl<I: Identity> State<I> {
     ) {
         let data: Arc<str> = encode_presence(key.topic(), key.key_json(), change, public).into();
         let mut wakes = std::mem::take(&mut self.wakes);
-        self.deliver_to_key(key, |tab, _| Some(tab) == except, &data, origin, &mut wakes);
+        self.deliver_to_key(
+            key,
+            |tab, _| Some(tab) == except,
+            &data,
+            origin,
+            Stamp::now(),
+            &mut wakes,
+        );
         self.wakes.append(&mut wakes);
     }
 

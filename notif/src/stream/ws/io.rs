@@ -109,29 +109,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
     /// Encodes a queued frame.
     pub fn queue(&mut self, frame: Outgoing) {
-        let text = match frame {
-            Outgoing::Notif { seq, data } => {
-                // What `encode_ws` writes, in place: this runs once per delivery.
-                let mut digits = [0u8; 20];
-                let seq_digits = decimal(seq, &mut digits);
-                let tab_id = hex(&self.tab_id);
-                let len = PREFIX.len() + tab_id.len() + 1 + seq_digits.len() + DATA.len() + data.len() + 1;
-                frame::put_header(&mut self.out, OpCode::Text, len);
-                for part in [PREFIX, &tab_id, b".", seq_digits, DATA, data.as_bytes(), b"}"] {
-                    self.out.extend_from_slice(part);
-                }
-                if seq.wrapping_add(u64::from(self.tab_id[15])) % ACKNOWLEDGE_EVERY == 0 {
-                    self.put_ping(Some(seq));
-                }
-                return;
-            }
+        match frame {
+            Outgoing::Notif { seq, data, .. } => self.put_notif(seq, &data),
             Outgoing::Bye(reason) => {
                 self.ending = true;
                 let bye = serde_json::to_string(&crate::Bye { reason }).unwrap_or_default();
-                encode_ws(EVENT_BYE, None, &bye)
+                self.put(OpCode::Text, encode_ws(EVENT_BYE, None, &bye).as_bytes());
             }
-        };
-        self.put(OpCode::Text, text.as_bytes());
+        }
+    }
+
+    /// Encodes notification `seq` of this tab (queued, or replayed on a resume).
+    pub fn put_notif(&mut self, seq: u64, data: &str) {
+        // What `encode_ws` writes, in place: this runs once per delivery.
+        let mut digits = [0u8; 20];
+        let seq_digits = decimal(seq, &mut digits);
+        let tab_id = hex(&self.tab_id);
+        let len = PREFIX.len() + tab_id.len() + 1 + seq_digits.len() + DATA.len() + data.len() + 1;
+        frame::put_header(&mut self.out, OpCode::Text, len);
+        for part in [PREFIX, &tab_id, b".", seq_digits, DATA, data.as_bytes(), b"}"] {
+            self.out.extend_from_slice(part);
+        }
+        if seq.wrapping_add(u64::from(self.tab_id[15])) % ACKNOWLEDGE_EVERY == 0 {
+            self.put_ping(Some(seq));
+        }
     }
 
     pub fn put(&mut self, opcode: OpCode, payload: &[u8]) {
@@ -286,7 +287,7 @@ impl AsyncWrite for Scripted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EVENT_NOTIF;
+    use crate::{hub::Stamp, EVENT_NOTIF};
     use std::sync::Arc;
 
     #[test]
@@ -299,6 +300,7 @@ mod tests {
             io.queue(Outgoing::Notif {
                 seq,
                 data: Arc::from(data.as_str()),
+                at: Stamp::now(),
             });
             let text = encode_ws(EVENT_NOTIF, Some(format_args!("{tab_id}.{seq}")), &data);
             let mut want = Vec::new();
@@ -313,6 +315,7 @@ mod tests {
         let frame = |seq| Outgoing::Notif {
             seq,
             data: Arc::from("{}"),
+            at: Stamp::now(),
         };
         let mut firsts = std::collections::HashSet::new();
         for _ in 0..8 {

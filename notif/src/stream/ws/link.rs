@@ -104,6 +104,7 @@ mod tests {
         Outgoing::Notif {
             seq,
             data: Arc::from("{}"),
+            at: crate::hub::Stamp::now(),
         }
     }
 

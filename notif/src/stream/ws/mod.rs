@@ -192,7 +192,7 @@ fn queue_hello<I: Identity, S: AsyncRead + AsyncWrite + Unpin>(
     let first = encode_ws(EVENT_HELLO, Some(format_args!("{}", session.hello_id())), &hello);
     io.put(OpCode::Text, first.as_bytes());
     for (seq, data) in session.replay {
-        io.queue(crate::hub::Outgoing::Notif { seq, data });
+        io.put_notif(seq, &data);
     }
     session.open
 }
