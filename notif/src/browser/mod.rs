@@ -6,6 +6,9 @@
 //! stream per tab takes one of them for good, so a seventh tab's server function calls hang.
 //! WebSockets do not count against that limit. The SSE endpoint stays for other clients.
 mod connection;
+mod presence;
+pub use presence::present;
+use presence::route_presence;
 use std::{
     any::Any,
     cell::{Cell, RefCell},
@@ -23,8 +26,7 @@ use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     listening::{ConnectionState, ListenCall, Listening, Notification},
-    wire::{PresenceChange, RawPresence},
-    Presence, RawNotification, Topic,
+    RawNotification, Topic,
 };
 
 /// A notification handler registered by a component, with its id for removal.
@@ -32,7 +34,7 @@ type Handler<T> = (u64, Rc<dyn Fn(Notification<T>)>);
 /// Decodes a raw frame of one topic and hands it to that topic's slot.
 type Dispatch = Rc<dyn Fn(RawNotification)>;
 /// Decodes a presence frame of one topic and updates the held key's list.
-type PresenceDispatch = Rc<dyn Fn(RawPresence)>;
+type PresenceDispatch = Rc<dyn Fn(crate::wire::RawPresence)>;
 
 type Relisten = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = bool>>>>;
 
@@ -389,68 +391,6 @@ pub fn use_listen<T: Topic>(
         latest: latest.into(),
         confirmed: Signal::derive(move || counter.get().and_then(|shared| shared.try_get()).unwrap_or(0)),
         held: holding.into(),
-    }
-}
-
-/// `Listening::present`: the list of the key `held` names, in `T`'s public form.
-pub fn present<T: Presence>(held: Signal<Option<String>>) -> Signal<Vec<T::Public>> {
-    Signal::derive(move || {
-        let Some(id) = held.get() else {
-            return Vec::new();
-        };
-        let list = tab().held.borrow().get(&id).map(|entry| entry.present);
-        // Disposed if the last holder let go meanwhile: this one is leaving too.
-        let raw = list.and_then(|list| list.try_get()).unwrap_or_default();
-        raw.into_iter()
-            .filter_map(|value| match serde_json::from_value::<T::Public>(value) {
-                Ok(public) => Some(public),
-                Err(_) => {
-                    leptos::logging::warn!("notif: a {} presence entry does not match its type", T::NAME);
-                    None
-                }
-            })
-            .collect()
-    })
-}
-
-/// Routes `T`'s presence frames to the held keys' lists (registered by `use_listen`).
-fn route_presence<T: Topic>() {
-    tab()
-        .presence
-        .borrow_mut()
-        .entry(T::NAME)
-        .or_insert_with(|| Rc::new(on_presence::<T>));
-}
-
-/// A presence frame of `T`: the whole list replaces the held key's, a join adds one entry, a
-/// leave removes one equal entry. Frames for keys this tab does not hold are dropped.
-fn on_presence<T: Topic>(raw: RawPresence) {
-    let Ok(key) = serde_json::from_value::<T::Key>(raw.key) else {
-        leptos::logging::warn!("notif: a {} presence key does not match its type", T::NAME);
-        return;
-    };
-    let Some(list) = tab()
-        .held
-        .borrow()
-        .get(&held_key::<T>(&key))
-        .map(|entry| entry.present)
-    else {
-        return;
-    };
-    match raw.presence {
-        PresenceChange::Present(all) => {
-            list.try_set(all);
-        }
-        PresenceChange::Join(one) => {
-            list.try_update(|all| all.push(one));
-        }
-        PresenceChange::Leave(one) => {
-            list.try_update(|all| {
-                if let Some(at) = all.iter().position(|p| *p == one) {
-                    all.remove(at);
-                }
-            });
-        }
     }
 }
 
