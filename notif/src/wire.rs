@@ -180,31 +180,32 @@ pub(crate) fn encode_ws(event: &str, id: Option<std::fmt::Arguments<'_>>, data: 
 /// Encodes a notification's data line once; the result is shared by every recipient.
 #[cfg(feature = "ssr")]
 pub(crate) fn encode_notification(topic: &str, key_json: &str, message_json: &str) -> String {
-    let mut out = String::with_capacity(32 + topic.len() + key_json.len() + message_json.len());
-    out.push_str("{\"topic\":");
-    out.push_str(&serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".into()));
-    out.push_str(",\"key\":");
-    out.push_str(key_json);
-    out.push_str(",\"message\":");
-    out.push_str(message_json);
-    out.push('}');
-    out
+    encode_keyed(topic, key_json, &[",\"message\":", message_json, "}"])
 }
 
 /// Encodes a presence frame's data line: `change` is `present`, `join` or `leave`, and `value_json`
 /// the list or the identity's public form.
 #[cfg(feature = "ssr")]
 pub(crate) fn encode_presence(topic: &str, key_json: &str, change: &str, value_json: &str) -> String {
-    let mut out = String::with_capacity(40 + topic.len() + key_json.len() + value_json.len());
-    out.push_str("{\"topic\":");
-    out.push_str(&serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".into()));
-    out.push_str(",\"key\":");
-    out.push_str(key_json);
-    out.push_str(",\"presence\":{\"");
-    out.push_str(change);
-    out.push_str("\":");
-    out.push_str(value_json);
-    out.push_str("}}");
+    encode_keyed(
+        topic,
+        key_json,
+        &[",\"presence\":{\"", change, "\":", value_json, "}}"],
+    )
+}
+
+/// `{"topic":<topic>,"key":<key_json>` followed by `rest`, in one allocation.
+#[cfg(feature = "ssr")]
+fn encode_keyed(topic: &str, key_json: &str, rest: &[&str]) -> String {
+    let topic = serde_json::to_string(topic).unwrap_or_else(|_| "\"\"".into());
+    let len = 17 + topic.len() + key_json.len() + rest.iter().map(|part| part.len()).sum::<usize>();
+    let mut out = String::with_capacity(len);
+    for part in ["{\"topic\":", &topic, ",\"key\":", key_json]
+        .into_iter()
+        .chain(rest.iter().copied())
+    {
+        out.push_str(part);
+    }
     out
 }
 
