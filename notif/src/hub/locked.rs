@@ -24,6 +24,7 @@ impl<I: Identity> Locked<'_, I> {
         };
         let changed = std::mem::take(&mut state.changes);
         let wakes = std::mem::take(&mut state.wakes);
+        let (queued, lagged) = std::mem::take(&mut state.presence_tally);
         let subscriptions = match &self.hub.inner.cluster {
             Some(cluster) if !changed.is_empty() => {
                 let linger = self.hub.inner.config.unsubscribe_after;
@@ -32,6 +33,12 @@ impl<I: Identity> Locked<'_, I> {
             _ => Vec::new(),
         };
         drop(state);
+        if queued > 0 || lagged > 0 {
+            let counters = &self.hub.inner.counters;
+            super::Counters::add(&counters.deliveries, queued);
+            super::Counters::add(&counters.drops, lagged);
+            super::Counters::add(&counters.lagged, lagged);
+        }
         if !wakes.is_empty() {
             self.hub.inner.writes.send(wakes, super::Stamp::now());
         }

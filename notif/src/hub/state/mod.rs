@@ -7,7 +7,7 @@ mod presence;
 #[cfg(test)]
 mod presence_properties;
 
-use super::id_map::IdMap;
+use super::id_map::{IdMap, IdSet};
 pub(crate) use super::tab::{Delivered, Outgoing, Wakes};
 use super::{
     cluster::{Origin, Poster},
@@ -57,6 +57,13 @@ pub(crate) struct State<I> {
     pub wakes: Wakes,
     /// With several nodes, what announces presence changes to the others.
     pub poster: Option<Poster>,
+    /// Tabs being cut off for lagging (they get no more frames), the order to end them in,
+    /// and whether a loop is at it (`cut_off`).
+    lagging: IdSet,
+    to_cut: Vec<TabId>,
+    cutting_off: bool,
+    /// Presence frames queued, and tabs they cut off, since last counted (on release).
+    pub presence_tally: (u64, u64),
 }
 
 impl<I> Default for State<I> {
@@ -71,6 +78,10 @@ impl<I> Default for State<I> {
             presence: HashMap::new(),
             wakes: Vec::new(),
             poster: None,
+            lagging: IdSet::default(),
+            to_cut: Vec::new(),
+            cutting_off: false,
+            presence_tally: (0, 0),
         }
     }
 }
@@ -412,7 +423,8 @@ impl<I: Identity> State<I> {
             let Some(tab) = self.tabs.get_mut(&tab_id) else {
                 continue;
             };
-            if excluded(tab_id, &tab.identity) {
+            if excluded(tab_id, &tab.identity) || (!self.lagging.is_empty() && self.lagging.contains(&tab_id))
+            {
                 continue;
             }
             match tab.push(data, origin, at, wakes) {
@@ -422,10 +434,30 @@ impl<I: Identity> State<I> {
             }
         }
         let lagged = lagging.len() as u64;
-        for tab_id in lagging {
-            self.end(tab_id, ByeReason::Lagged);
-        }
+        self.cut_off(lagging);
         (queued, lagged)
+    }
+
+    /// Ends tabs whose queue is full. Ending one can send presence frames (its identity
+    /// leaves), which can fill other queues: those are ended by the same loop, not by a call
+    /// inside a call, so a crowd's cascade cannot overflow the stack.
+    fn cut_off(&mut self, lagging: impl IntoIterator<Item = TabId>) {
+        for tab_id in lagging {
+            if self.lagging.insert(tab_id) {
+                self.to_cut.push(tab_id);
+            }
+        }
+        if self.cutting_off {
+            return;
+        }
+        self.cutting_off = true;
+        while let Some(tab_id) = self.to_cut.pop() {
+            self.end(tab_id, ByeReason::Lagged);
+            self.lagging.remove(&tab_id);
+        }
+        self.cutting_off = false;
+        shrink(&mut self.lagging);
+        trim(&mut self.to_cut);
     }
 
     /// Queues `data` for `tab_id` if it still listens on `key` (`None`: no key, always).
@@ -441,12 +473,12 @@ impl<I: Identity> State<I> {
         let Some(tab) = self.tabs.get_mut(&tab_id) else {
             return Delivered::Skipped;
         };
-        if key.is_some_and(|k| !tab.listens.contains(k)) {
+        if key.is_some_and(|k| !tab.listens.contains(k)) || self.lagging.contains(&tab_id) {
             return Delivered::Skipped;
         }
         let delivered = tab.push(data, origin, at, wakes);
         if let Delivered::Lagged = delivered {
-            self.end(tab_id, ByeReason::Lagged);
+            self.cut_off([tab_id]);
         }
         delivered
     }

@@ -6,7 +6,7 @@
 //! resume replays them). Identities are compared across nodes by their JSON.
 use std::{collections::HashMap, sync::Arc};
 
-use super::State;
+use super::{Delivered, State};
 use crate::{
     hub::{
         cluster::{NodeId, Origin, PresenceNews},
@@ -274,8 +274,13 @@ impl<I: Identity> State<I> {
         list.push(']');
         let data: Arc<str> = encode_presence(key.topic(), key.key_json(), "present", &list).into();
         let mut wakes = std::mem::take(&mut self.wakes);
-        self.deliver(tab_id, Some(key), &data, Origin::HERE, Stamp::now(), &mut wakes);
+        let delivered = self.deliver(tab_id, Some(key), &data, Origin::HERE, Stamp::now(), &mut wakes);
         self.wakes.append(&mut wakes);
+        match delivered {
+            Delivered::Queued => self.presence_tally.0 += 1,
+            Delivered::Lagged => self.presence_tally.1 += 1,
+            Delivered::Skipped => {}
+        }
     }
 
     /// Tells the other nodes, if any, numbered as the frames it causes here are queued.
@@ -297,15 +302,11 @@ impl<I: Identity> State<I> {
     ) {
         let data: Arc<str> = encode_presence(key.topic(), key.key_json(), change, public).into();
         let mut wakes = std::mem::take(&mut self.wakes);
-        self.deliver_to_key(
-            key,
-            |tab, _| Some(tab) == except,
-            &data,
-            origin,
-            Stamp::now(),
-            &mut wakes,
-        );
+        let except = |tab, _: &I| Some(tab) == except;
+        let (queued, lagged) = self.deliver_to_key(key, except, &data, origin, Stamp::now(), &mut wakes);
         self.wakes.append(&mut wakes);
+        self.presence_tally.0 += queued;
+        self.presence_tally.1 += lagged;
     }
 
     /// The distinct identities listening on `key` here, each with its tabs there.
@@ -363,6 +364,45 @@ mod tests {
 
     fn from(node: NodeId) -> Origin {
         Origin { node, seq: 1 }
+    }
+
+    /// A crowd whose queues are full: each tab cut off for lagging leaves, and its `leave`
+    /// finds the others full too. The cascade runs in a loop, not one call deeper per tab (10,000
+    /// distinct identities overflowed a worker's stack before).
+    #[test]
+    fn a_crowd_cut_off_in_a_cascade_does_not_overflow_the_stack() {
+        const CROWD: usize = 4_000;
+        let mut state: State<String> = State::default();
+        let mut crowd = Vec::new();
+        for i in 0..CROWD {
+            let user = format!("u{i:05}");
+            let (tx, rx) = queue::channel(1);
+            let tab = state.open(user.clone(), None, tx, 4);
+            // Present before anyone listens: no frames yet.
+            state.joined(tab, &key(), appearance(&user));
+            crowd.push((tab, user, rx));
+        }
+        for (tab, user, _) in &crowd {
+            assert_eq!(state.listen(*tab, user, key(), 8), Ok(true));
+        }
+        // One more joins: every queue holds one frame, full.
+        let (tx, _late) = queue::channel(1);
+        let late = state.open("late".to_owned(), None, tx, 4);
+        assert_eq!(state.listen(late, &"late".to_owned(), key(), 8), Ok(true));
+        state.joined(late, &key(), appearance("late"));
+        assert_eq!(state.presence_tally, (CROWD as u64, 0));
+        // A frame more for the first: it is cut off, its leave cuts off the next, and so on.
+        let data: Arc<str> = "{}".into();
+        let mut wakes = Vec::new();
+        state.deliver(crowd[0].0, None, &data, Origin::HERE, Stamp::now(), &mut wakes);
+        assert_eq!(
+            state.tab_count(),
+            0,
+            "the whole crowd was cut off, the late tab too"
+        );
+        assert!(state.identities_on(&key()).is_empty() && state.presence_here_on(&key()).is_none());
+        // Counted: all but the first (its notifier counts it) and the late tab.
+        assert_eq!(state.presence_tally.1, CROWD as u64);
     }
 
     /// An identity on two nodes is one presence: it joins when the first has it, and leaves
