@@ -6,6 +6,8 @@
 //!              [--rates 100,200] [--seconds 5] [--settle 5] [--publish-url URL] [--pid PID]
 //! bench idle   --url URL [--target ws|sse|socketio] [--streams 1000] [--processes 1] [--pid PID]
 //!              [--after 0,30,60] [--warm 0]
+//! bench presence --url URL [--tabs 10000] [--identities 10000] [--topic lobby|group] [--parallel 64]
+//!              [--leaving 64] [--quiet 2] [--pid PID]   tabs join one key, with presence or without, then leave
 //! bench floor  [--streams 1000] [--rounds 50] [--reader-cpu 1]   the machine's floor: raw writes
 //! bench delay  --to HOST:PORT [--listen 127.0.0.1:6392] [--ms 1]   a TCP relay adding delay
 //! bench cross-node-listen --url URL --other-url URL [--tabs 2000] [--calls 2000]
@@ -27,6 +29,7 @@ mod fanout;
 mod floor;
 mod idle;
 mod listen_hop;
+mod presence;
 mod procstat;
 mod rolling;
 mod serve;
@@ -102,7 +105,7 @@ impl Args {
 }
 
 const USAGE: &str =
-    "usage: bench serve|fanout|idle|floor|delay|connections|cross-node-listen|rolling-restart|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
+    "usage: bench serve|fanout|idle|presence|floor|delay|connections|cross-node-listen|rolling-restart|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -112,6 +115,7 @@ fn main() {
         Some("fanout") => local(fanout_command(&args[1..])),
         Some("idle") => local(idle_command(&args[1..])),
         Some("hold") => local(hold_command(&args[1..])),
+        Some("presence") => local(presence_command(&args[1..])),
         Some("floor") => floor_command(&args[1..]),
         Some("floor-read") => local(floor_read_command(&args[1..])),
         Some("delay") => local(delay_command(&args[1..])),
@@ -245,6 +249,53 @@ async fn idle_command(args: &[String]) -> Result<(), String> {
         warm: args.or("--warm", 0)?,
     })
     .await
+}
+
+async fn presence_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(
+        args,
+        &[
+            "--url",
+            "--target",
+            "--tabs",
+            "--identities",
+            "--topic",
+            "--parallel",
+            "--leaving",
+            "--quiet",
+            "--pid",
+        ],
+    )?;
+    if args.or("--target", Target::NotifWs)? != Target::NotifWs {
+        return Err("bench presence: notif over WebSocket only (--target ws)".into());
+    }
+    let tabs: usize = args.or("--tabs", 10_000)?;
+    let identities = args.or("--identities", tabs)?;
+    let parallel = args.or::<usize>("--parallel", 64)?.max(1);
+    let report = presence::run_presence(presence::PresenceRun {
+        url: args.url()?,
+        tabs,
+        identities,
+        topic: match args.get("--topic").unwrap_or("lobby") {
+            "lobby" => "lobby",
+            "group" => "group",
+            other => return Err(format!("--topic {other}: lobby (presence) or group (none)")),
+        },
+        parallel,
+        // About `--parallel` tabs closing at once.
+        leaving: args
+            .or::<usize>("--leaving", (parallel * identities / tabs.max(1)).max(1))?
+            .max(1),
+        quiet: Duration::from_secs_f64(args.or("--quiet", 2.0)?),
+        pid: args
+            .get("--pid")
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| "--pid: not a pid")?,
+    })
+    .await?;
+    print!("{report}");
+    Ok(())
 }
 
 async fn listen_hop_command(args: &[String]) -> Result<(), String> {
