@@ -374,6 +374,28 @@ async fn settle(received: &Received, since: Instant, quiet: Duration, done: impl
     }
 }
 
+/// The error of a run whose server stopped answering (it may have crashed: its stderr is the
+/// run's), with what the tabs had received.
+fn server_gone(run: &PresenceRun, received: &Received, phase: &str, began: Instant) -> String {
+    let alive = run
+        .pid
+        .map(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+    format!(
+        "the server stopped answering /metrics while {phase} ({:.1} s in; process {}): the tabs had received {} join, {} leave, {} present frames, {} `bye` `lagged`, {} streams ended by the server",
+        began.elapsed().as_secs_f64(),
+        match alive {
+            Some(true) => "still there",
+            Some(false) => "gone",
+            None => "unknown",
+        },
+        received.joins.get(),
+        received.leaves.get(),
+        received.presents.get(),
+        received.lagged.get(),
+        received.ended.get()
+    )
+}
+
 pub async fn run_presence(run: PresenceRun) -> Result<Report, String> {
     if run.tabs == 0 || run.identities == 0 || run.identities > run.tabs {
         return Err("needs 1 <= --identities <= --tabs".into());
@@ -431,6 +453,9 @@ pub async fn run_presence(run: PresenceRun) -> Result<Report, String> {
     let end = run.pid.and_then(proc_stat);
     let _ = stop.send(());
     let after = counters(&http, &run.url).await;
+    if after.tabs.is_nan() {
+        return Err(server_gone(&run, &received, "joining", began));
+    }
     let join = Phase {
         name: "join",
         wall,
@@ -495,8 +520,11 @@ pub async fn run_presence(run: PresenceRun) -> Result<Report, String> {
     let mut gone = None;
     let mut told = Instant::now();
     while gone.is_none() {
-        if counters(&http, &run.url).await.tabs == 0.0 {
+        let tabs = counters(&http, &run.url).await.tabs;
+        if tabs == 0.0 {
             gone = Some(began.elapsed());
+        } else if tabs.is_nan() {
+            return Err(server_gone(&run, &received, "leaving", began));
         } else if told.elapsed() > Duration::from_secs(10) {
             told = Instant::now();
             eprintln!(
