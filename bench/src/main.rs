@@ -473,7 +473,7 @@ fn set_thread_cache(on: bool) -> Result<(), String> {
 /// Seconds against an in-process server, over both transports and both kinds of topic: proves
 /// the harness works end to end and asserts that nothing was lost. Never asserts a speed.
 async fn smoke() -> Result<(), String> {
-    let url = serve_in_process(None)?;
+    let url = serve_in_process(notif::Config::default(), None)?;
     for (target, topic, streams, keys) in [
         (Target::NotifWs, "group", 60, 3),
         (Target::NotifSse, "group", 20, 1),
@@ -506,8 +506,8 @@ async fn smoke() -> Result<(), String> {
     // theirs, are carried there (what `bench cross-node-listen` times over Redis).
     let bus = notif::backplane::MemoryBackplane::new();
     let (a, b) = (
-        serve_in_process(Some(bus.node()))?,
-        serve_in_process(Some(bus.node()))?,
+        serve_in_process(notif::Config::default(), Some(bus.node()))?,
+        serve_in_process(notif::Config::default(), Some(bus.node()))?,
     );
     let report = listen_hop::run_listen_hop(listen_hop::ListenHop {
         url: a,
@@ -520,6 +520,31 @@ async fn smoke() -> Result<(), String> {
     if !report.contains("grew by 20 (") {
         return Err("smoke run (two nodes): forwarded listens not counted as forwarded".into());
     }
+    // Presence: every join between 20 tabs of their own identities arrives, and leaves do
+    // (closed tabs leave at once: no resume window).
+    let config = notif::Config {
+        resume_window: Duration::ZERO,
+        ..notif::Config::default()
+    };
+    let report = presence::run_presence(presence::PresenceRun {
+        url: serve_in_process(config, None)?,
+        tabs: 20,
+        identities: 20,
+        topic: "lobby",
+        parallel: 4,
+        leaving: 1,
+        quiet: Duration::from_secs(2),
+        pid: None,
+    })
+    .await?;
+    print!("{report}");
+    // A tab closing may leave a `leave` unread in its socket: the leaves are not all counted.
+    if report.joins != (190, 190) || report.leaves.0 == 0 || report.leaves.0 > report.leaves.1 {
+        return Err(format!(
+            "smoke run (presence): join frames {:?}, leave frames {:?} (received, expected)",
+            report.joins, report.leaves
+        ));
+    }
     let floor = Floor {
         streams: 20,
         rounds: 2,
@@ -531,6 +556,7 @@ async fn smoke() -> Result<(), String> {
 
 /// `bench serve`'s routes on a port of their own, on a thread of their own; returns the URL.
 fn serve_in_process(
+    config: notif::Config,
     backplane: Option<std::sync::Arc<dyn notif::backplane::Backplane>>,
 ) -> Result<String, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -540,7 +566,7 @@ fn serve_in_process(
         let runtime = tokio::runtime::Runtime::new().expect("server runtime");
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let router = serve::router(notif::Config::default(), backplane);
+            let router = serve::router(config, backplane);
             notif::serve(listener, router).await
         })
     });

@@ -337,6 +337,10 @@ pub const HEADER: &str = "| phase | tabs | wall s | CPU s (user) | join/leave fr
 /// The run's report: what it was, then one row per phase.
 pub struct Report {
     pub lines: Vec<String>,
+    /// `join` frames received and expected.
+    pub joins: (u64, u64),
+    /// `leave` frames received and expected.
+    pub leaves: (u64, u64),
 }
 
 impl std::fmt::Display for Report {
@@ -585,7 +589,11 @@ pub async fn run_presence(run: PresenceRun) -> Result<Report, String> {
     lines.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
     lines.push(join.row(run.tabs));
     lines.push(leave.row(run.tabs));
-    Ok(Report { lines })
+    Ok(Report {
+        lines,
+        joins: (join.frames, join.expected),
+        leaves: (leave.frames, leave.expected),
+    })
 }
 
 #[cfg(test)]
