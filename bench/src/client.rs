@@ -53,7 +53,7 @@ pub enum Conn {
     },
 }
 
-fn ws_url(url: &str, path: &str) -> String {
+pub(crate) fn ws_url(url: &str, path: &str) -> String {
     format!("ws{}{path}", url.strip_prefix("http").unwrap_or(url))
 }
 
@@ -69,7 +69,7 @@ async fn sio_next(socket: &mut WsConn) -> Result<String, String> {
 }
 
 /// The tab id in a notif hello frame.
-fn hello_tab_id(frame: &str) -> Result<String, String> {
+pub(crate) fn hello_tab_id(frame: &str) -> Result<String, String> {
     let value: serde_json::Value = serde_json::from_str(frame).map_err(|e| format!("hello: {e}"))?;
     value["data"]["client"]
         .as_str()
@@ -77,7 +77,7 @@ fn hello_tab_id(frame: &str) -> Result<String, String> {
         .ok_or(format!("no client (tab id) in hello {frame}"))
 }
 
-async fn notif_listen(
+pub(crate) async fn notif_listen(
     http: &reqwest::Client,
     url: &str,
     tab_id: &str,

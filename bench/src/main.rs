@@ -6,6 +6,8 @@
 //!              [--rates 100,200] [--seconds 5] [--settle 5] [--publish-url URL] [--pid PID]
 //! bench idle   --url URL [--target ws|sse|socketio] [--streams 1000] [--processes 1] [--pid PID]
 //!              [--after 0,30,60] [--warm 0]
+//! bench presence --url URL [--tabs 10000] [--identities 10000] [--topic lobby|group] [--parallel 64]
+//!              [--leaving 64] [--quiet 2] [--pid PID]   tabs join one key, with presence or without, then leave
 //! bench floor  [--streams 1000] [--rounds 50] [--reader-cpu 1]   the machine's floor: raw writes
 //! bench delay  --to HOST:PORT [--listen 127.0.0.1:6392] [--ms 1]   a TCP relay adding delay
 //! bench cross-node-listen --url URL --other-url URL [--tabs 2000] [--calls 2000]
@@ -27,6 +29,7 @@ mod fanout;
 mod floor;
 mod idle;
 mod listen_hop;
+mod presence;
 mod procstat;
 mod rolling;
 mod serve;
@@ -102,7 +105,7 @@ impl Args {
 }
 
 const USAGE: &str =
-    "usage: bench serve|fanout|idle|floor|delay|connections|cross-node-listen|rolling-restart|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
+    "usage: bench serve|fanout|idle|presence|floor|delay|connections|cross-node-listen|rolling-restart|smoke [flags] (see bench/src/main.rs or docs/BENCHMARKS.md)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -112,6 +115,7 @@ fn main() {
         Some("fanout") => local(fanout_command(&args[1..])),
         Some("idle") => local(idle_command(&args[1..])),
         Some("hold") => local(hold_command(&args[1..])),
+        Some("presence") => local(presence_command(&args[1..])),
         Some("floor") => floor_command(&args[1..]),
         Some("floor-read") => local(floor_read_command(&args[1..])),
         Some("delay") => local(delay_command(&args[1..])),
@@ -245,6 +249,53 @@ async fn idle_command(args: &[String]) -> Result<(), String> {
         warm: args.or("--warm", 0)?,
     })
     .await
+}
+
+async fn presence_command(args: &[String]) -> Result<(), String> {
+    let args = Args::parse(
+        args,
+        &[
+            "--url",
+            "--target",
+            "--tabs",
+            "--identities",
+            "--topic",
+            "--parallel",
+            "--leaving",
+            "--quiet",
+            "--pid",
+        ],
+    )?;
+    if args.or("--target", Target::NotifWs)? != Target::NotifWs {
+        return Err("bench presence: notif over WebSocket only (--target ws)".into());
+    }
+    let tabs: usize = args.or("--tabs", 10_000)?;
+    let identities = args.or("--identities", tabs)?;
+    let parallel = args.or::<usize>("--parallel", 64)?.max(1);
+    let report = presence::run_presence(presence::PresenceRun {
+        url: args.url()?,
+        tabs,
+        identities,
+        topic: match args.get("--topic").unwrap_or("lobby") {
+            "lobby" => "lobby",
+            "group" => "group",
+            other => return Err(format!("--topic {other}: lobby (presence) or group (none)")),
+        },
+        parallel,
+        // About `--parallel` tabs closing at once.
+        leaving: args
+            .or::<usize>("--leaving", (parallel * identities / tabs.max(1)).max(1))?
+            .max(1),
+        quiet: Duration::from_secs_f64(args.or("--quiet", 2.0)?),
+        pid: args
+            .get("--pid")
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| "--pid: not a pid")?,
+    })
+    .await?;
+    print!("{report}");
+    Ok(())
 }
 
 async fn listen_hop_command(args: &[String]) -> Result<(), String> {
@@ -422,7 +473,7 @@ fn set_thread_cache(on: bool) -> Result<(), String> {
 /// Seconds against an in-process server, over both transports and both kinds of topic: proves
 /// the harness works end to end and asserts that nothing was lost. Never asserts a speed.
 async fn smoke() -> Result<(), String> {
-    let url = serve_in_process(None)?;
+    let url = serve_in_process(notif::Config::default(), None)?;
     for (target, topic, streams, keys) in [
         (Target::NotifWs, "group", 60, 3),
         (Target::NotifSse, "group", 20, 1),
@@ -455,8 +506,8 @@ async fn smoke() -> Result<(), String> {
     // theirs, are carried there (what `bench cross-node-listen` times over Redis).
     let bus = notif::backplane::MemoryBackplane::new();
     let (a, b) = (
-        serve_in_process(Some(bus.node()))?,
-        serve_in_process(Some(bus.node()))?,
+        serve_in_process(notif::Config::default(), Some(bus.node()))?,
+        serve_in_process(notif::Config::default(), Some(bus.node()))?,
     );
     let report = listen_hop::run_listen_hop(listen_hop::ListenHop {
         url: a,
@@ -469,6 +520,31 @@ async fn smoke() -> Result<(), String> {
     if !report.contains("grew by 20 (") {
         return Err("smoke run (two nodes): forwarded listens not counted as forwarded".into());
     }
+    // Presence: every join between 20 tabs of their own identities arrives, and leaves do
+    // (closed tabs leave at once: no resume window).
+    let config = notif::Config {
+        resume_window: Duration::ZERO,
+        ..notif::Config::default()
+    };
+    let report = presence::run_presence(presence::PresenceRun {
+        url: serve_in_process(config, None)?,
+        tabs: 20,
+        identities: 20,
+        topic: "lobby",
+        parallel: 4,
+        leaving: 1,
+        quiet: Duration::from_secs(2),
+        pid: None,
+    })
+    .await?;
+    print!("{report}");
+    // A tab closing may leave a `leave` unread in its socket: the leaves are not all counted.
+    if report.joins != (190, 190) || report.leaves.0 == 0 || report.leaves.0 > report.leaves.1 {
+        return Err(format!(
+            "smoke run (presence): join frames {:?}, leave frames {:?} (received, expected)",
+            report.joins, report.leaves
+        ));
+    }
     let floor = Floor {
         streams: 20,
         rounds: 2,
@@ -480,6 +556,7 @@ async fn smoke() -> Result<(), String> {
 
 /// `bench serve`'s routes on a port of their own, on a thread of their own; returns the URL.
 fn serve_in_process(
+    config: notif::Config,
     backplane: Option<std::sync::Arc<dyn notif::backplane::Backplane>>,
 ) -> Result<String, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -489,7 +566,7 @@ fn serve_in_process(
         let runtime = tokio::runtime::Runtime::new().expect("server runtime");
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let router = serve::router(notif::Config::default(), backplane);
+            let router = serve::router(config, backplane);
             notif::serve(listener, router).await
         })
     });

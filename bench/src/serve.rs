@@ -13,7 +13,8 @@
 //! backplane the tabs are kept for `NOTIF_DRAIN_MS` so they can move to the other nodes.
 //!
 //! Topics: `group` (everyone receives the event as is), `user` (personal: only `user=K` may
-//! listen on `K`), `each` (`prepare` makes a different message per identity).
+//! listen on `K`), `each` (`prepare` makes a different message per identity), `lobby` (as
+//! `group`, with presence: every listener is shown to the others by its identity).
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use axum::{
@@ -23,7 +24,7 @@ use axum::{
     Router,
 };
 use http::request::Parts;
-use notif::{Exclude, Hub, SimpleTopic, Topic};
+use notif::{Exclude, Hub, Presence, SimpleTopic, Topic};
 
 type Identity = String;
 
@@ -63,6 +64,25 @@ impl Topic for Each {
     }
 }
 
+/// Broadcast with presence: the key's listeners get `present`, then `join`/`leave` as identities
+/// come and go, each shown as its identity string (`bench presence` measures what that costs
+/// against `group`, the same topic without presence).
+struct Lobby;
+impl SimpleTopic for Lobby {
+    const NAME: &'static str = "lobby";
+    type Key = String;
+    type Message = String;
+    type Identity = Identity;
+}
+
+impl Presence for Lobby {
+    type Public = String;
+
+    async fn public(identity: &Identity) -> Option<String> {
+        Some(identity.clone())
+    }
+}
+
 fn user_of(query: Option<&str>) -> Identity {
     query
         .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("user=")))
@@ -92,8 +112,10 @@ fn app(
         Some(backplane) => Hub::with_backplane(config, backplane, identify)
             .with_topic::<Group>()
             .with_topic::<Personal>()
-            .with_topic::<Each>(),
-        None => Hub::new(config, identify),
+            .with_topic::<Each>()
+            .with_presence::<Lobby>(),
+        // Topics register on their first listen, but presence must be asked for up front.
+        None => Hub::new(config, identify).with_presence::<Lobby>(),
     };
     let router = Router::new()
         .merge(hub.routes())
@@ -197,10 +219,11 @@ async fn listen(State(hub): State<Hub<Identity>>, Query(q): Params, parts: Parts
         Some("group") => hub.listen_caller::<Group>(&parts, key).await,
         Some("user") => hub.listen_caller::<Personal>(&parts, key).await,
         Some("each") => hub.listen_caller::<Each>(&parts, key).await,
+        Some("lobby") => hub.listen_caller::<Lobby>(&parts, key).await,
         _ => {
             return (
                 StatusCode::BAD_REQUEST,
-                "topic must be group, user or each".into(),
+                "topic must be group, user, each or lobby".into(),
             )
         }
     };
@@ -221,10 +244,11 @@ async fn notify(State(hub): State<Hub<Identity>>, Query(q): Params, body: String
         "group" => hub.notify::<Group>(key, &body, Exclude::Nobody).await,
         "user" => hub.notify::<Personal>(key, &body, Exclude::Nobody).await,
         "each" => hub.notify::<Each>(key, &body, Exclude::Nobody).await,
+        "lobby" => hub.notify::<Lobby>(key, &body, Exclude::Nobody).await,
         _ => {
             return (
                 StatusCode::BAD_REQUEST,
-                "topic must be group, user or each".into(),
+                "topic must be group, user, each or lobby".into(),
             )
         }
     };
