@@ -70,10 +70,9 @@ fn RoomView(room: Signal<i64>) -> impl IntoView {
         live.set(Vec::new());
         typing.set(Vec::new());
     });
-    listening.on_message(move |message| {
-        typing.update(|list| list.retain(|(name, _)| *name != message.message.author));
-        live.update(|list| list.push(message));
-    });
+    listening.on_message(move |message| live.update(|list| list.push(message)));
+    // A post ends its author's typing.
+    listening.on_message(move |m| typing.update(|list| list.retain(|(name, _)| *name != m.message.author)));
     let typists = notif::use_listen::<TypingTopic>(room, listen_typing, unlisten_typing);
     let count = StoredValue::new(0u64);
     typists.on_message(move |name| {
