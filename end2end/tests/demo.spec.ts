@@ -56,7 +56,10 @@ test("the bell counts followed rooms, stays at zero when muted, and skips the au
 
 test("closing B's page frees its listens", async ({ browser }) => {
   const pageA = await signedIn(browser, uniqueName("a"));
+  // A room page listens on the room and on who is typing there: both must have landed.
+  const listened = ["room", "typing"].map((t) => pageA.waitForResponse((r) => r.url().endsWith(`/api/listen_${t}`)));
   await openRoom(pageA, 1);
+  await Promise.all(listened);
   const before = await metric(pageA, "notif_listens");
   const pageB = await signedIn(browser, uniqueName("b"));
   await openRoom(pageB, 1);
