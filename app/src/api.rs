@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 use crate::model::{RoomMessage, RoomSummary, Viewer};
 #[cfg(feature = "ssr")]
-use crate::topics::RoomTopic;
+use crate::topics::{RoomTopic, TypingTopic};
 
 /// The signed-in user's name, if any.
 #[server(endpoint = "whoami")]
@@ -136,6 +136,32 @@ pub async fn listen_room(room: i64) -> Result<(), ServerFnError> {
 #[server(endpoint = "unlisten_room", client = notif::TabClient)]
 pub async fn unlisten_room(room: i64) -> Result<(), ServerFnError> {
     notif::unlisten::<RoomTopic>(&room).await?;
+    Ok(())
+}
+
+/// Tells the room's other users that the caller is typing. Nothing is stored. Every tab of the
+/// caller is left out (nobody needs to see themself typing), so the calling tab need not be known.
+#[server(endpoint = "typing")]
+pub async fn typing(room: i64) -> Result<(), ServerFnError> {
+    let Some(name) = ssr::viewer().await else {
+        return Err(ssr::fail(401, "Sign in to type."));
+    };
+    let exclude = notif::Exclude::Identity(Some(name.clone()));
+    ssr::hub()?.notify::<TypingTopic>(&room, &name, exclude).await?;
+    Ok(())
+}
+
+/// Listens the calling tab on who is typing in a room (allowed to whoever may listen to the room).
+#[server(endpoint = "listen_typing", client = notif::TabClient)]
+pub async fn listen_typing(room: i64) -> Result<(), ServerFnError> {
+    notif::listen::<TypingTopic>(&room).await?;
+    Ok(())
+}
+
+/// Stops the calling tab listening on who is typing in a room.
+#[server(endpoint = "unlisten_typing", client = notif::TabClient)]
+pub async fn unlisten_typing(room: i64) -> Result<(), ServerFnError> {
+    notif::unlisten::<TypingTopic>(&room).await?;
     Ok(())
 }
 

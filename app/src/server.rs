@@ -6,7 +6,10 @@ use sqlx::{
     SqlitePool,
 };
 
-use crate::model::{mentions, ChatMessage, RoomMessage, Viewer};
+use crate::{
+    model::{mentions, ChatMessage, RoomMessage, Viewer},
+    topics::{RoomTopic, TypingTopic},
+};
 
 pub mod csp;
 pub mod sessions;
@@ -95,8 +98,8 @@ pub fn hub(
         None => notif::Hub::new(config, identify),
     };
     // Every node must know every topic (a tab held here may listen through another node), and
-    // rooms track who is in them: the room page lists them.
-    let hub = hub.with_presence::<crate::topics::RoomTopic>();
+    // rooms track who is in them: the room page lists them (and who is typing, a plain topic).
+    let hub = hub.with_presence::<RoomTopic>().with_topic::<TypingTopic>();
     // Every signed-out visitor is the same identity (`None`): their tabs could not be told
     // apart, so they get no stream at all (and so can neither listen nor resume).
     hub.admit_streams(|viewer: &Viewer| match viewer {

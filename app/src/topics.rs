@@ -35,3 +35,20 @@ impl notif::Presence for RoomTopic {
         viewer.clone()
     }
 }
+
+/// Who is typing in a room. Key: the room id; message: the typist's name. Never stored: a
+/// typist's tab sends it at most every 2 s while typing, and the room page shows the name for
+/// 3 s after the last one. Whoever may listen to the room may listen to its typing.
+pub struct TypingTopic;
+
+impl notif::SimpleTopic for TypingTopic {
+    const NAME: &'static str = "typing";
+    type Key = i64;
+    type Message = String;
+    type Identity = Viewer;
+
+    #[cfg(feature = "ssr")]
+    async fn authorize(viewer: &Viewer, room: &i64) -> bool {
+        <RoomTopic as notif::Topic>::authorize(viewer, room).await
+    }
+}

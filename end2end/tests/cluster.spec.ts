@@ -84,8 +84,9 @@ function notifications(page: Page): string[] {
 test("two users through the balancer: listens and posts land on any node, every message arrives once", async ({ browser }) => {
   const pageA = await signedIn(browser, uniqueName("a"), FRONT);
   const pageB = await signedIn(browser, uniqueName("b"), FRONT);
-  const listensA = calls(pageA, "listen_room");
-  const listensB = calls(pageB, "listen_room");
+  // A room page listens on the room and on who is typing there.
+  const listensA = [calls(pageA, "listen_room"), calls(pageA, "listen_typing")];
+  const listensB = [calls(pageB, "listen_room"), calls(pageB, "listen_typing")];
   const postsA = calls(pageA, "post");
   const postsB = calls(pageB, "post");
   const receivedA = notifications(pageA);
@@ -105,7 +106,7 @@ test("two users through the balancer: listens and posts land on any node, every 
       await expect(message(page, text)).toHaveCount(1);
     }
   }
-  const listens = [...listensA, ...listensB];
+  const listens = [...listensA, ...listensB].flat();
   expect(listens.filter((c) => c.status !== 200), "every node takes every listen").toEqual([]);
   // Round robin spreads every request, page loads included, so which node takes a given listen
   // varies: they land on several (server/tests/balancer.rs checks all three, calls alone).

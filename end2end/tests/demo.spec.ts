@@ -56,11 +56,14 @@ test("the bell counts followed rooms, stays at zero when muted, and skips the au
 
 test("closing B's page frees its listens", async ({ browser }) => {
   const pageA = await signedIn(browser, uniqueName("a"));
+  // A room page listens on the room and on who is typing there: both must have landed.
+  const listened = ["room", "typing"].map((t) => pageA.waitForResponse((r) => r.url().endsWith(`/api/listen_${t}`)));
   await openRoom(pageA, 1);
+  await Promise.all(listened);
   const before = await metric(pageA, "notif_listens");
   const pageB = await signedIn(browser, uniqueName("b"));
   await openRoom(pageB, 1);
-  await expect.poll(() => metric(pageA, "notif_listens")).toBe(before + 1);
+  await expect.poll(() => metric(pageA, "notif_listens")).toBe(before + 2); // the room and its typing
   await pageB.context().close();
   // The tab's state goes once its stream ended and its resume window passed.
   await expect.poll(() => metric(pageA, "notif_listens"), { timeout: 20_000 }).toBe(before);
@@ -124,7 +127,7 @@ test("moving between rooms moves the listen; leaving the room page unlistens", a
   // Leaving the room page (the tab stays open) unlistens.
   await pageB.locator("header a").first().click();
   await expect(pageB.locator("ul.rooms")).toBeVisible();
-  await expect.poll(() => metric(pageA, "notif_listens")).toBe(listens - 1);
+  await expect.poll(() => metric(pageA, "notif_listens")).toBe(listens - 2); // the room and its typing
 });
 
 test("leaving a room while its listen is still on the way unlistens it (the unlisten waits)", async ({ browser }) => {

@@ -221,6 +221,38 @@ async fn demo_app_end_to_end_over_http() {
         ]
     );
 
+    // Who is typing: a notification to the room's other users, never to the typist's own tabs
+    // (ann's next frame below is the sign-out's bye), and never stored (the history stays at two).
+    for (user, tab) in [(&ann, &ann_tab), (&bob, &bob_tab)] {
+        let (status, body) = server
+            .call(user, Some(tab), "listen_typing", &[("room", "1")])
+            .await;
+        assert_eq!(status, 200, "{}: {body}", user.name);
+    }
+    let (status, _) = server
+        .call(&ann, Some(&ann_tab), "listen_typing", &[("room", "99")])
+        .await;
+    assert_eq!(
+        status, 403,
+        "the room's authorization: no typing in unknown rooms"
+    );
+    let typing = |(event, data): (String, String)| {
+        let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(
+            (event.as_str(), &data["topic"], &data["key"]),
+            ("notif", &"typing".into(), &1.into())
+        );
+        data["message"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(server.call(&bob, None, "typing", &[("room", "1")]).await.0, 200);
+    assert_eq!(typing(ann_tab.next_event().await.unwrap()), "bob");
+    assert_eq!(server.call(&ann, None, "typing", &[("room", "1")]).await.0, 200);
+    assert_eq!(
+        typing(bob_tab.next_event().await.unwrap()),
+        "ann",
+        "bob's own typing skipped him"
+    );
+
     // History holds both, highlighted per viewer.
     let (status, body) = server.call(&bob, None, "room_history", &[("room", "1")]).await;
     assert_eq!(status, 200);
@@ -256,6 +288,8 @@ async fn demo_app_end_to_end_over_http() {
     let (status, body) = server
         .call(&anonymous, None, "post", &[("room", "1"), ("body", "hi")])
         .await;
+    assert_eq!((status, body.contains("Sign in")), (401, true));
+    let (status, body) = server.call(&anonymous, None, "typing", &[("room", "1")]).await;
     assert_eq!((status, body.contains("Sign in")), (401, true));
     // Signed-out visitors get no stream (they all share one identity), hear nothing and read
     // nothing; a signed-in tab's id does not let them listen either.

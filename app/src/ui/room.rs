@@ -1,13 +1,18 @@
-//! A room: its history, then its new messages and who is in it, live while the page is open. The
-//! view stays mounted when the room changes (links between rooms), so the listen follows the key.
+//! A room: its history, then its new messages, who is in it and who is typing, live while the page is
+//! open. The view stays mounted when the room changes (links between rooms), so the listens follow the key.
+use std::time::Duration;
+
 use leptos::{html, prelude::*};
 use leptos_router::{components::A, hooks::use_params_map};
 
 use super::shared;
 use crate::{
-    api::{error_text, list_rooms, listen_room, room_history, unlisten_room, PostMessage},
+    api::{
+        error_text, list_rooms, listen_room, listen_typing, room_history, unlisten_room, unlisten_typing,
+        PostMessage, Typing,
+    },
     model::RoomMessage,
-    topics::RoomTopic,
+    topics::{RoomTopic, TypingTopic},
 };
 
 #[component]
@@ -57,11 +62,48 @@ fn RoomView(room: Signal<i64>) -> impl IntoView {
         }
     });
     let live = RwSignal::new(Vec::<RoomMessage>::new());
+    // Who else is typing: each name with the number of its last notification, which a timer
+    // 3 s later compares to drop the name unless a newer one came.
+    let typing = RwSignal::new(Vec::<(String, u64)>::new());
     Effect::new(move |_| {
         room.track();
         live.set(Vec::new());
+        typing.set(Vec::new());
     });
     listening.on_message(move |message| live.update(|list| list.push(message)));
+    // A post ends its author's typing.
+    listening.on_message(move |m| typing.update(|list| list.retain(|(name, _)| *name != m.message.author)));
+    let typists = notif::use_listen::<TypingTopic>(room, listen_typing, unlisten_typing);
+    let count = StoredValue::new(0u64);
+    typists.on_message(move |name| {
+        count.update_value(|n| *n += 1);
+        let n = count.get_value();
+        typing.update(|list| {
+            list.retain(|(other, _)| *other != name);
+            list.push((name.clone(), n));
+        });
+        let expire = move || typing.update(|list| list.retain(|(who, at)| (who, *at) != (&name, n)));
+        set_timeout(expire, Duration::from_secs(3));
+    });
+    let typing_text = move || {
+        let names: Vec<String> = typing.get().into_iter().map(|(name, _)| name).collect();
+        match names.len() {
+            0 => String::new(),
+            1 => format!("{} is typing…", names[0]),
+            _ => format!("{} are typing…", names.join(", ")),
+        }
+    };
+    // This tab says it is typing at most every 2 s.
+    let (say_typing, quiet) = (ServerAction::<Typing>::new(), StoredValue::new(false));
+    let on_input = move |_| {
+        if !quiet.get_value() {
+            quiet.set_value(true);
+            say_typing.dispatch(Typing {
+                room: room.get_untracked(),
+            });
+            set_timeout(move || quiet.set_value(false), Duration::from_secs(2));
+        }
+    };
 
     let post = ServerAction::<PostMessage>::new();
     let input = NodeRef::<html::Input>::new();
@@ -111,9 +153,10 @@ fn RoomView(room: Signal<i64>) -> impl IntoView {
                 }
             })}
         </Transition>
+        <p class="typing" aria-live="polite">{typing_text}</p>
         <ActionForm action=post attr:class="post">
             <input type="hidden" name="room" value=move || room.get()/>
-            <input name="body" node_ref=input placeholder="Message (mention someone with @name)" autocomplete="off"/>
+            <input name="body" node_ref=input on:input=on_input placeholder="Message (mention someone with @name)" autocomplete="off"/>
             <button type="submit">"Send"</button>
         </ActionForm>
         {post_error}
