@@ -90,7 +90,7 @@ async fn joins_and_leaves_reach_listeners_once_per_identity_in_their_public_form
 }
 
 #[tokio::test]
-async fn a_sign_out_or_a_closed_tab_whose_window_passed_leaves_and_a_resume_does_not_flap() {
+async fn a_sign_out_or_a_closed_tab_whose_window_passed_leaves_and_a_resume_replays_without_a_flap() {
     let server = TestServer::with_config(Config {
         resume_window: Duration::from_millis(600),
         ..Config::default()
@@ -104,12 +104,25 @@ async fn a_sign_out_or_a_closed_tab_whose_window_passed_leaves_and_a_resume_does
     assert_eq!(alice.next_presence().await, PresenceChange::Join(shown("bob")));
     bob.next_presence().await;
 
-    // Bob's connection drops and comes back within the window: nobody sees him go.
+    // Bob's connection drops and comes back within the window: nobody sees him go, and what
+    // he missed meanwhile (dan joining) is replayed to him like any frame.
     let remembered = bob.clone_for_resume();
     bob.close();
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let dan = server.tab(Some("dan")).await;
+    server.lobby(&dan, "t/listen_lobby", "hall").await;
+    assert_eq!(alice.next_presence().await, PresenceChange::Join(shown("dan")));
     let mut bob = server.resume(&remembered).await.expect("resumes");
     assert!(bob.recovered);
+    assert_eq!(
+        bob.next_presence().await,
+        PresenceChange::Join(shown("dan")),
+        "replayed"
+    );
+    server.lobby(&dan, "t/unlisten_lobby", "hall").await;
+    assert_eq!(alice.next_presence().await, PresenceChange::Leave(shown("dan")));
+    assert_eq!(bob.next_presence().await, PresenceChange::Leave(shown("dan")));
+    dan.close();
     nothing_else(&server, "hall", &mut [&mut alice, &mut bob]).await;
 
     // Closed for good: bob leaves once the window has passed, not before.
