@@ -392,23 +392,13 @@ presence_topic!(Here, "here");
 presence_topic!(Together, "together");
 presence_topic!(Moving, "moving");
 
-/// Mounts a component that listens on `key` and asks who is present there, in its body as an
-/// app does; hands back its handle and the list.
+/// Mounts a component that listens on `key`; hands back its handle and who is present there.
 fn mount_present<T: crate::Presence<Key = i64, Public = String>>(
     key: impl Into<Signal<i64>> + 'static,
     calls: &Calls,
 ) -> (Mounted, Listening<T>, Signal<Vec<String>>) {
-    let got = Rc::new(RefCell::new(None));
-    let (listen, unlisten) = (calls.call("listen", 0), calls.call("unlisten", 0));
-    let handle = mount_to(document().body().unwrap(), {
-        let got = got.clone();
-        move || {
-            let listening = crate::use_listen::<T>(key, listen, unlisten);
-            *got.borrow_mut() = Some((listening, listening.present()));
-        }
-    });
-    let (listening, present) = got.borrow_mut().take().unwrap();
-    (Box::new(handle), listening, present)
+    let (handle, listening, _) = mount::<T>(key, calls, 0);
+    (handle, listening, listening.present())
 }
 
 /// A presence frame of topic `T` on `key`: `change` is `{"present": [..]}`, `{"join": ..}` or

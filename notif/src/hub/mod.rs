@@ -152,7 +152,7 @@ impl<I: Identity> Hub<I> {
         Fut: Future<Output = I> + Send + 'static,
     {
         let hub = Self::build(config, Some(Cluster::new(backplane)), identify);
-        hub.state().poster = hub.inner.cluster.as_ref().map(Cluster::poster);
+        hub.state().poster = hub.inner.cluster.as_ref().map(|cluster| cluster.poster().clone());
         hub.start_cluster();
         hub
     }

@@ -168,9 +168,9 @@ pub(crate) struct Cluster<I: Identity> {
     topics: Mutex<HashMap<&'static str, Arc<dyn RemoteTopic<I>>>>,
     up: AtomicBool,
     missed: AtomicBool,
-    /// Locked while a message is numbered and published, so numbers reach the backplane in
-    /// order. Shared with the tables ([`Poster`]), which announce presence changes.
-    outbox: Arc<Mutex<Outbox>>,
+    /// Numbers and publishes this node's messages; a clone is held by the tables, which
+    /// announce presence changes.
+    poster: Poster,
     /// When each other node was last heard alive.
     pub(super) liveness: Mutex<Liveness>,
     /// The number of the latest message applied from each other node.
@@ -209,18 +209,25 @@ const CHANNELS_REMEMBERED: usize = 65_536;
 pub(crate) struct Poster {
     node: NodeId,
     backplane: Arc<dyn Backplane>,
+    /// Locked while a message is numbered and published, so numbers reach the backplane in
+    /// order.
     outbox: Arc<Mutex<Outbox>>,
 }
 
 impl<I: Identity> Cluster<I> {
     pub fn new(backplane: Arc<dyn Backplane>) -> Self {
+        let node = NodeId::random();
         Cluster {
-            node: NodeId::random(),
+            node,
+            poster: Poster {
+                node,
+                backplane: backplane.clone(),
+                outbox: Arc::default(),
+            },
             backplane,
             topics: Mutex::default(),
             up: AtomicBool::new(false),
             missed: AtomicBool::new(false),
-            outbox: Arc::default(),
             liveness: Mutex::default(),
             applied: Mutex::default(),
             heard: Mutex::default(),
@@ -273,21 +280,17 @@ impl<I: Identity> Cluster<I> {
 
     /// Numbers and publishes an encoded message; returns its stamp.
     pub fn post(&self, outbound: Outbound) -> Origin {
-        self.poster().post(outbound)
+        self.poster.post(outbound)
     }
 
     /// What publishes this node's messages, numbered, for the tables to hold.
-    pub fn poster(&self) -> Poster {
-        Poster {
-            node: self.node,
-            backplane: self.backplane.clone(),
-            outbox: self.outbox.clone(),
-        }
+    pub fn poster(&self) -> &Poster {
+        &self.poster
     }
 
     /// The number of this node's latest message.
     fn last_posted(&self) -> u64 {
-        self.outbox.lock().unwrap_or_else(|e| e.into_inner()).seq
+        self.poster.outbox.lock().unwrap_or_else(|e| e.into_inner()).seq
     }
 }
 

@@ -4,7 +4,10 @@
 //! any more sends `leave`; a tab that listens gets the whole list. The frames are queued under
 //! the tables' lock, in the order the tables changed, and numbered like notifications (so a
 //! resume replays them). Identities are compared across nodes by their JSON.
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use super::{Delivered, State};
 use crate::{
@@ -190,12 +193,11 @@ impl<I: Identity> State<I> {
         let Some(presence) = self.presence.get(key) else {
             return;
         };
+        let said: HashSet<&str> = members.iter().map(|(identity, _)| identity.as_str()).collect();
         let gone: Vec<Arc<str>> = presence
             .elsewhere
             .iter()
-            .filter(|(identity, e)| {
-                e.nodes.contains(&node) && !members.iter().any(|(m, _)| m == &***identity)
-            })
+            .filter(|(identity, e)| e.nodes.contains(&node) && !said.contains(&***identity))
             .map(|(identity, _)| identity.clone())
             .collect();
         for identity in gone {
