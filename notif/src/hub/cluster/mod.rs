@@ -1,30 +1,34 @@
 //! The hub's side of a backplane: what crosses between nodes, what this node publishes and
 //! which channels it subscribes to. What it does with what arrives is in `receive`; calls to
-//! the node holding a tab in `calls`; tabs moving from node to node in `moves`.
+//! the node holding a tab in `calls`; tabs moving from node to node in `moves`; the messages
+//! themselves in `body`, and their numbering in `poster`.
 use std::{
     collections::HashMap,
     future::Future,
     marker::PhantomData,
-    pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
 };
 
-use serde::{Deserialize, Serialize};
-
+mod body;
 mod calls;
 mod moves;
 mod node;
+mod poster;
 mod presence;
 mod receive;
+mod remote_topic;
 mod subscriptions;
 
+use body::{Body, WireExclude};
 pub(crate) use node::{NodeId, Origin};
+pub(crate) use poster::{Outbound, Poster};
 pub(crate) use presence::{Liveness, PresenceNews};
+use remote_topic::{RemoteTopic, Typed};
 
-use super::{key_id::KeyId, Exclude, Hub};
+use super::{key_id::KeyId, Exclude};
 use crate::{Backplane, Identity, Topic};
 
 /// The channel every node subscribes to, for identity operations.
@@ -50,116 +54,6 @@ fn lost_keys(channels: Option<Vec<String>>) -> Option<Vec<String>> {
         .iter()
         .map(|channel| channel.strip_prefix(KEY_CHANNEL).map(str::to_owned))
         .collect()
-}
-
-/// What crosses nodes, after the origin's header (see `node.rs`). Keys, events and messages
-/// travel as the JSON text their node made, so every node derives the same key ids from them.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-enum Body {
-    Notify {
-        topic: String,
-        key: String,
-        event: String,
-        exclude: WireExclude,
-    },
-    Send {
-        topic: String,
-        identity: String,
-        key: String,
-        message: String,
-    },
-    UnlistenIdentity {
-        topic: String,
-        identity: String,
-        key: String,
-    },
-    Disconnect {
-        identity: String,
-    },
-    /// The origin dropped publishes for these keys (ids; `None`: any key or identity operation):
-    /// listeners elsewhere may have missed them.
-    Lost {
-        keys: Option<Vec<String>>,
-    },
-    /// A request to the node holding a tab, on that node's channel.
-    Call {
-        id: u64,
-        from: String,
-        call: calls::Call,
-    },
-    /// The answer to a call, on the calling node's channel.
-    Reply {
-        id: u64,
-        reply: calls::Reply,
-    },
-    /// Presence on a key (id) of a topic with presence, on the key's channel.
-    Presence {
-        key: String,
-        news: PresenceNews,
-    },
-    /// The origin is alive, on the control channel, every `Config::node_heartbeat`.
-    Alive,
-}
-
-#[derive(Serialize, Deserialize)]
-enum WireExclude {
-    Nobody,
-    // "Client" on the backplane (rolling upgrades): a tab.
-    #[serde(rename = "Client")]
-    Tab(String),
-    Identity(String),
-}
-
-type Delivery<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-/// A topic as a node receiving its events knows it: by name, types restored from JSON.
-trait RemoteTopic<I: Identity>: Send + Sync {
-    fn deliver<'a>(
-        &'a self,
-        hub: &'a Hub<I>,
-        key: &'a str,
-        event: &'a str,
-        exclude: Exclude<I>,
-        origin: Origin,
-    ) -> Delivery<'a>;
-}
-
-struct Typed<T>(PhantomData<fn() -> T>);
-
-impl<T: Topic> RemoteTopic<T::Identity> for Typed<T> {
-    fn deliver<'a>(
-        &'a self,
-        hub: &'a Hub<T::Identity>,
-        key: &'a str,
-        event: &'a str,
-        exclude: Exclude<T::Identity>,
-        origin: Origin,
-    ) -> Delivery<'a> {
-        Box::pin(async move {
-            match serde_json::from_str::<T::Event>(event) {
-                Ok(event) => {
-                    let key_id = KeyId::from_json(T::NAME, key);
-                    let source = super::notify::Source::From(origin);
-                    // Nodes share no clock: timed from its arrival here.
-                    let at = super::Stamp::now();
-                    if let Err(error) = hub.deliver::<T>(&key_id, key, &event, exclude, source, at).await {
-                        tracing::warn!(%error, topic = T::NAME, "notif: a notification from another node was not delivered");
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, topic = T::NAME, "notif: undecodable event from another node")
-                }
-            }
-        })
-    }
-}
-
-/// A message for other nodes, encoded, waiting for its number: published as the frames it
-/// concerns are queued here, so its number and their place in this node's tabs agree.
-pub(crate) struct Outbound {
-    channel: String,
-    body: Vec<u8>,
 }
 
 pub(crate) struct Cluster<I: Identity> {
@@ -190,40 +84,12 @@ pub(crate) struct Cluster<I: Identity> {
     pub gaps: AtomicU64,
 }
 
-/// What this node published last.
-#[derive(Default)]
-struct Outbox {
-    /// The number of its latest message.
-    seq: u64,
-    /// The number of its latest message on each channel, for the next one's `prev`. Bounded:
-    /// past [`CHANNELS_REMEMBERED`] it starts afresh (the next message on each channel then
-    /// says `prev` 0, unknown, and is not checked).
-    last_on: HashMap<String, u64>,
-}
-
-const CHANNELS_REMEMBERED: usize = 65_536;
-
-/// Numbers and publishes this node's messages: a handle the tables hold too, so a change they
-/// announce is numbered as its frames are queued.
-#[derive(Clone)]
-pub(crate) struct Poster {
-    node: NodeId,
-    backplane: Arc<dyn Backplane>,
-    /// Locked while a message is numbered and published, so numbers reach the backplane in
-    /// order.
-    outbox: Arc<Mutex<Outbox>>,
-}
-
 impl<I: Identity> Cluster<I> {
     pub fn new(backplane: Arc<dyn Backplane>) -> Self {
         let node = NodeId::random();
         Cluster {
             node,
-            poster: Poster {
-                node,
-                backplane: backplane.clone(),
-                outbox: Arc::default(),
-            },
+            poster: Poster::new(node, backplane.clone()),
             backplane,
             topics: Mutex::default(),
             up: AtomicBool::new(false),
@@ -290,32 +156,7 @@ impl<I: Identity> Cluster<I> {
 
     /// The number of this node's latest message.
     fn last_posted(&self) -> u64 {
-        self.poster.outbox.lock().unwrap_or_else(|e| e.into_inner()).seq
-    }
-}
-
-impl Poster {
-    /// Numbers and publishes an encoded message; returns its stamp.
-    pub fn post(&self, outbound: Outbound) -> Origin {
-        let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
-        outbox.seq += 1;
-        let origin = Origin {
-            node: self.node,
-            seq: outbox.seq,
-        };
-        if outbox.last_on.len() >= CHANNELS_REMEMBERED {
-            outbox.last_on = HashMap::new();
-        }
-        let prev = match outbox.last_on.get_mut(&outbound.channel) {
-            Some(last) => std::mem::replace(last, origin.seq),
-            None => {
-                outbox.last_on.insert(outbound.channel.clone(), origin.seq);
-                0
-            }
-        };
-        self.backplane
-            .publish(outbound.channel, node::frame(origin, prev, &outbound.body));
-        origin
+        self.poster.last()
     }
 }
 
@@ -449,12 +290,5 @@ mod tests {
         );
         assert_eq!(lost_keys(Some(vec![key_channel(&key), CONTROL.into()])), None);
         assert_eq!(lost_keys(None), None);
-    }
-
-    #[test]
-    fn an_excluded_tab_keeps_its_backplane_name() {
-        let json =
-            serde_json::to_string(&WireExclude::Tab("0123456789abcdef0123456789abcdef".into())).unwrap();
-        assert_eq!(json, r#"{"Client":"0123456789abcdef0123456789abcdef"}"#);
     }
 }
