@@ -70,7 +70,7 @@ pub enum Frame {
     Other,
 }
 
-/// `<client>.<seq>`.
+/// `<tab>.<seq>`.
 fn split_id(id: &str) -> Option<(&str, u64)> {
     let (tab_id, seq) = id.rsplit_once('.')?;
     Some((tab_id, seq.parse().ok()?))

@@ -58,7 +58,7 @@ thread_local! {
 /// What a browser decodes (`Hello`, `Bye`, `WsFrame`, `RawNotification`), then, if the bytes are
 /// JSON, a listen and a notify on them as a key: a key the hub accepts reaches its listener as
 /// the same key.
-pub fn wire(input: &[u8]) {
+pub fn wire_frames(input: &[u8]) {
     let _ = serde_json::from_slice::<Hello>(input);
     let _ = serde_json::from_slice::<Bye>(input);
     let _ = serde_json::from_slice::<WsFrame>(input);
@@ -128,7 +128,7 @@ mod tests {
             ("ws_frame", Ws::read),
             ("ws_handshake", Ws::handshake),
             ("event_id", event_id),
-            ("wire", wire),
+            ("wire", wire_frames),
         ];
         for (target, run) in targets {
             let mut seeds = 0;

@@ -278,7 +278,7 @@ pub fn use_listen<T: Topic>(
     imp::use_listen::<T>(key.into(), listen, unlisten)
 }
 
-/// The tab's id while its stream is open (browser only): the `client` of its latest hello.
+/// The tab's id while its stream is open (browser only): the `tab_id` of its latest hello.
 pub fn tab_id() -> Option<String> {
     imp::tab_id()
 }

@@ -5,7 +5,7 @@
 //! message per frame, [`WsFrame`]), or the same frames as Server-Sent Events at [`STREAM_PATH`].
 //! The first frame is `hello` ([`Hello`]); notifications are `notif` frames whose data is
 //! `{"topic": .., "key": .. | null, "message": ..}` ([`RawNotification`]) and whose id is
-//! `<client>.<seq>` ([`parse_event_id`]); a `bye` frame ([`Bye`]) says why the server ended the
+//! `<tab>.<seq>`, the tab's id and the frame's number ([`parse_event_id`]); a `bye` frame ([`Bye`]) says why the server ended the
 //! stream. Server functions that listen carry the tab's id in [`TAB_HEADER`] and, with several
 //! server nodes, the node holding it in [`NODE_HEADER`]; a reconnect names its last frame in
 //! [`LAST_EVENT_ID_HEADER`] or [`LAST_EVENT_ID_QUERY`] and its node in [`NODE_QUERY`].
@@ -43,9 +43,9 @@ pub const LAST_EVENT_ID_HEADER: &str = "last-event-id";
 /// Query parameter with the same meaning, for clients that cannot set headers.
 pub const LAST_EVENT_ID_QUERY: &str = "last_event_id";
 
-/// An event id that is not `<client>.<seq>`.
+/// An event id that is not `<tab>.<seq>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an event id is <client>.<seq>: 32 lowercase hex digits, a dot, and a decimal sequence number, as sent in `id:` lines")]
+#[error("an event id is <tab>.<seq>: 32 lowercase hex digits, a dot, and a decimal sequence number, as sent in `id:` lines")]
 pub struct BadEventId;
 
 /// Parses an event id, `<client>.<seq>`, as sent in every frame's `id:` line.
@@ -70,8 +70,10 @@ pub fn parse_event_id(id: &str) -> Result<(crate::TabId, u64), BadEventId> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Hello {
-    /// The tab's id, to send in [`TAB_HEADER`].
-    pub client: String,
+    /// The tab's id, to send in [`TAB_HEADER`]. Named `client` on the wire, where it predates
+    /// the word "tab".
+    #[serde(rename = "client")]
+    pub tab_id: String,
     /// Whether this connection resumed an earlier one. `false`: the server knows no earlier
     /// listens of this tab, so the tab must listen again.
     pub recovered: bool,
@@ -150,7 +152,7 @@ pub enum PresenceChange {
 pub struct WsFrame {
     /// `hello`, `notif` or `bye`.
     pub event: String,
-    /// The frame's id (`<client>.<seq>`), where the SSE frame has an `id:` line.
+    /// The frame's id (`<tab>.<seq>`), where the SSE frame has an `id:` line.
     #[serde(default)]
     pub id: Option<String>,
     /// What the SSE frame's `data:` line holds, as JSON (not as a string).

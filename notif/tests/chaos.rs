@@ -97,7 +97,7 @@ async fn run_tab(
                         let (status, body) = server
                             .call_as(
                                 Some(&user),
-                                Some(&hello.client),
+                                Some(&hello.tab_id),
                                 "t/listen_chat",
                                 &[("key", &key)],
                             )

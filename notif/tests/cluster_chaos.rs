@@ -142,7 +142,7 @@ async fn run_tab(nodes: Nodes, user: String, seen: Arc<Seen>, stop: Arc<AtomicBo
                             let (status, body) = via
                                 .call_naming(
                                     Some(&user),
-                                    Some(&hello.client),
+                                    Some(&hello.tab_id),
                                     hello.node.as_deref(),
                                     "t/listen_chat",
                                     &[("key", "k")],

@@ -78,7 +78,7 @@ fn every_documented_frame_decodes_and_every_id_parses() {
                 if let Some(id) = id {
                     assert_eq!(
                         id.split('.').next(),
-                        Some(hello.client.as_str()),
+                        Some(hello.tab_id.as_str()),
                         "a hello's id names its client"
                     );
                 }

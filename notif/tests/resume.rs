@@ -131,7 +131,7 @@ async fn hostile_last_event_ids_are_refused_or_start_over() {
         let refused = server.reconnect(Some("alice"), Some(bad)).await.err();
         let (status, reason) = refused.unwrap_or_else(|| panic!("{bad:?} was accepted"));
         assert_eq!(status, 400, "{bad:?}");
-        assert!(reason.contains("<client>.<seq>"), "{reason}");
+        assert!(reason.contains("<tab>.<seq>"), "{reason}");
     }
     let (status, reason) = server.reconnect(Some("mallory"), Some(&id)).await.err().unwrap();
     assert_eq!(status, 403, "{reason}");

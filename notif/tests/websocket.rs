@@ -43,7 +43,7 @@ async fn listening(server: &TestServer, user: &str, key: &str) -> (Socket, Strin
     (socket, tab_id)
 }
 
-/// Reconnects a tab of `user` that saw frames up to `last` (`<client>.<seq>`); its hello.
+/// Reconnects a tab of `user` that saw frames up to `last` (`<tab>.<seq>`); its hello.
 async fn reconnect(server: &TestServer, user: &str, last: &str) -> (Socket, WsFrame) {
     let mut socket = connect(server, user, Some(last)).await.unwrap();
     let hello = next(&mut socket).await;

@@ -102,7 +102,7 @@ impl Server {
         assert_eq!(event, "hello");
         let hello: notif::wire::Hello = serde_json::from_str(&data).unwrap();
         Tab {
-            id: hello.client,
+            id: hello.tab_id,
             events,
             reader,
             presence: Vec::new(),

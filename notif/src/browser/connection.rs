@@ -13,7 +13,7 @@ use gloo_net::websocket::{futures::WebSocket, Message};
 use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::{closure::Closure, JsCast};
 
-use super::{ConnectionState, Tab};
+use super::{ConnectionState, ThisTab};
 use crate::{
     wire::RawPresence, Bye, ByeReason, Hello, RawNotification, WsFrame, EVENT_BYE, EVENT_HELLO, EVENT_NOTIF,
     LAST_EVENT_ID_QUERY, NODE_QUERY, WS_PATH,
@@ -40,7 +40,7 @@ pub(super) fn stream_url(secure: bool, host: &str, last_id: Option<&str>, node: 
     }
 }
 
-fn url(tab: &Tab) -> Option<String> {
+fn url(tab: &ThisTab) -> Option<String> {
     let location = web_sys::window()?.location();
     let secure = location.protocol().ok()? == "https:";
     let host = location.host().ok()?;
@@ -52,7 +52,7 @@ fn url(tab: &Tab) -> Option<String> {
     ))
 }
 
-pub(super) fn open(tab: &Rc<Tab>) {
+pub(super) fn open_socket(tab: &Rc<ThisTab>) {
     let Some(url) = url(tab) else { return };
     let socket = match WebSocket::open(&url) {
         Ok(socket) => socket,
@@ -97,7 +97,7 @@ pub(super) fn open(tab: &Rc<Tab>) {
     });
 }
 
-pub(super) fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
+pub(super) fn on_frame(tab: &Rc<ThisTab>, frame: WsFrame) {
     if let Some(id) = frame.id {
         *tab.last_id.borrow_mut() = Some(id);
     }
@@ -149,7 +149,7 @@ pub(super) fn on_frame(tab: &Rc<Tab>, frame: WsFrame) {
 /// Follows the browser's online state: an open connection may outlive the network silently,
 /// so going offline closes it (the indicator turns "reconnecting") and coming back online
 /// reopens it at once, resuming where it stopped.
-pub(super) fn watch_network(tab: &Rc<Tab>) {
+pub(super) fn watch_network(tab: &Rc<ThisTab>) {
     let Some(window) = web_sys::window() else { return };
     let offline = Closure::<dyn FnMut(web_sys::Event)>::new({
         let tab = tab.clone();
@@ -164,7 +164,7 @@ pub(super) fn watch_network(tab: &Rc<Tab>) {
         move |_| {
             tab.failures.set(0);
             if tab.socket.borrow().is_none() {
-                open(&tab);
+                open_socket(&tab);
             }
         }
     });
@@ -185,7 +185,7 @@ pub(super) fn backoff_ms(failures: u32, random: f64) -> u32 {
     (ceiling * (0.5 + random.clamp(0.0, 1.0) / 2.0)) as u32
 }
 
-fn reopen_later(tab: &Rc<Tab>) {
+fn reopen_later(tab: &Rc<ThisTab>) {
     let failures = tab.failures.get().saturating_add(1);
     tab.failures.set(failures);
     let delay = backoff_ms(failures, js_sys::Math::random());
@@ -194,22 +194,22 @@ fn reopen_later(tab: &Rc<Tab>) {
         gloo_timers::future::TimeoutFuture::new(delay).await;
         let online = web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
         if online && tab.socket.borrow().is_none() {
-            open(&tab);
+            open_socket(&tab);
         }
     });
 }
 
-fn lost(tab: &Tab) {
+fn lost(tab: &ThisTab) {
     tab.id.borrow_mut().take();
     if tab.had_hello.get() {
         tab.state.set(ConnectionState::Reconnecting);
     }
 }
 
-fn on_hello(tab: &Rc<Tab>, hello: Hello) {
+fn on_hello(tab: &Rc<ThisTab>, hello: Hello) {
     let first = !tab.had_hello.replace(true);
     tab.failures.set(0);
-    *tab.id.borrow_mut() = Some(hello.client);
+    *tab.id.borrow_mut() = Some(hello.tab_id);
     *tab.node.borrow_mut() = hello.node;
     tab.state.set(ConnectionState::Live);
     for waiter in tab.id_waiters.borrow_mut().drain(..) {

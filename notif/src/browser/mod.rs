@@ -40,11 +40,11 @@ type Relisten = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = bool>>>>;
 
 /// A key held by one or more mounted components.
 struct Held {
-    /// The key's id in `Tab::held` and `Tab::calls`.
+    /// The key's id in `ThisTab::held` and `ThisTab::calls`.
     id: String,
     holders: usize,
     relisten: Relisten,
-    /// Shared by every holder; owned by the tab (`Tab::root`), disposed when the last holder
+    /// Shared by every holder; owned by the tab (`ThisTab::root`), disposed when the last holder
     /// lets go.
     confirmed: RwSignal<u64>,
     /// The last listen call failed (network down, server refused): the next hello retries it,
@@ -74,13 +74,13 @@ impl Held {
     }
 }
 
-type Call = Pin<Box<dyn Future<Output = ()>>>;
+type PendingCall = Pin<Box<dyn Future<Output = ()>>>;
 
 /// Runs `call` once every call made before it for the same key has finished. Listen and
 /// unlisten calls travel on separate HTTP requests; unordered, an unlisten overtaking the listen
 /// it follows (a component unmounted while its listen was on the way) would leave the server
 /// listening for the rest of the tab's life.
-fn in_order(id: &str, call: Call) {
+fn in_order(id: &str, call: PendingCall) {
     let tab = tab();
     let previous = tab.calls.borrow_mut().remove(id);
     let chained = async move {
@@ -108,7 +108,7 @@ struct TopicSlot<T: Topic> {
     handlers: RefCell<Vec<Handler<T>>>,
 }
 
-struct Tab {
+struct ThisTab {
     /// The owner of every browser-wide signal (connection state, resets, topic slots, the
     /// counters of held keys): a root that lives as long as the tab, so none of them is disposed
     /// with the component that happened to use it first.
@@ -129,7 +129,7 @@ struct Tab {
     presence: RefCell<HashMap<&'static str, PresenceDispatch>>,
     held: RefCell<HashMap<String, Held>>,
     /// Per key, the last listen or unlisten call still running: the next one waits for it.
-    calls: RefCell<HashMap<String, Shared<Call>>>,
+    calls: RefCell<HashMap<String, Shared<PendingCall>>>,
     socket: RefCell<Option<connection::Socket>>,
     /// How many sockets the tab opened: numbers them.
     sockets: Cell<u64>,
@@ -140,10 +140,10 @@ struct Tab {
 }
 
 thread_local! {
-    static TAB: Rc<Tab> = Rc::new({
+    static TAB: Rc<ThisTab> = Rc::new({
         let root = page_root();
         let (state, resets) = root.with(|| (RwSignal::new(ConnectionState::Connecting), RwSignal::new(0)));
-        Tab {
+        ThisTab {
         root,
         state,
         resets,
@@ -179,12 +179,12 @@ fn page_root() -> Owner {
 }
 
 /// The tab, with its connection opened if it is not yet.
-fn tab() -> Rc<Tab> {
+fn tab() -> Rc<ThisTab> {
     let tab = TAB.with(Rc::clone);
     // Unit tests drive the tab by hand (`tests.rs`): no socket.
     if !cfg!(test) && !tab.started.replace(true) {
         connection::watch_network(&tab);
-        connection::open(&tab);
+        connection::open_socket(&tab);
     }
     tab
 }

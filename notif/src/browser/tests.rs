@@ -82,7 +82,7 @@ fn frame(event: &str, id: Option<&str>, data: serde_json::Value) {
 
 fn hello(recovered: bool) {
     let hello = Hello {
-        client: "tab-under-test".to_owned(),
+        tab_id: "tab-under-test".to_owned(),
         recovered,
         node: None,
     };

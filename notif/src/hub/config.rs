@@ -218,7 +218,7 @@ impl Config {
                 .map(str::trim)
                 .filter(|origin| !origin.is_empty())
                 .map(|origin| {
-                    crate::stream::Origin::parse(origin)
+                    crate::stream::WebOrigin::parse(origin)
                         .map(|o| o.to_string())
                         .ok_or_else(|| ConfigError {
                             name: "NOTIF_ALLOWED_ORIGINS",

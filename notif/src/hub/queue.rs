@@ -16,7 +16,7 @@ use std::{
 const KEPT_CAPACITY: usize = 8;
 
 struct Shared<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<QueueState<T>>,
     direct: OnceLock<Arc<dyn Direct<T>>>,
 }
 
@@ -33,7 +33,7 @@ pub(crate) trait Direct<T>: Send + Sync {
     fn beat(&self, acknowledge: Option<u64>) -> bool;
 }
 
-struct State<T> {
+struct QueueState<T> {
     frames: VecDeque<T>,
     /// Either side went away.
     closed: bool,
@@ -46,7 +46,7 @@ struct State<T> {
 }
 
 impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    fn lock(&self) -> MutexGuard<'_, QueueState<T>> {
         // Nothing can panic while the lock is held; a poisoned queue is still consistent.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -61,7 +61,7 @@ impl<T> Shared<T> {
     }
 
     /// Changes the state under the lock, then wakes the waiting connection outside it.
-    fn set_and_wake(&self, change: impl FnOnce(&mut State<T>)) {
+    fn set_and_wake(&self, change: impl FnOnce(&mut QueueState<T>)) {
         let waker = {
             let mut state = self.lock();
             change(&mut state);
@@ -115,7 +115,7 @@ pub(crate) struct Receiver<T> {
 /// A queue holding at most `cap` frames.
 pub(crate) fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
-        state: Mutex::new(State {
+        state: Mutex::new(QueueState {
             frames: VecDeque::new(),
             closed: false,
             notified: false,

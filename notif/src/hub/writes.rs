@@ -35,7 +35,7 @@ struct Backlog {
     writers: usize,
 }
 
-fn lock(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
+fn lock_backlog(backlog: &Mutex<Backlog>) -> MutexGuard<'_, Backlog> {
     backlog.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -79,7 +79,7 @@ impl Writes {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return finish_all(wakes, sampler, &self.latency);
         };
-        let mut backlog = lock(&self.backlog);
+        let mut backlog = lock_backlog(&self.backlog);
         backlog.passes.push_back((wakes, sampler));
         if backlog.writers < runtime.metrics().num_workers() {
             backlog.writers += 1;
@@ -104,7 +104,7 @@ struct Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         if !self.finished {
-            lock(&self.backlog).writers -= 1;
+            lock_backlog(&self.backlog).writers -= 1;
         }
     }
 }
@@ -113,7 +113,7 @@ impl Drop for Writer {
 async fn write(mut writer: Writer) {
     loop {
         let (pass, sampler) = {
-            let mut backlog = lock(&writer.backlog);
+            let mut backlog = lock_backlog(&writer.backlog);
             match backlog.passes.pop_front() {
                 Some(pass) => pass,
                 None => {
@@ -166,7 +166,7 @@ mod tests {
     }
 
     fn writers(writes: &Writes) -> usize {
-        lock(&writes.backlog).writers
+        lock_backlog(&writes.backlog).writers
     }
 
     #[tokio::test]
@@ -194,7 +194,7 @@ mod tests {
         while writers(&writes) > 0 {
             tokio::task::yield_now().await;
         }
-        assert!(lock(&writes.backlog).passes.is_empty());
+        assert!(lock_backlog(&writes.backlog).passes.is_empty());
     }
 
     #[test]

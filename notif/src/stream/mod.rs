@@ -9,7 +9,7 @@ use std::{net::IpAddr, sync::Arc};
 
 use axum::{extract::ConnectInfo, response::IntoResponse, routing::get, Router};
 
-pub(crate) use origin::Origin;
+pub(crate) use origin::WebOrigin;
 pub use refused::{StreamDenied, StreamRefused};
 
 use crate::{
@@ -185,7 +185,7 @@ pub(crate) struct Session<I: Identity> {
 impl<I: Identity> Session<I> {
     pub fn hello(&self) -> Hello {
         Hello {
-            client: self.tab_id.to_string(),
+            tab_id: self.tab_id.to_string(),
             recovered: self.recovered,
             node: self.node.clone(),
         }

@@ -12,16 +12,16 @@ use crate::Config;
 /// A web origin: scheme, host and port, as browsers write it in `Origin` (RFC 6454), with the
 /// scheme's default port left out and letters lowercased so that equal origins compare equal.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Origin {
+pub(crate) struct WebOrigin {
     scheme: String,
     host: String,
     port: Option<u16>,
 }
 
-impl Origin {
+impl WebOrigin {
     /// `scheme://host[:port]` with nothing after it; `None` for anything else (`null`, a path,
     /// user info, a wildcard).
-    pub fn parse(text: &str) -> Option<Origin> {
+    pub fn parse(text: &str) -> Option<WebOrigin> {
         let (scheme, authority) = text.split_once("://")?;
         let valid_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             && scheme
@@ -34,7 +34,7 @@ impl Origin {
     }
 
     /// The origin of `scheme` and an `authority` (`host[:port]`, as in a `Host` header).
-    fn from_parts(scheme: &str, authority: &str) -> Option<Origin> {
+    fn from_parts(scheme: &str, authority: &str) -> Option<WebOrigin> {
         if authority.is_empty() || authority.contains(['@', '/', '?', '#', '*']) {
             return None;
         }
@@ -50,7 +50,7 @@ impl Origin {
             "https" | "wss" => Some(443),
             _ => None,
         };
-        Some(Origin {
+        Some(WebOrigin {
             host: authority.host().to_ascii_lowercase(),
             port: authority.port_u16().filter(|port| Some(*port) != default),
             scheme,
@@ -60,7 +60,7 @@ impl Origin {
     /// The origin the request was sent to: its `Host` (or the URI's authority) and the scheme
     /// of the connection (plain HTTP unless the URI says otherwise), or those a trusted proxy
     /// forwarded.
-    fn of_server(parts: &Parts, trust_forwarded: bool) -> Option<Origin> {
+    fn of_server(parts: &Parts, trust_forwarded: bool) -> Option<WebOrigin> {
         let forwarded = |name: &str| {
             trust_forwarded
                 .then(|| parts.headers.get(name)?.to_str().ok()?.split(',').next())
@@ -81,7 +81,7 @@ impl Origin {
     }
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for WebOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}", self.scheme, self.host)?;
         match self.port {
@@ -115,13 +115,13 @@ pub(crate) fn check(parts: &Parts, config: &Config) -> Result<(), StreamRefused>
         // Sandboxed frames, `file:` pages, some redirects: no origin anyone can vouch for.
         return Err(StreamRefused::NullOrigin);
     }
-    let origin = Origin::parse(value.trim()).ok_or(StreamRefused::ForeignOrigin)?;
-    let own = Origin::of_server(parts, config.trust_forwarded);
+    let origin = WebOrigin::parse(value.trim()).ok_or(StreamRefused::ForeignOrigin)?;
+    let own = WebOrigin::of_server(parts, config.trust_forwarded);
     let listed = || {
         config
             .allowed_origins
             .iter()
-            .any(|allowed| Origin::parse(allowed).as_ref() == Some(&origin))
+            .any(|allowed| WebOrigin::parse(allowed).as_ref() == Some(&origin))
     };
     if own.as_ref() == Some(&origin) || listed() {
         Ok(())
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn origins_compare_as_browsers_write_them() {
-        let parse = |s| Origin::parse(s).map(|o| o.to_string());
+        let parse = |s| WebOrigin::parse(s).map(|o| o.to_string());
         assert_eq!(
             parse("HTTP://Example.COM:80").as_deref(),
             Some("http://example.com")

@@ -12,7 +12,7 @@ use http::StatusCode;
 #[non_exhaustive]
 pub enum StreamRefused {
     /// `Last-Event-ID` (or `last_event_id`) is not an id this server sends.
-    #[error("Last-Event-ID must be <client>.<seq> as sent in `id:` lines; omit it to start a new stream")]
+    #[error("Last-Event-ID must be <tab>.<seq> as sent in `id:` lines; omit it to start a new stream")]
     BadLastEventId,
     /// The named tab belongs to another identity.
     #[error("this tab belongs to another session; omit Last-Event-ID to start a new stream")]

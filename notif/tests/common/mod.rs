@@ -315,7 +315,7 @@ impl TestServer {
         assert_eq!(hello.event, "hello");
         tab.hello_data = hello.data.clone();
         let hello: notif::wire::Hello = serde_json::from_str(&hello.data).unwrap();
-        tab.id = hello.client;
+        tab.id = hello.tab_id;
         tab.node = hello.node;
         tab.recovered = hello.recovered;
         Ok(tab)

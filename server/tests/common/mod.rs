@@ -86,7 +86,7 @@ impl Server {
         let data = text.lines().find_map(|l| l.strip_prefix("data:")).unwrap();
         let hello: notif::wire::Hello = serde_json::from_str(data.trim()).unwrap();
         let reader = tokio::spawn(async move { while let Some(Ok(_)) = body.next().await {} });
-        (hello.client, reader)
+        (hello.tab_id, reader)
     }
 }
 

@@ -119,7 +119,7 @@ pub(super) async fn upgrade<I: Identity>(hub: Hub<I>, request: Request) -> Respo
         Ok(session) => session,
         Err(refused) => return refused.into_response(),
     };
-    tokio::spawn(connect(upgrade, session));
+    tokio::spawn(upgraded(upgrade, session));
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -149,7 +149,7 @@ enum Step {
 /// Waits for the upgrade, queues the hello, then hands the connection to a task of its own and
 /// ends. That task lives as long as the connection and is the largest part of an idle stream's
 /// memory, so it holds only what serving needs (see [`Serving`]).
-async fn connect<I: Identity>(upgrade: OnUpgrade, session: Session<I>) {
+async fn upgraded<I: Identity>(upgrade: OnUpgrade, session: Session<I>) {
     let upgraded = match upgrade.await {
         Ok(upgraded) => upgraded,
         Err(error) => {
@@ -161,14 +161,14 @@ async fn connect<I: Identity>(upgrade: OnUpgrade, session: Session<I>) {
     // Under `notif::serve` the connection is a plain TCP socket: kept as that, each write goes
     // straight to it (one pointer chased, and one allocation held, less per stream).
     match crate::serve::socket_of(upgraded) {
-        Ok((socket, read)) => serve(socket, &read, session),
-        Err(upgraded) => serve(TokioIo::new(upgraded), &[], session),
+        Ok((socket, read)) => serve_socket(socket, &read, session),
+        Err(upgraded) => serve_socket(TokioIo::new(upgraded), &[], session),
     }
 }
 
 /// Starts serving `stream`, whose client already sent `read` (bytes hyper read past the
 /// handshake), in a task of its own.
-fn serve<I, S>(stream: S, read: &[u8], session: Session<I>)
+fn serve_socket<I, S>(stream: S, read: &[u8], session: Session<I>)
 where
     I: Identity,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
