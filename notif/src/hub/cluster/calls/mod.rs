@@ -14,9 +14,9 @@ use std::{
 
 use tokio::sync::oneshot;
 
-mod wire;
+mod messages;
 
-pub(super) use wire::{refused, Call, Refusal, Reply};
+pub(super) use messages::{refused, Call, Refusal, Reply};
 
 use super::{node_channel, Body, Cluster, NodeId};
 use crate::{
