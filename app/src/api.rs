@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 use crate::model::{RoomMessage, RoomSummary, Viewer};
 #[cfg(feature = "ssr")]
-use crate::topics::{RoomTopic, TypingTopic};
+use crate::topics::{RoomTopic, TypingTopic, Typist};
 
 /// The signed-in user's name, if any.
 #[server(endpoint = "whoami")]
@@ -147,7 +147,9 @@ pub async fn typing(room: i64) -> Result<(), ServerFnError> {
         return Err(ssr::fail(401, "Sign in to type."));
     };
     let exclude = notif::Exclude::Identity(Some(name.clone()));
-    ssr::hub()?.notify::<TypingTopic>(&room, &name, exclude).await?;
+    ssr::hub()?
+        .notify::<TypingTopic>(&room, &Typist { room, name }, exclude)
+        .await?;
     Ok(())
 }
 

@@ -36,16 +36,33 @@ impl notif::Presence for RoomTopic {
     }
 }
 
-/// Who is typing in a room. Key: the room id; message: the typist's name. Never stored: a
-/// typist's tab sends it at most every 2 s while typing, and the room page shows the name for
-/// 3 s after the last one. Whoever may listen to the room may listen to its typing.
+/// Who is typing in a room. Key: the room id; message: the typist's name, for viewers who did
+/// not mute the room (a muted room is silent, typing included). Never stored: a typist's tab
+/// sends it at most every 2 s while typing, and the room page shows the name for 3 s after the
+/// last one. Whoever may listen to the room may listen to its typing.
 pub struct TypingTopic;
 
-impl notif::SimpleTopic for TypingTopic {
+/// Someone typing in a room, as the server notifies it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Typist {
+    pub room: i64,
+    pub name: String,
+}
+
+impl notif::Topic for TypingTopic {
     const NAME: &'static str = "typing";
     type Key = i64;
+    type Event = Typist;
     type Message = String;
     type Identity = Viewer;
+
+    #[cfg(feature = "ssr")]
+    async fn prepare(viewer: &Viewer, typing: &Typist) -> Option<String> {
+        match viewer {
+            Some(name) if crate::server::is_muted(name, typing.room).await => None,
+            _ => Some(typing.name.clone()),
+        }
+    }
 
     #[cfg(feature = "ssr")]
     async fn authorize(viewer: &Viewer, room: &i64) -> bool {

@@ -236,14 +236,22 @@ async fn demo_app_end_to_end_over_http() {
         status, 403,
         "the room's authorization: no typing in unknown rooms"
     );
-    let typing = |(event, data): (String, String)| {
+    let typing_in = |room: i64, (event, data): (String, String)| {
         let data: serde_json::Value = serde_json::from_str(&data).unwrap();
         assert_eq!(
             (event.as_str(), &data["topic"], &data["key"]),
-            ("notif", &"typing".into(), &1.into())
+            ("notif", &"typing".into(), &room.into())
         );
         data["message"].as_str().unwrap().to_owned()
     };
+    let typing = |event| typing_in(1, event);
+    // cat muted room 1: its typing does not reach her either; room 2's, the sentinel, does.
+    for room in ["1", "2"] {
+        let (status, body) = server
+            .call(&cat, Some(&cat_tab), "listen_typing", &[("room", room)])
+            .await;
+        assert_eq!(status, 200, "cat: {body}");
+    }
     assert_eq!(server.call(&bob, None, "typing", &[("room", "1")]).await.0, 200);
     assert_eq!(typing(ann_tab.next_event().await.unwrap()), "bob");
     assert_eq!(server.call(&ann, None, "typing", &[("room", "1")]).await.0, 200);
@@ -251,6 +259,12 @@ async fn demo_app_end_to_end_over_http() {
         typing(bob_tab.next_event().await.unwrap()),
         "ann",
         "bob's own typing skipped him"
+    );
+    assert_eq!(server.call(&bob, None, "typing", &[("room", "2")]).await.0, 200);
+    assert_eq!(
+        typing_in(2, cat_tab.next_event().await.unwrap()),
+        "bob",
+        "muted room 1's typing sent cat nothing"
     );
 
     // History holds both, highlighted per viewer.
