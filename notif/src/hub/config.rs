@@ -16,9 +16,15 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Keys one tab may listen on at once (`NOTIF_MAX_LISTENS`, default 256).
     pub max_listens_per_tab: usize,
-    /// Interval of the heartbeat comment (`NOTIF_HEARTBEAT_MS`, default 15 s).
+    /// How often an idle stream gets something, so proxies do not close it
+    /// (`NOTIF_HEARTBEAT_MS`, default 15 s). WebSocket: one clock per hub pings every socket
+    /// that wrote nothing since its last tick; browsers answer by themselves, and when the tab
+    /// keeps frames for a resume the ping asks for an acknowledgement, after which its replay
+    /// buffer drops them. SSE: a `:hb` comment after each interval with no frame sent.
     pub heartbeat: Duration,
-    /// Reconnect delay advertised to browsers with `retry:` (`NOTIF_RETRY_MS`, default 1 s).
+    /// SSE only: the `retry:` sent with `hello`, how long an `EventSource` waits before it
+    /// reconnects (`NOTIF_RETRY_MS`, default 1 s). WebSocket streams do not use it: notif's
+    /// own browser half reconnects with its own backoff (0.5 s to 30 s, with jitter).
     pub retry: Duration,
     /// Messages from other nodes waiting to be applied before this node counts as fallen
     /// behind: it then drops them and resets the tabs listening on their keys, which start over
