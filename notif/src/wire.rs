@@ -50,6 +50,11 @@ pub struct BadEventId;
 
 /// Parses an event id, `<client>.<seq>`, as sent in every frame's `id:` line.
 ///
+/// # Errors
+///
+/// [`BadEventId`] when there is no dot, the part before it is not 32 lowercase hex digits, or
+/// the part after it is not a decimal number that fits in a `u64`.
+///
 /// ```
 /// let (client, seq) = notif::wire::parse_event_id("0123456789abcdef0123456789abcdef.42").unwrap();
 /// assert_eq!((client.to_string().len(), seq), (32, 42));

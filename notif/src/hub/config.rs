@@ -130,7 +130,18 @@ impl Config {
         self.drain.min(self.resume_window)
     }
 
-    /// Defaults, overridden by the `NOTIF_*` env vars named on each field.
+    /// Defaults, overridden by the `NOTIF_*` env vars named on each field. An unset variable
+    /// keeps its default.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first variable that is set but unusable: a value that is
+    /// not a whole number, or is below its minimum (64 for `NOTIF_MAX_MESSAGE_BYTES`; 1 for
+    /// `NOTIF_QUEUE_CAPACITY`, `NOTIF_MAX_LISTENS`, `NOTIF_BACKPLANE_BACKLOG`,
+    /// `NOTIF_MAX_TABS_PER_IDENTITY`, `NOTIF_MAX_STREAMS_PER_ADDRESS`, `NOTIF_HEARTBEAT_MS`,
+    /// `NOTIF_NODE_HEARTBEAT_MS` and `NOTIF_NODE_TIMEOUT_MS`); a flag other than `true`,
+    /// `false`, `1` or `0`; an entry of `NOTIF_ALLOWED_ORIGINS` that is not
+    /// `scheme://host[:port]` alone.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
