@@ -28,7 +28,6 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Ends a hub's streams; resolves once their connections closed.
 /// Ends the streams; resolves once they closed, then (the second) once the hub is drained.
 type EndStreams = Box<dyn FnOnce() -> (Signal, Signal) + Send>;
 
