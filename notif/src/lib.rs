@@ -85,6 +85,6 @@ pub use hub::{
 #[cfg(feature = "ssr")]
 pub use request::{caller, listen, unlisten};
 #[cfg(feature = "ssr")]
-pub use serve::{bind, serve, Serve, DEFAULT_BODY_TIMEOUT, DEFAULT_IDLE_TIMEOUT, LISTEN_BACKLOG};
+pub use serve::{bind, serve, Serve};
 #[cfg(feature = "ssr")]
 pub use stream::{StreamDenied, StreamRefused};

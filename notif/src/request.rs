@@ -95,7 +95,14 @@ pub async fn listen<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
     .await
 }
 
-/// Stops the calling tab listening on `key`, on whichever node holds the tab.
+/// Stops the calling tab listening on `key`, on whichever node holds the tab. Unlistening a
+/// key the tab does not listen on is not an error.
+///
+/// # Errors
+///
+/// A [`ListenError`], also set as the response's HTTP status: no hub in context (500), no or a
+/// malformed tab id (400), the key unusable (400), the tab unknown (410) or another identity's
+/// (403); with several nodes, the tab's node unreachable (503).
 pub async fn unlisten<T: Topic>(key: &T::Key) -> Result<(), ListenError> {
     with_status(async {
         let (hub, parts) = context::<T>()?;

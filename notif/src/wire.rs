@@ -48,11 +48,16 @@ pub const LAST_EVENT_ID_QUERY: &str = "last_event_id";
 #[error("an event id is <tab>.<seq>: 32 lowercase hex digits, a dot, and a decimal sequence number, as sent in `id:` lines")]
 pub struct BadEventId;
 
-/// Parses an event id, `<client>.<seq>`, as sent in every frame's `id:` line.
+/// Parses an event id, `<tab>.<seq>`, as sent in every frame's `id:` line.
+///
+/// # Errors
+///
+/// [`BadEventId`] when there is no dot, the part before it is not 32 lowercase hex digits, or
+/// the part after it is not a decimal number that fits in a `u64`.
 ///
 /// ```
-/// let (client, seq) = notif::wire::parse_event_id("0123456789abcdef0123456789abcdef.42").unwrap();
-/// assert_eq!((client.to_string().len(), seq), (32, 42));
+/// let (tab_id, seq) = notif::wire::parse_event_id("0123456789abcdef0123456789abcdef.42").unwrap();
+/// assert_eq!((tab_id.to_string().len(), seq), (32, 42));
 /// assert!(notif::wire::parse_event_id("0123456789abcdef0123456789abcdef.-1").is_err());
 /// ```
 pub fn parse_event_id(id: &str) -> Result<(crate::TabId, u64), BadEventId> {

@@ -34,8 +34,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = notif::Config::from_env()?;
     // A browser's keep-alive connection for its server-function calls costs the server more
     // than its notification stream: close it when idle (streams in progress are not idle).
-    let idle = whole_number("NOTIF_HTTP_IDLE_MS")?
-        .map_or(notif::DEFAULT_IDLE_TIMEOUT, std::time::Duration::from_millis);
+    let idle = whole_number("NOTIF_HTTP_IDLE_MS")?.map_or(
+        notif::Serve::DEFAULT_IDLE_TIMEOUT,
+        std::time::Duration::from_millis,
+    );
     let hub = match std::env::var("NOTIF_REDIS_URL") {
         Ok(url) if !url.is_empty() => {
             let backplane = notif::backplane::RedisBackplane::new(&url)

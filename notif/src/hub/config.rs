@@ -16,9 +16,15 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Keys one tab may listen on at once (`NOTIF_MAX_LISTENS`, default 256).
     pub max_listens_per_tab: usize,
-    /// Interval of the heartbeat comment (`NOTIF_HEARTBEAT_MS`, default 15 s).
+    /// How often an idle stream gets something, so proxies do not close it
+    /// (`NOTIF_HEARTBEAT_MS`, default 15 s). WebSocket: one clock per hub pings every socket
+    /// that wrote nothing since its last tick; browsers answer by themselves, and when the tab
+    /// keeps frames for a resume the ping asks for an acknowledgement, after which its replay
+    /// buffer drops them. SSE: a `:hb` comment after each interval with no frame sent.
     pub heartbeat: Duration,
-    /// Reconnect delay advertised to browsers with `retry:` (`NOTIF_RETRY_MS`, default 1 s).
+    /// SSE only: the `retry:` sent with `hello`, how long an `EventSource` waits before it
+    /// reconnects (`NOTIF_RETRY_MS`, default 1 s). WebSocket streams do not use it: notif's
+    /// own browser half reconnects with its own backoff (0.5 s to 30 s, with jitter).
     pub retry: Duration,
     /// Messages from other nodes waiting to be applied before this node counts as fallen
     /// behind: it then drops them and resets the tabs listening on their keys, which start over
@@ -124,7 +130,18 @@ impl Config {
         self.drain.min(self.resume_window)
     }
 
-    /// Defaults, overridden by the `NOTIF_*` env vars named on each field.
+    /// Defaults, overridden by the `NOTIF_*` env vars named on each field. An unset variable
+    /// keeps its default.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first variable that is set but unusable: a value that is
+    /// not a whole number, or is below its minimum (64 for `NOTIF_MAX_MESSAGE_BYTES`; 1 for
+    /// `NOTIF_QUEUE_CAPACITY`, `NOTIF_MAX_LISTENS`, `NOTIF_BACKPLANE_BACKLOG`,
+    /// `NOTIF_MAX_TABS_PER_IDENTITY`, `NOTIF_MAX_STREAMS_PER_ADDRESS`, `NOTIF_HEARTBEAT_MS`,
+    /// `NOTIF_NODE_HEARTBEAT_MS` and `NOTIF_NODE_TIMEOUT_MS`); a flag other than `true`,
+    /// `false`, `1` or `0`; an entry of `NOTIF_ALLOWED_ORIGINS` that is not
+    /// `scheme://host[:port]` alone.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

@@ -13,6 +13,14 @@ impl<I: Identity> Hub<I> {
     /// listen is registered when this returns: a later `notify` reaches the tab. The tab must
     /// be held by this node; [`listen`](crate::listen) in a server function also reaches a tab
     /// another node holds.
+    ///
+    /// # Errors
+    ///
+    /// [`ListenError::BadKey`] if the key does not serialise, serialises to `null` or to more
+    /// than 1,024 bytes; [`Unauthorized`](ListenError::Unauthorized) if `T::authorize` refuses;
+    /// [`UnknownTab`](ListenError::UnknownTab) if this node does not hold the tab;
+    /// [`ForeignTab`](ListenError::ForeignTab) if the tab is another identity's;
+    /// [`TooManyListens`](ListenError::TooManyListens) at `Config::max_listens_per_tab`.
     pub async fn listen<T: Topic<Identity = I>>(
         &self,
         tab_id: TabId,
@@ -76,6 +84,12 @@ impl<I: Identity> Hub<I> {
     /// Stops `tab_id` listening on `key`. Unlistening a key not listened to is not an error.
     /// The tab must be held by this node; [`unlisten`](crate::unlisten) in a server function
     /// also reaches a tab another node holds.
+    ///
+    /// # Errors
+    ///
+    /// [`ListenError::BadKey`] if the key does not serialise, serialises to `null` or to more
+    /// than 1,024 bytes; [`UnknownTab`](ListenError::UnknownTab) if this node does not hold
+    /// the tab; [`ForeignTab`](ListenError::ForeignTab) if the tab is another identity's.
     pub fn unlisten<T: Topic<Identity = I>>(
         &self,
         tab_id: TabId,
@@ -103,6 +117,11 @@ impl<I: Identity> Hub<I> {
 
     /// Stops every tab of `identity` listening on `key` (Eliom's `unlisten_user`). Returns how
     /// many tabs were listening.
+    ///
+    /// # Errors
+    ///
+    /// [`ListenError::BadKey`] if the key does not serialise, serialises to `null` or to more
+    /// than 1,024 bytes; nothing is unlistened then. An identity with no tab is not an error (0).
     pub fn unlisten_identity<T: Topic<Identity = I>>(
         &self,
         identity: &I,

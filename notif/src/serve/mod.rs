@@ -20,23 +20,13 @@ use tower::ServiceExt;
 
 use crate::{Hub, Identity};
 
-/// How long a connection may go without a request by default: [`Serve::idle_timeout`].
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long a request's body may take to arrive whole by default: [`Serve::body_timeout`].
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Ends a hub's streams; resolves once their connections closed.
 /// Ends the streams; resolves once they closed, then (the second) once the hub is drained.
 type EndStreams = Box<dyn FnOnce() -> (Signal, Signal) + Send>;
 
-/// Connections a listener from [`bind`] queues before they are accepted.
-pub const LISTEN_BACKLOG: u32 = 4096;
-
-/// A listener on `addr` whose kernel queue holds [`LISTEN_BACKLOG`] connections waiting to be
-/// accepted, where `TcpListener::bind` asks for 128: when a node drains or dies, its tabs
+/// A listener on `addr` whose kernel queue holds [`Serve::LISTEN_BACKLOG`] connections waiting
+/// to be accepted, where `TcpListener::bind` asks for 128: when a node drains or dies, its tabs
 /// reconnect to the others at once, and connections beyond the queue are dropped and retried
 /// a second or more later. The kernel caps the queue at `net.core.somaxconn`.
 ///
@@ -59,7 +49,7 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     // As `TcpListener::bind` does: a restarted server binds while old connections linger.
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    socket.listen(Serve::LISTEN_BACKLOG)
 }
 
 /// Serves `router` on `listener` until the shutdown signal, if any: await the returned
@@ -70,8 +60,8 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// server ~31 KiB of heap and is kept until the browser drops it; a stream costs ~2.3 KiB
 /// (docs/BENCHMARKS.md). `serve` drives each connection with hyper's HTTP/1 server alone (~20
 /// KiB while idle: no HTTP/2 state beside it) and closes one that sends no request for
-/// [`idle_timeout`](Serve::idle_timeout) ([`DEFAULT_IDLE_TIMEOUT`] unless set). Streams in
-/// progress are never idle. A request whose body has not arrived whole within
+/// [`idle_timeout`](Serve::idle_timeout) ([`Serve::DEFAULT_IDLE_TIMEOUT`] unless set). Streams
+/// in progress are never idle. A request whose body has not arrived whole within
 /// [`body_timeout`](Serve::body_timeout) fails. Each request carries its peer's address as
 /// axum's `ConnectInfo<SocketAddr>` (what the per-address stream cap counts). Browsers speak
 /// HTTP/2 only over TLS, which a proxy in front terminates.
@@ -100,8 +90,8 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
     Serve {
         listener,
         router,
-        idle: DEFAULT_IDLE_TIMEOUT,
-        body: DEFAULT_BODY_TIMEOUT,
+        idle: Serve::DEFAULT_IDLE_TIMEOUT,
+        body: Serve::DEFAULT_BODY_TIMEOUT,
         signal: Box::pin(std::future::pending()),
         end_streams: None,
     }
@@ -132,6 +122,15 @@ impl std::fmt::Debug for Serve {
 }
 
 impl Serve {
+    /// How long a connection may go without a request by default: [`Serve::idle_timeout`].
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// How long a request's body may take to arrive whole by default: [`Serve::body_timeout`].
+    pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Connections a listener from [`bind`] queues before they are accepted.
+    pub const LISTEN_BACKLOG: u32 = 4096;
+
     /// Closes a connection that sends no request (its headers) for `idle` after the last
     /// response or after connecting; at least 1 ms. Streams in progress are not idle.
     pub fn idle_timeout(mut self, idle: Duration) -> Self {

@@ -167,7 +167,7 @@ impl TestServer {
         config: Config,
         backplane: Option<std::sync::Arc<dyn notif::backplane::Backplane>>,
     ) -> Self {
-        Self::serving(config, backplane, notif::DEFAULT_IDLE_TIMEOUT).await
+        Self::serving(config, backplane, notif::Serve::DEFAULT_IDLE_TIMEOUT).await
     }
 
     /// Served by `notif::serve`, closing HTTP connections idle for `idle`.

@@ -39,6 +39,14 @@ enum Command {
 impl RedisBackplane {
     /// A backplane for the Redis at `url` (`redis://host:port`). Connects when the hub starts it;
     /// fails here only if the URL is not a Redis URL.
+    ///
+    /// # Errors
+    ///
+    /// A [`redis::RedisError`] of kind `InvalidClientConfig` when the `redis` crate does not
+    /// take `url`: it does not parse, its scheme is not `redis`, `valkey` or a Unix socket's, or
+    /// its host, database number, user, password or `protocol` is unusable. `rediss://` (TLS)
+    /// fails too unless the app turns on one of `redis`'s TLS features: notif turns on none.
+    /// Nothing connects here, so Redis being down is not an error yet.
     pub fn new(url: &str) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let (commands, pending) = mpsc::unbounded_channel();
