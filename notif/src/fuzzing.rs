@@ -5,7 +5,11 @@
 //!
 //! The WebSocket parts are private to `stream::ws`; their entry points are implemented there
 //! (`stream/ws/fuzz.rs`), on the types declared here.
-use crate::{parse_event_id, Bye, Hello, Hub, RawNotification, SimpleTopic, TabId, WsFrame};
+use crate::{
+    parse_event_id,
+    wire::{PresenceChange, RawPresence},
+    Bye, Hello, Hub, Presence, RawNotification, SimpleTopic, TabId, WsFrame,
+};
 
 /// The WebSocket reader and handshake.
 pub struct Ws;
@@ -38,7 +42,8 @@ pub fn event_id(input: &[u8]) {
     let _ = Stream::last_seen(None, Some(&text));
 }
 
-/// A topic whose keys and messages are any JSON.
+/// A topic whose keys and messages are any JSON, with presence: its listeners are shown by
+/// their names, any text.
 struct AnyJson;
 
 impl SimpleTopic for AnyJson {
@@ -48,6 +53,14 @@ impl SimpleTopic for AnyJson {
     type Identity = Option<String>;
 }
 
+impl Presence for AnyJson {
+    type Public = Option<String>;
+
+    async fn public(name: &Option<String>) -> Option<Option<String>> {
+        Some(name.clone())
+    }
+}
+
 thread_local! {
     static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -55,31 +68,35 @@ thread_local! {
         .expect("a runtime for the fuzz target");
 }
 
-/// What a browser decodes (`Hello`, `Bye`, `WsFrame`, `RawNotification`), then, if the bytes are
-/// JSON, a listen and a notify on them as a key: a key the hub accepts reaches its listener as
-/// the same key.
+/// What a browser decodes (`Hello`, `Bye`, `WsFrame`, `RawNotification`, `RawPresence`), then, if
+/// the bytes are JSON, a listen and a notify on them as a key, by a tab whose identity's name is
+/// the bytes as text: a key the hub accepts reaches its listener as the same key, in its
+/// presence list and in its notification, and the list shows the name as it was.
 pub fn wire_frames(input: &[u8]) {
     let _ = serde_json::from_slice::<Hello>(input);
     let _ = serde_json::from_slice::<Bye>(input);
     let _ = serde_json::from_slice::<WsFrame>(input);
     let _ = serde_json::from_slice::<RawNotification>(input);
+    let _ = serde_json::from_slice::<RawPresence>(input);
     let Ok(key) = serde_json::from_slice::<serde_json::Value>(input) else {
         return;
     };
-    RUNTIME.with(|runtime| runtime.block_on(listen_and_notify(key)));
+    let name = String::from_utf8_lossy(input).into_owned();
+    RUNTIME.with(|runtime| runtime.block_on(listen_and_notify(key, name)));
 }
 
-async fn listen_and_notify(key: serde_json::Value) {
+async fn listen_and_notify(key: serde_json::Value, name: String) {
     // No re-validation clock: a task per hub would pile up over the fuzzer's runs.
     let config = crate::Config {
         revalidate: std::time::Duration::ZERO,
         ..crate::Config::default()
     };
-    let hub: Hub<Option<String>> = Hub::new(config, |_| async { None });
-    let Ok((tab_id, mut rx)) = hub.open_tab(None, None) else {
+    let hub: Hub<Option<String>> = Hub::new(config, |_| async { None }).with_presence::<AnyJson>();
+    let identity = Some(name.clone());
+    let Ok((tab_id, mut rx)) = hub.open_tab(identity.clone(), None) else {
         return;
     };
-    if hub.listen::<AnyJson>(tab_id, &None, &key).await.is_err() {
+    if hub.listen::<AnyJson>(tab_id, &identity, &key).await.is_err() {
         // Too long once serialised: nobody listens on it.
         let sent = hub
             .notify::<AnyJson>(&key, &serde_json::Value::Null, crate::Exclude::Nobody)
@@ -93,6 +110,19 @@ async fn listen_and_notify(key: serde_json::Value) {
         .expect("a key that could be listened on can be notified");
     assert_eq!(sent, 1);
     let Ok(crate::hub::Outgoing::Notif { data, .. }) = rx.try_recv() else {
+        panic!("the listener got no presence list");
+    };
+    let raw: RawPresence = serde_json::from_str(&data).expect("a presence frame decodes");
+    assert_eq!(raw.topic, AnyJson::NAME);
+    if !has_float(&key) {
+        assert_eq!(raw.key, key, "the key as listened on, in the presence list");
+    }
+    assert_eq!(
+        raw.presence,
+        PresenceChange::Present(vec![name.into()]),
+        "the listener's own name, as it was"
+    );
+    let Ok(crate::hub::Outgoing::Notif { data, .. }) = rx.try_recv() else {
         panic!("the listener got no notification");
     };
     let raw: RawNotification = serde_json::from_str(&data).expect("a notification decodes");
@@ -101,9 +131,11 @@ async fn listen_and_notify(key: serde_json::Value) {
         // Floats may not survive a round trip through text bit for bit.
         assert_eq!(raw.key, key, "the key as listened on");
     }
-    hub.unlisten::<AnyJson>(tab_id, &None, &key)
+    hub.unlisten::<AnyJson>(tab_id, &identity, &key)
         .expect("a key listened on can be unlistened");
     assert_eq!(hub.metrics().listens, 0);
+    let count = hub.presence::<AnyJson>(&key).await.expect("a listened key is a valid key");
+    assert_eq!((count.tabs, count.identities), (0, 0), "nobody stays on the key");
 }
 
 fn has_float(value: &serde_json::Value) -> bool {
