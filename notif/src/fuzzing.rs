@@ -134,7 +134,10 @@ async fn listen_and_notify(key: serde_json::Value, name: String) {
     hub.unlisten::<AnyJson>(tab_id, &identity, &key)
         .expect("a key listened on can be unlistened");
     assert_eq!(hub.metrics().listens, 0);
-    let count = hub.presence::<AnyJson>(&key).await.expect("a listened key is a valid key");
+    let count = hub
+        .presence::<AnyJson>(&key)
+        .await
+        .expect("a listened key is a valid key");
     assert_eq!((count.tabs, count.identities), (0, 0), "nobody stays on the key");
 }
 
