@@ -124,6 +124,7 @@ pub struct Listening<T: Topic> {
     pub(crate) key: Signal<T::Key>,
     pub(crate) latest: Signal<Option<T::Message>>,
     pub(crate) confirmed: Signal<u64>,
+    pub(crate) listen_error: Signal<Option<String>>,
     /// The held key's id in the tab (browser only: `None` during server-side rendering and
     /// before the first listen goes out), for what only some topics keep per key (presence).
     pub(crate) held: Signal<Option<String>>,
@@ -162,6 +163,16 @@ impl<T: Topic> Listening<T> {
     pub fn confirmed_listens(&self) -> Signal<u64> {
         self.confirmed
     }
+
+    /// Why the latest listen call of the current key failed, as its error displays (a refusal
+    /// by `authorize` reads as the server function's 403 reason; a call lost with the
+    /// network, as the network error), or `None`: none failed, or the latest succeeded.
+    /// Components holding the same key share it. A failed listen is sent again when the stream
+    /// next says hello (on a reconnect), so a refusal stays until the listen is allowed or the
+    /// component lets go of the key.
+    pub fn listen_error(&self) -> Signal<Option<String>> {
+        self.listen_error
+    }
 }
 
 impl<T: Presence> Listening<T> {
@@ -190,7 +201,8 @@ impl<T: Presence> Listening<T> {
     /// # async fn unlisten_room(_room: i64) -> Result<(), ServerFnError> { Ok(()) }
     /// impl notif::Presence for RoomTopic {
     ///     type Public = String; // a display name
-    ///     // In an app, under `#[cfg(feature = "ssr")]`. Signed-out visitors: counted, not shown.
+    ///     // Signed-out visitors: counted, not shown.
+    ///     #[cfg(feature = "ssr")]
     ///     async fn public(user: &Option<String>) -> Option<String> { user.clone() }
     /// }
     ///
@@ -314,6 +326,7 @@ mod imp {
             key,
             latest: Signal::stored(None),
             confirmed: Signal::stored(0),
+            listen_error: Signal::stored(None),
             held: Signal::stored(None),
         }
     }

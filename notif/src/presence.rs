@@ -19,6 +19,9 @@ use crate::{Data, Topic};
 /// lists cover every node, and a node that dies takes its identities with it within
 /// `Config::node_timeout`.
 ///
+/// Like `Topic::prepare`, `public` exists only with notif's `ssr` feature: put
+/// `#[cfg(feature = "ssr")]` on it in the `impl`, as below.
+///
 /// # Examples
 ///
 /// ```
@@ -36,6 +39,7 @@ use crate::{Data, Topic};
 /// impl Presence for Room {
 ///     type Public = String; // a display name
 ///
+///     #[cfg(feature = "ssr")]
 ///     async fn public(user: &Option<String>) -> Option<String> {
 ///         // Visitors who are not signed in are counted but not shown.
 ///         user.clone()

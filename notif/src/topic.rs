@@ -50,8 +50,10 @@ impl<T> Identity for T where
 /// on a key. Topics whose event is the message itself implement [`SimpleTopic`] instead and get
 /// `Topic` for free.
 ///
-/// `prepare` and `authorize` exist only with the `ssr` feature: implement them inside the
-/// application's `#[cfg(feature = "ssr")]` block.
+/// The topic is shared by the server and the browser build, but `prepare` and `authorize` exist
+/// only with notif's `ssr` feature: put `#[cfg(feature = "ssr")]` on each of them in the `impl`,
+/// as below (the app's `ssr` feature turning on `notif/ssr`). Without it the browser build
+/// fails with "method `prepare` is not a member of trait `notif::Topic`".
 ///
 /// # Examples
 ///
@@ -76,6 +78,7 @@ impl<T> Identity for T where
 ///     type Message = Shown;
 ///     type Identity = Option<String>; // the signed-in user, if any
 ///
+///     #[cfg(feature = "ssr")]
 ///     async fn prepare(reader: &Option<String>, post: &Posted) -> Option<Shown> {
 ///         let reader = reader.as_deref()?;
 ///         if muted(reader, &post.author) {
@@ -85,6 +88,7 @@ impl<T> Identity for T where
 ///         Some(Shown { text: post.text.clone(), mentions_you })
 ///     }
 ///
+///     #[cfg(feature = "ssr")]
 ///     async fn authorize(reader: &Option<String>, room: &u32) -> bool {
 ///         reader.as_deref().is_some_and(|reader| is_member(reader, *room))
 ///     }

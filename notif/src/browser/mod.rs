@@ -36,7 +36,7 @@ type Dispatch = Rc<dyn Fn(RawNotification)>;
 /// Decodes a presence frame of one topic and updates the held key's list.
 type PresenceDispatch = Rc<dyn Fn(crate::wire::RawPresence)>;
 
-type Relisten = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = bool>>>>;
+type Relisten = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>>>>>;
 
 /// A key held by one or more mounted components.
 struct Held {
@@ -50,6 +50,8 @@ struct Held {
     /// The last listen call failed (network down, server refused): the next hello retries it,
     /// so a listen sent while the network was away is not lost for good.
     failed: Rc<Cell<bool>>,
+    /// Why, as the call's error said; `None` once one succeeded. Shared like `confirmed`.
+    error: RwSignal<Option<String>>,
     /// Who is on the key, as the presence frames said (public forms as JSON; empty for a topic
     /// without presence): kept from the listen on, typed when read (`Listening::present`), so
     /// the list sent right after the listen is never missed. Shared like `confirmed`.
@@ -59,16 +61,18 @@ struct Held {
 impl Held {
     /// Calls the listen server function again; counts it in `confirmed` once it returns Ok.
     fn listen(&self) {
-        let (call, confirmed, failed) = ((self.relisten)(), self.confirmed, self.failed.clone());
+        let (call, confirmed, failed, error) =
+            ((self.relisten)(), self.confirmed, self.failed.clone(), self.error);
         in_order(
             &self.id,
             Box::pin(async move {
-                let ok = call.await;
-                failed.set(!ok);
-                if ok {
-                    // Disposed if the last holder let go meanwhile: nobody reads it any more.
+                let result = call.await;
+                failed.set(result.is_err());
+                // Disposed if the last holder let go meanwhile: nobody reads them any more.
+                if result.is_ok() {
                     confirmed.try_update(|n| *n += 1);
                 }
+                error.try_set(result.err());
             }),
         );
     }
@@ -298,9 +302,10 @@ pub fn use_listen<T: Topic>(
     let listen: Rc<dyn ListenCall<T::Key>> = Rc::new(listen);
     let unlisten: Rc<dyn ListenCall<T::Key>> = Rc::new(unlisten);
     route_presence::<T>();
-    // The counter of the key held now (shared with its other holders), and its latest message:
-    // this component's own.
+    // The counter and the listen error of the key held now (shared with its other holders),
+    // and its latest message: this component's own.
     let counter = RwSignal::new(None::<RwSignal<u64>>);
+    let failure = RwSignal::new(None::<RwSignal<Option<String>>>);
     // The id of the key held now, for its per-key state of other kinds (presence).
     let holding = RwSignal::new(None::<String>);
     let latest = RwSignal::new(None::<T::Message>);
@@ -315,6 +320,7 @@ pub fn use_listen<T: Topic>(
             let entry = held.remove(&id).expect("just found");
             drop(held);
             entry.confirmed.dispose();
+            entry.error.dispose();
             entry.present.dispose();
             let call = unlisten.call(key);
             in_order(
@@ -346,6 +352,7 @@ pub fn use_listen<T: Topic>(
             if let Some(entry) = held.get_mut(&id) {
                 entry.holders += 1;
                 counter.set(Some(entry.confirmed));
+                failure.set(Some(entry.error));
                 holding.set(Some(id));
                 return;
             }
@@ -353,13 +360,11 @@ pub fn use_listen<T: Topic>(
             let relisten: Relisten = Rc::new(move || {
                 let call = listen.call(key.clone());
                 Box::pin(async move {
-                    match call.await {
-                        Ok(()) => true,
-                        Err(error) => {
-                            leptos::logging::warn!("notif: listen failed: {error}");
-                            false
-                        }
+                    let result = call.await;
+                    if let Err(error) = &result {
+                        leptos::logging::warn!("notif: listen failed: {error}");
                     }
+                    result
                 })
             });
             let entry = Held {
@@ -368,9 +373,11 @@ pub fn use_listen<T: Topic>(
                 relisten,
                 confirmed: tab.root.with(|| RwSignal::new(0)),
                 failed: Rc::new(Cell::new(false)),
+                error: tab.root.with(|| RwSignal::new(None)),
                 present: tab.root.with(|| RwSignal::new(Vec::new())),
             };
             counter.set(Some(entry.confirmed));
+            failure.set(Some(entry.error));
             entry.listen();
             held.insert(id.clone(), entry);
             holding.set(Some(id));
@@ -390,6 +397,7 @@ pub fn use_listen<T: Topic>(
         key,
         latest: latest.into(),
         confirmed: Signal::derive(move || counter.get().and_then(|shared| shared.try_get()).unwrap_or(0)),
+        listen_error: Signal::derive(move || failure.get().and_then(|shared| shared.try_get()).flatten()),
         held: holding.into(),
     }
 }

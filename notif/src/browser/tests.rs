@@ -337,7 +337,8 @@ fn a_hello_listens_again_after_a_reset_or_a_failed_call() {
     assert!(listens_again(true, false, true));
 }
 
-/// A listen that failed is sent again by the next hello, even a resumed one.
+/// A listen that failed is sent again by the next hello, even a resumed one; its error shows
+/// until one succeeds.
 #[wasm_bindgen_test]
 async fn a_failed_listen_is_sent_again_by_the_next_hello() {
     let log = Rc::new(RefCell::new(Vec::<String>::new()));
@@ -366,11 +367,20 @@ async fn a_failed_listen_is_sent_again_by_the_next_hello() {
     settle(20).await;
     assert_eq!(log.borrow().as_slice(), ["listen 40"]);
     assert_eq!(listening.confirmed_listens().get_untracked(), 0);
+    assert_eq!(
+        listening.listen_error().get_untracked().as_deref(),
+        Some("offline")
+    );
     fail.set(false);
     hello(true);
     settle(20).await;
     assert_eq!(log.borrow().as_slice(), ["listen 40", "listen 40"]);
     assert_eq!(listening.confirmed_listens().get_untracked(), 1);
+    assert_eq!(
+        listening.listen_error().get_untracked(),
+        None,
+        "the retry succeeded"
+    );
     hello(true);
     settle(20).await;
     assert_eq!(log.borrow().len(), 2, "once confirmed, a resume sends nothing");

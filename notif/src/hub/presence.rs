@@ -85,6 +85,7 @@ impl<I: Identity> Hub<I> {
     /// }
     /// impl Presence for Room {
     ///     type Public = String;
+    ///     #[cfg(feature = "ssr")]
     ///     async fn public(user: &Option<String>) -> Option<String> {
     ///         user.clone()
     ///     }
