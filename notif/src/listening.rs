@@ -45,6 +45,12 @@ use leptos::prelude::*;
 use crate::{Presence, Topic};
 
 /// State of the tab's stream, for a connection indicator.
+///
+/// A stream the server refuses (an identity the app does not accept, a cap reached, a foreign
+/// origin) stays `Connecting`, or `Reconnecting` if it was open before: browsers do not tell a
+/// page why a WebSocket handshake failed, so the tab keeps trying, backing off from 0.5 s to
+/// 30 s. docs/PROTOCOL.md lists the refusals with their reasons, which curl or the SSE endpoint
+/// shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectionState {
     /// Not yet open (and always, during server-side rendering).
@@ -159,7 +165,9 @@ impl<T: Topic> Listening<T> {
 
     /// How many listens of the key the server confirmed (the first, and each re-listen after
     /// a reset or a failed call): a change means "registered now: refetch what may have been
-    /// missed before". Components holding the same key share the count.
+    /// missed before". Components holding the same key share the count. It follows the key:
+    /// after a change it reads the new key's count, 0 until that key's first listen is
+    /// confirmed, so `> 0` means "listening on the current key".
     pub fn confirmed_listens(&self) -> Signal<u64> {
         self.confirmed
     }
