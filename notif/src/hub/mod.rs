@@ -136,6 +136,34 @@ struct Inner<I: Identity> {
 impl<I: Identity> Hub<I> {
     /// A hub with `config`, resolving a request's identity with `identify` (for instance from a
     /// session cookie). `identify` runs when a tab opens its stream and on every listen.
+    ///
+    /// `identify` is given the request head and returns a future, which must not borrow the
+    /// head (the future is `'static`): read what it needs from `parts` first, then move that
+    /// into `async move`. Written `|parts| async move { user_of(parts) }`, it fails to compile
+    /// with "lifetime may not live long enough".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use notif::{Config, Hub};
+    ///
+    /// /// The `session` cookie's value, if the request has one.
+    /// fn session_cookie(parts: &http::request::Parts) -> Option<String> {
+    ///     let cookies = parts.headers.get(http::header::COOKIE)?.to_str().ok()?;
+    ///     cookies
+    ///         .split(';')
+    ///         .filter_map(|pair| pair.trim().split_once('='))
+    ///         .find(|(name, _)| *name == "session")
+    ///         .map(|(_, value)| value.to_owned())
+    /// }
+    /// # async fn user_of_session(token: &str) -> Option<String> { Some(token.to_owned()) }
+    ///
+    /// let hub: Hub<Option<String>> = Hub::new(Config::default(), |parts| {
+    ///     let session = session_cookie(parts); // read now: the future may not borrow `parts`
+    ///     async move { user_of_session(&session?).await }
+    /// });
+    /// # let _ = hub;
+    /// ```
     pub fn new<F, Fut>(config: Config, identify: F) -> Self
     where
         F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,
