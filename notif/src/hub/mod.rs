@@ -80,6 +80,13 @@ type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output 
 /// for server functions, and keep a clone wherever else the server notifies from (a background
 /// task, a timer, a database listener).
 ///
+/// The app provides the context itself, on its router:
+/// `.leptos_routes_with_context(&options, routes, move || provide_context(hub.clone()), shell)`
+/// (move a clone into that closure and keep `hub` for [`serve`](fn@crate::serve)'s graceful
+/// shutdown). A server function then takes it with `use_context::<Hub<YourIdentity>>()`, or
+/// `expect_context`, `YourIdentity` being the topics' [`Topic::Identity`]; see the second
+/// example.
+///
 /// ```
 /// use notif::{Config, Exclude, Hub, SimpleTopic};
 ///
@@ -99,6 +106,27 @@ type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output 
 /// let reached = hub.notify::<Counter>(&"visits".to_string(), &42, Exclude::Nobody).await?;
 /// assert_eq!(reached, 0); // nobody listens yet
 /// # Ok(()) }
+/// ```
+///
+/// In a server function, the hub the app put in context:
+///
+/// ```
+/// use leptos::prelude::*;
+/// # struct Counter;
+/// # impl notif::SimpleTopic for Counter {
+/// #     const NAME: &'static str = "counter";
+/// #     type Key = String;
+/// #     type Message = u64;
+/// #     type Identity = Option<String>;
+/// # }
+///
+/// #[server]
+/// pub async fn visit(count: u64) -> Result<(), ServerFnError> {
+///     let hub = use_context::<notif::Hub<Option<String>>>()
+///         .ok_or_else(|| ServerFnError::new("the notif hub is not in context"))?;
+///     hub.notify::<Counter>(&"visits".to_string(), &count, notif::Exclude::Nobody).await?;
+///     Ok(())
+/// }
 /// ```
 pub struct Hub<I: Identity> {
     inner: Arc<Inner<I>>,
