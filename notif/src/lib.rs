@@ -10,12 +10,13 @@
 //!
 //! | feature   | side    | what it adds |
 //! |-----------|---------|--------------|
+//! | (none)    | both    | [`Topic`], [`SimpleTopic`], [`Presence`], [`TabId`], the [`wire`] types, [`TabClient`], and the hooks components call: [`use_listen`] (a key's messages while a component is mounted, and who is on it: [`Listening`]), [`latest_notification`], [`on_notification`], [`connection_state`], [`resets`], [`tab_id`]. The hooks are in every build so that one component compiles for both sides; without `hydrate` (server-side rendering) they are inert: the connection reads `Connecting`, no notification arrives, nothing is listened |
 //! | `ssr`     | server  | [`Hub`] (tabs, listens, `notify`), the stream route, [`listen`]/[`unlisten`]/[`caller`] for server functions, [`Metrics`], [`serve`](fn@serve) (HTTP/1.1 for the app: idle connections closed, graceful shutdown) |
 //! | `redis`   | server  | [`backplane::RedisBackplane`]: several server nodes sharing notifications through Redis |
-//! | `hydrate` | browser | the tab's stream behind [`use_listen`] (a key's messages while a component is mounted, and who is on it: [`Listening`]), [`latest_notification`], [`on_notification`], [`connection_state`], [`resets`]; [`TabClient`] sends the tab's id |
+//! | `hydrate` | browser | what makes the hooks live: the tab's stream (one WebSocket, opened by the first hook called), its signals and listens; [`TabClient`] sending the tab's id with each call |
 //!
-//! Without either feature only the shared types compile: [`Topic`], [`SimpleTopic`],
-//! [`TabId`] and the [`wire`] types.
+//! An app turns on `ssr` in its server build and `hydrate` in its browser build, each from its
+//! own feature of the same name (README, step 1).
 //!
 //! ```
 //! use notif::SimpleTopic;

@@ -35,7 +35,35 @@ use crate::{Hub, Identity, ListenError, TabId, Topic, NODE_HEADER, TAB_HEADER};
 /// The calling tab, from the request of the current server function: `None` if the call named
 /// no tab (or a malformed one), or a tab that is not the caller's own (another identity's, or
 /// one this node does not hold), so no request can leave someone else's tab out of a
-/// notification. Use it to leave the caller out of a notify. `I` is the hub's identity type.
+/// notification. Use it to leave the caller out of a notify.
+///
+/// `I` is the hub's identity type, your topics' [`Topic::Identity`]: nothing in the call names
+/// it, so write it out (`caller::<Viewer>()`), or the compiler stops with E0283 ("type
+/// annotations needed").
+///
+/// # Examples
+///
+/// ```
+/// use leptos::prelude::*;
+/// # pub struct RoomTopic;
+/// # impl notif::SimpleTopic for RoomTopic {
+/// #     const NAME: &'static str = "room";
+/// #     type Key = i64;
+/// #     type Message = String;
+/// #     type Identity = Option<String>;
+/// # }
+///
+/// #[server(endpoint = "rooms/say", client = notif::TabClient)]
+/// pub async fn say(room: i64, text: String) -> Result<(), ServerFnError> {
+///     let hub = expect_context::<notif::Hub<Option<String>>>();
+///     // Everyone on the room but the tab that called: it shows its own message already.
+///     let exclude = notif::caller::<Option<String>>()
+///         .await
+///         .map_or(notif::Exclude::Nobody, notif::Exclude::Tab);
+///     hub.notify::<RoomTopic>(&room, &text, exclude).await?;
+///     Ok(())
+/// }
+/// ```
 pub async fn caller<I: Identity>() -> Option<TabId> {
     let hub = use_context::<Hub<I>>()?;
     hub.caller(&use_context::<Parts>()?).await

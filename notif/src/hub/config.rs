@@ -130,8 +130,22 @@ impl Config {
         self.drain.min(self.resume_window)
     }
 
-    /// Defaults, overridden by the `NOTIF_*` env vars named on each field. An unset variable
-    /// keeps its default.
+    /// Defaults, overridden by these env vars (each also named on its field); an unset variable
+    /// keeps its default:
+    ///
+    /// - limits: `NOTIF_RESUME_WINDOW_MS`, `NOTIF_QUEUE_CAPACITY`, `NOTIF_REPLAY_CAPACITY`,
+    ///   `NOTIF_MAX_MESSAGE_BYTES`, `NOTIF_MAX_LISTENS`, `NOTIF_HEARTBEAT_MS`, `NOTIF_RETRY_MS`;
+    /// - who may open streams, caps, sessions, shutdown: `NOTIF_ALLOWED_ORIGINS`,
+    ///   `NOTIF_REQUIRE_ORIGIN`, `NOTIF_TRUST_FORWARDED`, `NOTIF_MAX_TABS_PER_IDENTITY`,
+    ///   `NOTIF_MAX_STREAMS_PER_ADDRESS`, `NOTIF_REVALIDATE_MS`, `NOTIF_SHUTDOWN_MS`;
+    /// - several nodes: `NOTIF_BACKPLANE_BACKLOG`, `NOTIF_DRAIN_MS`, `NOTIF_UNSUBSCRIBE_AFTER_MS`,
+    ///   `NOTIF_NODE_HEARTBEAT_MS`, `NOTIF_NODE_TIMEOUT_MS`.
+    ///
+    /// It reads nothing else (`identity_headers` has no variable). Whether the hub is one node
+    /// of several ([`Hub::with_backplane`](crate::Hub::with_backplane)) and how long an idle
+    /// HTTP connection stays open ([`Serve::idle_timeout`](crate::Serve::idle_timeout)) are the
+    /// app's code to say: the demo server reads them from its own `NOTIF_REDIS_URL` and
+    /// `NOTIF_HTTP_IDLE_MS`, as docs/OPERATIONS.md shows.
     ///
     /// # Errors
     ///

@@ -80,6 +80,13 @@ type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output 
 /// for server functions, and keep a clone wherever else the server notifies from (a background
 /// task, a timer, a database listener).
 ///
+/// The app provides the context itself, on its router:
+/// `.leptos_routes_with_context(&options, routes, move || provide_context(hub.clone()), shell)`
+/// (move a clone into that closure and keep `hub` for [`serve`](fn@crate::serve)'s graceful
+/// shutdown). A server function then takes it with `use_context::<Hub<YourIdentity>>()`, or
+/// `expect_context`, `YourIdentity` being the topics' [`Topic::Identity`]; see the second
+/// example.
+///
 /// ```
 /// use notif::{Config, Exclude, Hub, SimpleTopic};
 ///
@@ -99,6 +106,27 @@ type IdentifyFn<I> = dyn Fn(&http::request::Parts) -> Pin<Box<dyn Future<Output 
 /// let reached = hub.notify::<Counter>(&"visits".to_string(), &42, Exclude::Nobody).await?;
 /// assert_eq!(reached, 0); // nobody listens yet
 /// # Ok(()) }
+/// ```
+///
+/// In a server function, the hub the app put in context:
+///
+/// ```
+/// use leptos::prelude::*;
+/// # struct Counter;
+/// # impl notif::SimpleTopic for Counter {
+/// #     const NAME: &'static str = "counter";
+/// #     type Key = String;
+/// #     type Message = u64;
+/// #     type Identity = Option<String>;
+/// # }
+///
+/// #[server]
+/// pub async fn visit(count: u64) -> Result<(), ServerFnError> {
+///     let hub = use_context::<notif::Hub<Option<String>>>()
+///         .ok_or_else(|| ServerFnError::new("the notif hub is not in context"))?;
+///     hub.notify::<Counter>(&"visits".to_string(), &count, notif::Exclude::Nobody).await?;
+///     Ok(())
+/// }
 /// ```
 pub struct Hub<I: Identity> {
     inner: Arc<Inner<I>>,
@@ -136,6 +164,34 @@ struct Inner<I: Identity> {
 impl<I: Identity> Hub<I> {
     /// A hub with `config`, resolving a request's identity with `identify` (for instance from a
     /// session cookie). `identify` runs when a tab opens its stream and on every listen.
+    ///
+    /// `identify` is given the request head and returns a future, which must not borrow the
+    /// head (the future is `'static`): read what it needs from `parts` first, then move that
+    /// into `async move`. Written `|parts| async move { user_of(parts) }`, it fails to compile
+    /// with "lifetime may not live long enough".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use notif::{Config, Hub};
+    ///
+    /// /// The `session` cookie's value, if the request has one.
+    /// fn session_cookie(parts: &http::request::Parts) -> Option<String> {
+    ///     let cookies = parts.headers.get(http::header::COOKIE)?.to_str().ok()?;
+    ///     cookies
+    ///         .split(';')
+    ///         .filter_map(|pair| pair.trim().split_once('='))
+    ///         .find(|(name, _)| *name == "session")
+    ///         .map(|(_, value)| value.to_owned())
+    /// }
+    /// # async fn user_of_session(token: &str) -> Option<String> { Some(token.to_owned()) }
+    ///
+    /// let hub: Hub<Option<String>> = Hub::new(Config::default(), |parts| {
+    ///     let session = session_cookie(parts); // read now: the future may not borrow `parts`
+    ///     async move { user_of_session(&session?).await }
+    /// });
+    /// # let _ = hub;
+    /// ```
     pub fn new<F, Fut>(config: Config, identify: F) -> Self
     where
         F: Fn(&http::request::Parts) -> Fut + Send + Sync + 'static,

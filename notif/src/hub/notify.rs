@@ -202,9 +202,19 @@ impl<I: Identity> Hub<I> {
     /// Returns how many tabs it was queued for on this node; with a backplane, the identity's
     /// tabs on other nodes get it too.
     ///
+    /// In the browser, no listen is needed, only an open stream (the first notif hook a page
+    /// calls opens it): [`on_notification::<T>`](crate::on_notification) and
+    /// [`latest_notification::<T>`](crate::latest_notification) receive it as a
+    /// [`Notification`](crate::Notification) whose `key` is the `key` given here (`None`
+    /// without). With a key, a component holding that key through
+    /// [`use_listen`](crate::use_listen) also gets it in
+    /// [`Listening::on_message`](crate::Listening::on_message) and `latest`; with `None`, only
+    /// the topic-wide hooks do.
+    ///
     /// # Examples
     ///
     /// ```
+    /// use leptos::prelude::*;
     /// use notif::{Config, Hub, SimpleTopic};
     ///
     /// struct Inbox;
@@ -223,6 +233,14 @@ impl<I: Identity> Hub<I> {
     /// assert_eq!(tabs, 0); // ann has no tab open
     /// # Ok(())
     /// # }
+    ///
+    /// /// In ann's tabs: a count of new messages, with no listen.
+    /// #[component]
+    /// fn Unread() -> impl IntoView {
+    ///     let unread = RwSignal::new(0);
+    ///     notif::on_notification::<Inbox>(move |_| unread.update(|n| *n += 1));
+    ///     view! { <span class="unread">{unread}</span> }
+    /// }
     /// ```
     ///
     /// # Errors
