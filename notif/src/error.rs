@@ -14,8 +14,9 @@ pub enum ListenError {
     /// The tab id header is not a tab id.
     #[error("the x-notif-client header is not a tab id (32 lowercase hex digits)")]
     BadTabId,
-    /// The tab is not known (its stream ended and its window passed, or the server restarted).
-    #[error("this tab's stream is gone; it listens again by itself once its stream reopens")]
+    /// The tab is not known here: its stream ended and its window passed, the server
+    /// restarted, or (several nodes) the call did not name the node holding the tab.
+    #[error("this server does not hold this tab: its stream is gone (the browser listens again by itself once it reopens), or, with several server nodes, the call did not name the tab's node (send the hello's `node` in the x-notif-node header)")]
     UnknownTab,
     /// The tab belongs to another identity.
     #[error("this tab belongs to another session; a tab can only be used by the session that opened it")]

@@ -1,8 +1,29 @@
 //! Runs the demo server. Configuration: see the table in `lib.rs` (env vars).
 use leptos::prelude::get_configuration;
 
+/// What `server --help` prints.
+const HELP: &str = "\
+The notif demo server. It takes no arguments: it is configured with environment variables.
+
+  LEPTOS_SITE_ADDR   address to listen on (127.0.0.1:3000)
+  LEPTOS_SITE_ROOT   the site built by `cargo leptos build` (target/site), for /pkg
+  NOTIF_DB           SQLite file (data/notif-demo.db), shared by every node
+  NOTIF_REDIS_URL    redis://host:port: one node of several sharing that Redis (unset: one node)
+  NOTIF_*            the hub's settings (notif::Config::from_env) and the demo's own
+
+Every setting, its default and who reads it: docs/OPERATIONS.md.
+";
+
 #[tokio::main]
 async fn main() {
+    if let Some(argument) = std::env::args().nth(1) {
+        if argument == "--help" || argument == "-h" {
+            print!("{HELP}");
+            return;
+        }
+        eprintln!("unexpected argument {argument:?}: the server takes none (see `server --help`)");
+        std::process::exit(2);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

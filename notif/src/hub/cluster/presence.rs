@@ -205,8 +205,12 @@ fn beat<I: Identity>(inner: &Weak<Inner<I>>) -> bool {
     if !silent.is_empty() {
         let mut state = hub.state();
         for node in silent {
-            tracing::warn!(%node, "notif: a node went silent; its presence is gone");
-            state.node_gone(node);
+            // A node that drained and exited had nobody left: only one that still showed
+            // identities (killed, or cut off) is worth a warning.
+            match state.node_gone(node) {
+                0 => tracing::debug!(%node, "notif: a node went silent"),
+                shown => tracing::warn!(%node, shown, "notif: a node went silent; its presence is gone"),
+            }
         }
     }
     true

@@ -208,8 +208,9 @@ impl<I: Identity> State<I> {
         }
     }
 
-    /// Node `node` is gone: every identity it had leaves.
-    pub fn node_gone(&mut self, node: NodeId) {
+    /// Node `node` is gone: every identity it had leaves. Returns how many (key, identity)
+    /// pairs it had.
+    pub fn node_gone(&mut self, node: NodeId) -> usize {
         let had: Vec<(KeyId, Arc<str>)> = self
             .presence
             .iter()
@@ -221,9 +222,11 @@ impl<I: Identity> State<I> {
                     .map(move |(identity, _)| (key.clone(), identity.clone()))
             })
             .collect();
+        let gone = had.len();
         for (key, identity) in had {
             self.heard_left(&key, node, &identity, Origin::HERE);
         }
+        gone
     }
 
     /// The keys with presence here, with who is shown on each here (identity and public form).

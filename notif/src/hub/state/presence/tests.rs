@@ -115,9 +115,10 @@ fn identities_here_and_elsewhere_join_and_leave_once() {
     state.heard_snapshot(&key(), a, members(&["cy"]), from(a));
     assert_eq!(changes(&mut bob), ["join cy!", "join dee!", "leave dee!"]);
     assert_eq!(changes(&mut ann), ["leave dee!"]);
-    state.node_gone(a);
+    assert_eq!(state.node_gone(a), 1, "node a still showed cy");
     assert_eq!(changes(&mut ann), ["leave cy!"]);
     assert_eq!(changes(&mut bob), ["leave cy!"]);
+    assert_eq!(state.node_gone(a), 0, "nobody left: a drained node goes quietly");
 
     // Bob's tab goes: he is on no node, so ann sees him leave.
     let bobs: Vec<TabId> = state.tabs_of(&"bob".to_owned());
