@@ -522,9 +522,10 @@ async fn smoke() -> Result<(), String> {
     }
     // Presence: every join between 20 tabs of their own identities arrives, and leaves do
     // (closed tabs leave at once: no resume window).
-    let config = notif::Config {
-        resume_window: Duration::ZERO,
-        ..notif::Config::default()
+    let config = {
+        let mut config = notif::Config::default();
+        config.resume_window = Duration::ZERO;
+        config
     };
     let report = presence::run_presence(presence::PresenceRun {
         url: serve_in_process(config, None)?,

@@ -18,9 +18,10 @@ use tokio::{
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
     let hub: Hub<Option<String>> = Hub::new(
-        Config {
-            resume_window: Duration::ZERO,
-            ..Config::default()
+        {
+            let mut config = Config::default();
+            config.resume_window = Duration::ZERO;
+            config
         },
         |_: &http::request::Parts| async { None },
     );

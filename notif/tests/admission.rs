@@ -141,10 +141,11 @@ async fn streams_from_other_origins_are_refused_before_anything_is_allocated() {
 
 #[tokio::test]
 async fn listed_origins_are_let_in_and_a_missing_origin_can_be_required() {
-    let server = TestServer::with_config(Config {
-        allowed_origins: vec!["https://app.example.com".into()],
-        require_origin: true,
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.allowed_origins = vec!["https://app.example.com".into()];
+        config.require_origin = true;
+        config
     })
     .await;
     assert_eq!(ws(&server, &[("origin", "https://app.example.com")]).await.0, 101);
@@ -192,10 +193,11 @@ async fn the_app_refuses_streams_it_does_not_want_with_its_reason() {
 
 #[tokio::test]
 async fn an_identity_holds_at_most_its_cap_of_tabs_and_a_new_one_replaces_a_closed_one() {
-    let server = TestServer::with_config(Config {
-        resume_window: Duration::from_secs(60),
-        max_tabs_per_identity: 2,
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(60);
+        config.max_tabs_per_identity = 2;
+        config
     })
     .await;
     let first = server.tab(Some("alice")).await;
@@ -229,10 +231,11 @@ async fn an_identity_holds_at_most_its_cap_of_tabs_and_a_new_one_replaces_a_clos
 
 #[tokio::test]
 async fn opening_and_closing_streams_in_a_loop_keeps_the_tables_bounded() {
-    let server = TestServer::with_config(Config {
-        resume_window: Duration::from_secs(60),
-        max_tabs_per_identity: 8,
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(60);
+        config.max_tabs_per_identity = 8;
+        config
     })
     .await;
     for _ in 0..200 {
@@ -249,9 +252,10 @@ async fn opening_and_closing_streams_in_a_loop_keeps_the_tables_bounded() {
 
 #[tokio::test]
 async fn an_address_holds_at_most_its_cap_of_streams() {
-    let server = TestServer::with_config(Config {
-        max_streams_per_address: 3,
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.max_streams_per_address = 3;
+        config
     })
     .await;
     let mut tabs = Vec::new();
@@ -273,9 +277,10 @@ async fn an_address_holds_at_most_its_cap_of_streams() {
 
 #[tokio::test]
 async fn a_stream_whose_session_was_deleted_is_ended_at_the_next_check() {
-    let server = TestServer::with_config(Config {
-        revalidate: Duration::from_millis(100),
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.revalidate = Duration::from_millis(100);
+        config
     })
     .await;
     let mut carol = server.tab(Some("carol")).await;

@@ -11,9 +11,10 @@ use notif::{
 };
 
 fn config() -> Config {
-    Config {
-        resume_window: Duration::from_secs(10),
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(10);
+        config
     }
 }
 
@@ -72,13 +73,11 @@ async fn a_listen_or_unlisten_through_a_node_that_does_not_hold_the_tab_is_carri
 #[tokio::test]
 async fn refusals_from_the_node_holding_the_tab_come_back_as_they_would_there_and_change_nothing() {
     let redis = RedisServer::start().await;
-    let nodes = nodes(
-        &redis,
-        Config {
-            max_listens_per_tab: 1,
-            ..config()
-        },
-    )
+    let nodes = nodes(&redis, {
+        let mut config = config();
+        config.max_listens_per_tab = 1;
+        config
+    })
     .await;
     let ann = nodes[0].tab(Some("ann")).await;
     assert_eq!(listen_via(&nodes[1], &ann, "k").await.0, 200);
@@ -265,13 +264,11 @@ async fn a_tab_whose_node_is_gone_or_unreachable_starts_over_promptly() {
 #[tokio::test]
 async fn a_draining_node_keeps_its_tabs_for_the_nodes_they_move_to() {
     let redis = RedisServer::start().await;
-    let nodes = nodes(
-        &redis,
-        Config {
-            drain: Duration::from_secs(8),
-            ..config()
-        },
-    )
+    let nodes = nodes(&redis, {
+        let mut config = config();
+        config.drain = Duration::from_secs(8);
+        config
+    })
     .await;
     let mut ann = nodes[0].tab(Some("ann")).await;
     assert_eq!(listen_via(&nodes[0], &ann, "k").await.0, 200);

@@ -24,10 +24,11 @@ async fn a_websocket_tab_that_never_reads_is_cut_at_its_queue_cap() {
 /// Opens a stream with `request` on a raw connection that reads up to the hello and then
 /// nothing ever again; notifies until the tab is cut off.
 async fn never_reads(request: &[u8]) {
-    let server = TestServer::with_config(Config {
-        queue_capacity: 16,
-        resume_window: Duration::from_secs(30),
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.queue_capacity = 16;
+        config.resume_window = Duration::from_secs(30);
+        config
     })
     .await;
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -98,9 +99,10 @@ async fn never_reads(request: &[u8]) {
 
 #[tokio::test]
 async fn oversized_notifications_are_refused_and_queue_nothing() {
-    let server = TestServer::with_config(Config {
-        max_message_bytes: 1024,
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.max_message_bytes = 1024;
+        config
     })
     .await;
     let mut tab = server.tab(Some("alice")).await;

@@ -187,11 +187,12 @@ impl Drop for Rig {
 async fn cuts_shorter_than_the_window_lose_and_duplicate_nothing() {
     const TOTAL: u64 = 10_000;
     let rig = Rig::start(
-        Config {
-            resume_window: Duration::from_secs(30),
-            replay_capacity: 4096,
-            queue_capacity: 4096,
-            ..Config::default()
+        {
+            let mut config = Config::default();
+            config.resume_window = Duration::from_secs(30);
+            config.replay_capacity = 4096;
+            config.queue_capacity = 4096;
+            config
         },
         4,
         "chaos",
@@ -263,9 +264,10 @@ async fn cuts_shorter_than_the_window_lose_and_duplicate_nothing() {
 async fn a_cut_longer_than_the_window_resets_then_delivery_resumes() {
     // Window 0: the tab is forgotten as soon as the server sees its connection end.
     let rig = Rig::start(
-        Config {
-            resume_window: Duration::ZERO,
-            ..Config::default()
+        {
+            let mut config = Config::default();
+            config.resume_window = Duration::ZERO;
+            config
         },
         1,
         "long",

@@ -21,10 +21,11 @@ async fn metrics_until(server: &TestServer, done: impl Fn(&std::collections::Has
 
 #[tokio::test]
 async fn every_counter_returns_to_zero_after_tabs_leave() {
-    let server = TestServer::with_config(Config {
-        resume_window: Duration::ZERO,
-        heartbeat: Duration::from_millis(10),
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.resume_window = Duration::ZERO;
+        config.heartbeat = Duration::from_millis(10);
+        config
     })
     .await;
     for cycle in 0..5 {

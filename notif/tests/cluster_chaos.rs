@@ -49,10 +49,11 @@ impl Dice {
 type Nodes = Arc<RwLock<Vec<Arc<TestServer>>>>;
 
 fn config() -> Config {
-    Config {
-        resume_window: Duration::from_secs(10),
-        drain: Duration::from_secs(5),
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(10);
+        config.drain = Duration::from_secs(5);
+        config
     }
 }
 

@@ -12,10 +12,11 @@ use notif::{
 use tokio::sync::{Notify, Semaphore};
 
 fn config() -> Config {
-    Config {
-        resume_window: Duration::ZERO,
-        unsubscribe_after: Duration::from_millis(100),
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.resume_window = Duration::ZERO;
+        config.unsubscribe_after = Duration::from_millis(100);
+        config
     }
 }
 
@@ -261,9 +262,10 @@ async fn redis_outage_local_delivery_goes_on_then_nodes_reconnect_and_reset_tabs
 #[tokio::test]
 async fn redis_notifications_published_back_to_back_cross_in_order() {
     let redis = RedisServer::start().await;
-    let roomy = Config {
-        queue_capacity: 4096,
-        ..config()
+    let roomy = {
+        let mut config = config();
+        config.queue_capacity = 4096;
+        config
     };
     let a = redis_node(roomy.clone(), RedisBackplane::new(&redis.url()).unwrap()).await;
     let b = redis_node(roomy, RedisBackplane::new(&redis.url()).unwrap()).await;
@@ -371,9 +373,10 @@ impl Topic for Held {
 async fn a_node_fallen_behind_the_others_drops_their_messages_and_resets_those_tabs() {
     let bus = MemoryBackplane::new();
     let a = TestServer::node(config(), Some(bus.node())).await;
-    let behind = Config {
-        backplane_backlog: 16,
-        ..config()
+    let behind = {
+        let mut config = config();
+        config.backplane_backlog = 16;
+        config
     };
     let b = TestServer::node(behind, Some(bus.node())).await;
     let mut bob = b.tab(Some("bob")).await;

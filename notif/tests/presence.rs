@@ -91,9 +91,10 @@ async fn joins_and_leaves_reach_listeners_once_per_identity_in_their_public_form
 
 #[tokio::test]
 async fn a_sign_out_or_a_closed_tab_whose_window_passed_leaves_and_a_resume_replays_without_a_flap() {
-    let server = TestServer::with_config(Config {
-        resume_window: Duration::from_millis(600),
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.resume_window = Duration::from_millis(600);
+        config
     })
     .await;
     let mut alice = server.tab(Some("alice")).await;

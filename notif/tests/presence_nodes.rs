@@ -15,11 +15,12 @@ use notif::{
 use serde_json::Value;
 
 fn config() -> Config {
-    Config {
-        resume_window: Duration::from_secs(10),
-        node_heartbeat: Duration::from_millis(200),
-        node_timeout: Duration::from_millis(1000),
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(10);
+        config.node_heartbeat = Duration::from_millis(200);
+        config.node_timeout = Duration::from_millis(1000);
+        config
     }
 }
 

@@ -8,9 +8,10 @@ use common::TestServer;
 use notif::Config;
 
 fn resuming() -> Config {
-    Config {
-        resume_window: Duration::from_secs(30),
-        ..Config::default()
+    {
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(30);
+        config
     }
 }
 
@@ -74,9 +75,10 @@ async fn resuming_from_the_hello_replays_everything_and_a_replay_can_itself_be_r
 
 #[tokio::test]
 async fn a_tab_that_missed_more_than_its_buffer_starts_over() {
-    let server = TestServer::with_config(Config {
-        replay_capacity: 3,
-        ..resuming()
+    let server = TestServer::with_config({
+        let mut config = resuming();
+        config.replay_capacity = 3;
+        config
     })
     .await;
     let tab = server.tab(Some("alice")).await;

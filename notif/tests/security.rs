@@ -73,9 +73,10 @@ async fn unknown_server_functions_are_4xx() {
 
 #[tokio::test]
 async fn listens_per_tab_are_capped() {
-    let server = TestServer::with_config(Config {
-        max_listens_per_tab: 2,
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.max_listens_per_tab = 2;
+        config
     })
     .await;
     let tab = server.tab(Some("alice")).await;

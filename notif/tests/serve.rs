@@ -64,9 +64,10 @@ async fn websocket(server: &TestServer) -> common::Socket {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_and_streams_are_not() {
-    let config = Config {
-        heartbeat: Duration::from_millis(20),
-        ..Config::default()
+    let config = {
+        let mut config = Config::default();
+        config.heartbeat = Duration::from_millis(20);
+        config
     };
     let server = TestServer::serving(config, None, IDLE).await;
 

@@ -62,9 +62,10 @@ async fn next(socket: &mut Socket) -> WsFrame {
 
 #[tokio::test]
 async fn frames_flow_and_a_reconnect_resumes() {
-    let server = TestServer::with_config(Config {
-        resume_window: Duration::from_secs(30),
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(30);
+        config
     })
     .await;
     let mut socket = connect(&server, "alice", None).await.unwrap();
@@ -97,9 +98,10 @@ async fn frames_flow_and_a_reconnect_resumes() {
 
 #[tokio::test]
 async fn bad_and_foreign_ids_are_refused_before_the_upgrade() {
-    let server = TestServer::with_config(Config {
-        resume_window: Duration::from_secs(30),
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(30);
+        config
     })
     .await;
     let alice = server.tab(Some("alice")).await;
@@ -142,9 +144,10 @@ async fn a_burst_arrives_whole_and_in_order_before_the_bye() {
 
 #[tokio::test]
 async fn idle_sockets_all_get_the_hubs_heartbeat() {
-    let server = TestServer::with_config(Config {
-        heartbeat: Duration::from_millis(50),
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.heartbeat = Duration::from_millis(50);
+        config
     })
     .await;
     let mut first = connect(&server, "alice", None).await.unwrap();
@@ -164,10 +167,11 @@ async fn idle_sockets_all_get_the_hubs_heartbeat() {
 async fn frames_a_client_acknowledged_are_no_longer_kept_for_a_resume() {
     use futures::SinkExt;
 
-    let server = TestServer::with_config(Config {
-        resume_window: Duration::from_secs(30),
-        heartbeat: Duration::from_millis(50),
-        ..Config::default()
+    let server = TestServer::with_config({
+        let mut config = Config::default();
+        config.resume_window = Duration::from_secs(30);
+        config.heartbeat = Duration::from_millis(50);
+        config
     })
     .await;
     let (mut socket, tab_id) = listening(&server, "alice", "k").await;

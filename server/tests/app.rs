@@ -30,10 +30,11 @@ impl Server {
         let db = std::env::temp_dir().join(format!("notif-app-test-{}.db", std::process::id()));
         let _ = std::fs::remove_file(&db);
         app::server::open_database(db.to_str().unwrap()).await.unwrap();
-        let config = notif::Config {
-            resume_window: Duration::ZERO,
-            heartbeat: Duration::from_millis(10),
-            ..notif::Config::default()
+        let config = {
+            let mut config = notif::Config::default();
+            config.resume_window = Duration::ZERO;
+            config.heartbeat = Duration::from_millis(10);
+            config
         };
         let hub = app::server::hub(config, None);
         let options = LeptosOptions::builder().output_name("notif-demo").build();

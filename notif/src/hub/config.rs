@@ -3,7 +3,22 @@ use std::time::Duration;
 
 /// Limits and timings of a [`Hub`](crate::Hub). `Config::default()` is what the docs promise;
 /// [`Config::from_env`] reads overrides.
+///
+/// Settings may be added in later versions, so a `Config` is not built field by field: start
+/// from `Config::default()` or `Config::from_env()` and set what differs.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut config = notif::Config::default();
+/// config.resume_window = Duration::from_secs(60);
+/// config.allowed_origins = vec!["https://app.example.com".into()];
+/// # let _ = config;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// How long a tab's state outlives its stream (`NOTIF_RESUME_WINDOW_MS`, default 30 s).
     pub resume_window: Duration,

@@ -22,9 +22,10 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::with_config(Config {
-            resume_window: Duration::ZERO,
-            ..Config::default()
+        Self::with_config({
+            let mut config = Config::default();
+            config.resume_window = Duration::ZERO;
+            config
         })
         .await
     }
