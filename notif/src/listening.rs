@@ -52,6 +52,7 @@ use crate::{Presence, Topic};
 /// 30 s. docs/PROTOCOL.md lists the refusals with their reasons, which curl or the SSE endpoint
 /// shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ConnectionState {
     /// Not yet open (and always, during server-side rendering).
     Connecting,

@@ -12,6 +12,7 @@ use crate::{wire::encode_notification, Identity, TabId, Topic};
 
 /// Tabs a `notify` leaves out (Eliom's `?notfor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Exclude<I> {
     /// Every listener gets it.
     Nobody,
