@@ -337,6 +337,50 @@ fn a_hello_listens_again_after_a_reset_or_a_failed_call() {
     assert!(listens_again(true, false, true));
 }
 
+/// A refused listen's reason follows the key: the refused key shows it, an allowed key shows
+/// none, and a second holder of the refused key sees the same reason.
+#[wasm_bindgen_test]
+async fn a_listen_error_belongs_to_its_key() {
+    topic!(Refused, "t-refused");
+    let listen = |key: i64| async move {
+        match key % 2 {
+            0 => Ok(()),
+            _ => Err(format!("not allowed to listen on {key}")),
+        }
+    };
+    let unlisten = |_key: i64| async { Ok::<(), String>(()) };
+    let key = RwSignal::new(1i64);
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let handle = mount_to(document().body().unwrap(), {
+        let got = got.clone();
+        move || {
+            let first = crate::use_listen::<Refused>(key, listen, unlisten);
+            let second = crate::use_listen::<Refused>(1, listen, unlisten);
+            got.borrow_mut().extend([first, second]);
+        }
+    });
+    let (first, second) = (got.borrow()[0], got.borrow()[1]);
+    settle(20).await;
+    let refusal = Some("not allowed to listen on 1".to_owned());
+    assert_eq!(first.listen_error().get_untracked(), refusal);
+    assert_eq!(
+        second.listen_error().get_untracked(),
+        refusal,
+        "shared by the key's holders"
+    );
+    key.set(2);
+    settle(20).await;
+    assert_eq!(first.listen_error().get_untracked(), None, "key 2 was allowed");
+    assert_eq!(first.confirmed_listens().get_untracked(), 1);
+    assert_eq!(
+        second.listen_error().get_untracked(),
+        refusal,
+        "key 1 still refused"
+    );
+    drop(handle);
+    settle(20).await;
+}
+
 /// A listen that failed is sent again by the next hello, even a resumed one; its error shows
 /// until one succeeds.
 #[wasm_bindgen_test]
