@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `LEPTOS_SITE_ADDR` | `127.0.0.1:3000` | address to listen on (cargo-leptos sets it) |
 //! | `NOTIF_DB` | `data/notif-demo.db` | SQLite file, created with its tables on first run; `:memory:` for none |
-//! | `NOTIF_REDIS_URL` | unset (one node) | `redis://host:port`: this server is one node of several sharing that Redis |
+//! | `NOTIF_REDIS_URL` | unset (one node) | `redis://host:port`: this server is one node of several sharing that Redis (`RedisBackplane::from_env`) |
 //! | `NOTIF_PUBLIC_ORIGIN` | unset (compare with `Host`) | `scheme://host[:port]` browsers use to reach the app (e.g. `https://chat.example.com` behind a TLS proxy): state-changing requests from any other origin are refused (`same_origin`) |
 //! | `NOTIF_SESSION_TTL_SECS` | `604800` (7 days) | a session ends this long after sign-in, on the server and in the browser (cookie `Max-Age`) |
 //! | `NOTIF_HTTP_IDLE_MS` | `30000` | an HTTP connection that sends no request for this long is closed (streams in progress are not idle) |

@@ -59,14 +59,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         notif::Serve::DEFAULT_IDLE_TIMEOUT,
         std::time::Duration::from_millis,
     );
-    let hub = match std::env::var("NOTIF_REDIS_URL") {
-        Ok(url) if !url.is_empty() => {
-            let backplane = notif::backplane::RedisBackplane::new(&url)
-                .map_err(|e| format!("NOTIF_REDIS_URL={url:?}: {e}"))?;
-            tracing::info!("one node of several, through Redis at {url}");
-            app::server::hub(config, Some(std::sync::Arc::new(backplane)))
+    let hub = match notif::backplane::RedisBackplane::from_env()? {
+        Some(redis) => {
+            tracing::info!("one node of several, through the Redis NOTIF_REDIS_URL names");
+            app::server::hub(config, Some(std::sync::Arc::new(redis)))
         }
-        _ => app::server::hub(config, None),
+        None => app::server::hub(config, None),
     };
     let origins = server::same_origin::Policy::from_env()?;
     let router = server::router(options, hub.clone(), origins);

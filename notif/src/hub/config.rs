@@ -157,10 +157,10 @@ impl Config {
     ///   `NOTIF_NODE_HEARTBEAT_MS`, `NOTIF_NODE_TIMEOUT_MS`.
     ///
     /// It reads nothing else (`identity_headers` has no variable). Whether the hub is one node
-    /// of several ([`Hub::with_backplane`](crate::Hub::with_backplane)) and how long an idle
-    /// HTTP connection stays open ([`Serve::idle_timeout`](crate::Serve::idle_timeout)) are the
-    /// app's code to say: the demo server reads them from its own `NOTIF_REDIS_URL` and
-    /// `NOTIF_HTTP_IDLE_MS`, as docs/OPERATIONS.md shows.
+    /// of several is the backplane's to say ([`Hub::with_backplane`](crate::Hub::with_backplane);
+    /// `RedisBackplane::from_env` reads `NOTIF_REDIS_URL`), and how long an idle HTTP connection
+    /// stays open is [`Serve::idle_timeout`](crate::Serve::idle_timeout)'s (the demo server
+    /// reads its own `NOTIF_HTTP_IDLE_MS`), as docs/OPERATIONS.md shows.
     ///
     /// # Errors
     ///

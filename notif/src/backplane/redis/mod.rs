@@ -10,6 +10,9 @@ use unsent::Unsent;
 
 use super::{Backplane, BackplaneEvent, LostChannels};
 
+/// The env var [`RedisBackplane::from_env`] reads.
+const URL_VAR: &str = "NOTIF_REDIS_URL";
+
 /// Nodes sharing one Redis: each publishes to a channel per key and subscribes to the keys it
 /// has listeners for. It reconnects and resubscribes by itself after an outage.
 ///
@@ -56,6 +59,49 @@ impl RedisBackplane {
             pending: Mutex::new(Some(pending)),
             max_unsent: DEFAULT_MAX_UNSENT,
         })
+    }
+
+    /// The backplane `NOTIF_REDIS_URL` names (`redis://host:port`), or `None` when it is unset
+    /// or empty: then the hub is one node on its own. [`Config::from_env`](crate::Config::from_env)
+    /// reads the hub's other settings; this is the one that makes a node one of several.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`](crate::ConfigError) naming `NOTIF_REDIS_URL` when it is set but not a
+    /// URL [`new`](Self::new) takes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use notif::{backplane::RedisBackplane, Config, Hub};
+    ///
+    /// let identify = |_: &http::request::Parts| async { None::<String> };
+    /// let config = Config::from_env()?;
+    /// let hub = match RedisBackplane::from_env()? {
+    ///     Some(redis) => Hub::with_backplane(config, Arc::new(redis), identify),
+    ///     None => Hub::new(config, identify),
+    /// };
+    /// # let _ = hub; Ok(()) }
+    /// ```
+    pub fn from_env() -> Result<Option<Self>, crate::ConfigError> {
+        Self::from_setting(std::env::var(URL_VAR).ok())
+    }
+
+    fn from_setting(url: Option<String>) -> Result<Option<Self>, crate::ConfigError> {
+        match url {
+            Some(url) if !url.trim().is_empty() => match Self::new(url.trim()) {
+                Ok(backplane) => Ok(Some(backplane)),
+                Err(_) => Err(crate::ConfigError {
+                    name: URL_VAR,
+                    value: url,
+                    expected: "a Redis URL, redis://host:port (rediss:// needs one of the redis crate's TLS features)",
+                }),
+            },
+            _ => Ok(None),
+        }
     }
 
     /// At most `bytes` of payload published but not yet acknowledged by Redis (default 16 MiB).
@@ -279,6 +325,22 @@ async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_env_var_makes_a_node_one_of_several_and_a_bad_one_is_refused() {
+        for unset in [None, Some(String::new()), Some("  ".into())] {
+            assert!(RedisBackplane::from_setting(unset).unwrap().is_none(), "one node");
+        }
+        let set = RedisBackplane::from_setting(Some("redis://127.0.0.1:6379".into()));
+        assert!(set.unwrap().is_some());
+        for bad in ["127.0.0.1:6379", "http://127.0.0.1", "redis://"] {
+            let Err(error) = RedisBackplane::from_setting(Some(bad.into())) else {
+                panic!("{bad} taken");
+            };
+            assert_eq!((error.name, error.value.as_str()), (URL_VAR, bad));
+            assert!(error.to_string().contains("redis://host:port"), "{error}");
+        }
+    }
 
     #[test]
     fn reconnects_back_off_unless_the_last_connection_held() {
