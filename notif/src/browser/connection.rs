@@ -217,7 +217,7 @@ fn on_hello(tab: &Rc<ThisTab>, hello: Hello) {
     }
     let reset = !hello.recovered && !first;
     for held in tab.held.borrow().values() {
-        if listens_again(first, hello.recovered, held.failed.get()) {
+        if listens_again(first, hello.recovered, held.error.with_untracked(Option::is_some)) {
             held.listen();
         }
     }

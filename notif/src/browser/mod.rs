@@ -47,10 +47,9 @@ struct Held {
     /// Shared by every holder; owned by the tab (`ThisTab::root`), disposed when the last holder
     /// lets go.
     confirmed: RwSignal<u64>,
-    /// The last listen call failed (network down, server refused): the next hello retries it,
-    /// so a listen sent while the network was away is not lost for good.
-    failed: Rc<Cell<bool>>,
-    /// Why, as the call's error said; `None` once one succeeded. Shared like `confirmed`.
+    /// Why the last listen call failed (network down, server refused), as its error said;
+    /// `None` once one succeeded. The next hello retries a failed one, so a listen sent while
+    /// the network was away is not lost for good. Shared like `confirmed`.
     error: RwSignal<Option<String>>,
     /// Who is on the key, as the presence frames said (public forms as JSON; empty for a topic
     /// without presence): kept from the listen on, typed when read (`Listening::present`), so
@@ -61,13 +60,11 @@ struct Held {
 impl Held {
     /// Calls the listen server function again; counts it in `confirmed` once it returns Ok.
     fn listen(&self) {
-        let (call, confirmed, failed, error) =
-            ((self.relisten)(), self.confirmed, self.failed.clone(), self.error);
+        let (call, confirmed, error) = ((self.relisten)(), self.confirmed, self.error);
         in_order(
             &self.id,
             Box::pin(async move {
                 let result = call.await;
-                failed.set(result.is_err());
                 // Disposed if the last holder let go meanwhile: nobody reads them any more.
                 if result.is_ok() {
                     confirmed.try_update(|n| *n += 1);
@@ -372,7 +369,6 @@ pub fn use_listen<T: Topic>(
                 holders: 1,
                 relisten,
                 confirmed: tab.root.with(|| RwSignal::new(0)),
-                failed: Rc::new(Cell::new(false)),
                 error: tab.root.with(|| RwSignal::new(None)),
                 present: tab.root.with(|| RwSignal::new(Vec::new())),
             };
